@@ -1,0 +1,41 @@
+//! The `tokenprune` command-line tool: `select`, `bench`, `demo`.
+
+mod bench;
+mod demo;
+mod select;
+
+use clap::{Parser, Subcommand};
+
+/// Visual-token pruning for multimodal LLMs (DivPrune, IDPruner and baselines).
+#[derive(Parser)]
+#[command(name = "tokenprune", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Select the tokens to keep from a feature file; prints one JSON object.
+    Select(select::Args),
+    /// Time the engines on the standard sizes; prints a table of medians.
+    Bench(bench::Args),
+    /// Prune the bundled example with every method and show what was kept.
+    Demo(demo::Args),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Select(a) => select::run(a),
+        Command::Bench(a) => bench::run(a),
+        Command::Demo(a) => demo::run(a),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tokenprune: error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,160 @@
+//! Dot products of row blocks: `out[i, j] = a_i . b_j` (A times B transposed).
+//!
+//! Natively this calls the `gemm` crate (runtime-dispatched AVX2/AVX-512/NEON kernels);
+//! on wasm32 and as the readable reference it is a register-blocked loop.
+
+/// `out[i * ldo + j] = a_i . b_j` for `a: [ra, d]`, `b: [rb, d]`, both row-major.
+pub(crate) fn dot_rows(a: &[f32], b: &[f32], d: usize, out: &mut [f32], ldo: usize) {
+    let (ra, rb) = (a.len() / d, b.len() / d);
+    assert!(a.len() == ra * d && b.len() == rb * d && ldo >= rb);
+    assert!(ra == 0 || out.len() >= (ra - 1) * ldo + rb);
+    if ra == 0 || rb == 0 {
+        return;
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    // SAFETY: the asserts above bound every index gemm touches: lhs is ra x d with row stride
+    // d, rhs is the transpose of b (d x rb, column stride d), dst is ra x rb with row stride
+    // ldo and fits in `out`.
+    unsafe {
+        gemm::gemm(
+            ra,
+            rb,
+            d,
+            out.as_mut_ptr(),
+            1,
+            ldo as isize,
+            false,
+            a.as_ptr(),
+            1,
+            d as isize,
+            b.as_ptr(),
+            d as isize,
+            1,
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
+    #[cfg(target_arch = "wasm32")]
+    dot_rows_portable(a, b, d, out, ldo);
+}
+
+/// The portable kernel: 4 x 4 output blocks, 4 independent accumulators per dot product.
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+pub(crate) fn dot_rows_portable(a: &[f32], b: &[f32], d: usize, out: &mut [f32], ldo: usize) {
+    let (ra, rb) = (a.len() / d, b.len() / d);
+    for i0 in (0..ra).step_by(4) {
+        for j0 in (0..rb).step_by(4) {
+            let (ni, nj) = ((ra - i0).min(4), (rb - j0).min(4));
+            let mut acc = [[0.0f32; 4]; 4];
+            for k in 0..d {
+                let mut av = [0.0f32; 4];
+                let mut bv = [0.0f32; 4];
+                for t in 0..ni {
+                    av[t] = a[(i0 + t) * d + k];
+                }
+                for t in 0..nj {
+                    bv[t] = b[(j0 + t) * d + k];
+                }
+                for (acc_row, &x) in acc.iter_mut().zip(&av) {
+                    for (c, &y) in acc_row.iter_mut().zip(&bv) {
+                        *c += x * y;
+                    }
+                }
+            }
+            for ti in 0..ni {
+                for tj in 0..nj {
+                    out[(i0 + ti) * ldo + j0 + tj] = acc[ti][tj];
+                }
+            }
+        }
+    }
+}
+
+/// One similarity row per pick: `out[p * n + j] = u_{picks[p]} . u_j` for all N tokens, split
+/// across threads for large N x D.
+pub(crate) fn similarity_rows(u: &[f32], d: usize, picks: &[usize], out: &mut [f32]) {
+    let n = u.len() / d;
+    let mut lhs = Vec::with_capacity(picks.len() * d);
+    for &p in picks {
+        lhs.extend_from_slice(&u[p * d..(p + 1) * d]);
+    }
+    // Column chunks of the output rows: chunk c covers tokens [c*cols, (c+1)*cols).
+    let cols = if n * d * picks.len() < (1 << 18) {
+        n
+    } else {
+        (n / 8).max(64)
+    };
+    let chunks = n.div_ceil(cols);
+    let mut parts: Vec<Vec<f32>> = vec![Vec::new(); chunks];
+    super::par::chunks_mut(&mut parts, 1, |c, part| {
+        let (j0, j1) = (c * cols, ((c + 1) * cols).min(n));
+        let mut buf = vec![0.0f32; picks.len() * (j1 - j0)];
+        dot_rows(&lhs, &u[j0 * d..j1 * d], d, &mut buf, j1 - j0);
+        part[0] = buf;
+    });
+    for (c, part) in parts.iter().enumerate() {
+        let (j0, j1) = (c * cols, ((c + 1) * cols).min(n));
+        for p in 0..picks.len() {
+            out[p * n + j0..p * n + j1].copy_from_slice(&part[p * (j1 - j0)..(p + 1) * (j1 - j0)]);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn data(len: usize, seed: u32) -> Vec<f32> {
+        (0..len)
+            .map(|i| ((i as u32).wrapping_mul(2654435761) ^ seed) as f32 / u32::MAX as f32 - 0.5)
+            .collect()
+    }
+
+    #[test]
+    fn gemm_matches_portable_and_f64() {
+        for (ra, rb, d) in [(1, 1, 1), (3, 5, 7), (17, 9, 33), (64, 130, 100)] {
+            let (a, b) = (data(ra * d, 1), data(rb * d, 2));
+            let ldo = rb + 3;
+            let mut fast = vec![f32::NAN; ra * ldo];
+            let mut slow = vec![f32::NAN; ra * ldo];
+            dot_rows(&a, &b, d, &mut fast, ldo);
+            dot_rows_portable(&a, &b, d, &mut slow, ldo);
+            for i in 0..ra {
+                for j in 0..rb {
+                    let exact: f64 = (0..d)
+                        .map(|k| a[i * d + k] as f64 * b[j * d + k] as f64)
+                        .sum();
+                    for got in [fast[i * ldo + j], slow[i * ldo + j]] {
+                        assert!((got as f64 - exact).abs() < 1e-5, "{ra}x{rb}x{d} [{i},{j}]");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn similarity_rows_large_is_chunked_correctly() {
+        let (n, d) = (700, 512);
+        let u = data(n * d, 3);
+        let picks = [5, 699, 0];
+        let mut out = vec![0.0; 3 * n];
+        similarity_rows(&u, d, &picks, &mut out);
+        for (p, &pick) in picks.iter().enumerate() {
+            for j in (0..n).step_by(37) {
+                let mut want = [0.0f32];
+                dot_rows(
+                    &u[pick * d..(pick + 1) * d],
+                    &u[j * d..(j + 1) * d],
+                    d,
+                    &mut want,
+                    1,
+                );
+                assert!((out[p * n + j] - want[0]).abs() <= 1e-5 * want[0].abs().max(1.0));
+            }
+        }
+    }
+}

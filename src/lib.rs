@@ -1,0 +1,39 @@
+//! # tokenprune
+//!
+//! Prunes the visual tokens of multimodal LLMs with the published attention-free selectors,
+//! DivPrune (greedy max-min diversity) and IDPruner (MMR of importance and diversity), plus
+//! the TopK / Random / Uniform baselines. The same selection runs on the CPU engine (this
+//! crate's oracle and fallback) and, in later layers, on any GPU through wgpu and in the
+//! browser.
+//!
+//! ```
+//! use tokenprune::{Budget, Method, Pruner, Request, Tokens};
+//! let feats: Vec<f32> = (0..16 * 8).map(|i| ((i * 7919) % 97) as f32).collect();
+//! let tokens = Tokens::new(&feats, 16, 8)?;
+//! let req = Request::new(tokens, Method::DivPrune, Budget::KeepRatio(0.25))?;
+//! let sel = Pruner::cpu().prune_blocking(&req)?;
+//! assert_eq!(sel.kept.len(), 4);
+//! let kept_rows = sel.gather(&tokens); // [4, 8]
+//! # assert_eq!(kept_rows.len(), 32);
+//! # Ok::<(), tokenprune::Error>(())
+//! ```
+//!
+//! Layout: the API types ([`Tokens`], [`Budget`], [`Method`], [`Request`], [`Selection`],
+//! [`Pruner`]), the selector math in [`cpu`], file readers in [`io`].
+
+pub mod budget;
+pub mod cpu;
+pub mod error;
+pub mod io;
+pub mod method;
+pub mod metrics;
+pub mod pruner;
+pub mod selection;
+pub mod tokens;
+
+pub use budget::Budget;
+pub use error::{Error, Result};
+pub use method::{IdPruner, Method, Request};
+pub use pruner::{BackendChoice, Pruner, PrunerOptions};
+pub use selection::{Backend, Selection};
+pub use tokens::{Grid, Tokens};

@@ -1,0 +1,128 @@
+//! The result of pruning one pool.
+
+use crate::tokens::Tokens;
+
+/// Which engine produced a result.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// The CPU engine.
+    Cpu,
+    /// The GPU engine (wgpu), with the adapter's name.
+    Gpu(String),
+}
+
+impl std::fmt::Display for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Backend::Cpu => f.write_str("cpu"),
+            Backend::Gpu(adapter) => write!(f, "gpu ({adapter})"),
+        }
+    }
+}
+
+/// The tokens kept from one pool.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Selection {
+    /// The method that ran.
+    pub method: &'static str,
+    /// Number of tokens in the pool.
+    pub n: usize,
+    /// Feature width.
+    pub d: usize,
+    /// Kept indices in selection order (first = seed).
+    pub order: Vec<u32>,
+    /// Kept indices in positional (ascending) order: what a model consumes.
+    pub kept: Vec<u32>,
+    /// The score of each pick when it was picked, aligned with `order`: DivPrune the min
+    /// distance to the kept set (the seed: distance to its nearest neighbour), IDPruner the MMR
+    /// score (first round: normalised importance), TopK the supplied score, Random the random
+    /// key in [0, 1), Uniform 0. When K = N nothing is computed and every score is 0.
+    pub scores: Vec<f32>,
+    /// (t, h, w) grid coordinates of the kept tokens, aligned with `kept`, when a grid was given.
+    pub coords: Option<Vec<[u32; 3]>>,
+    /// The engine that ran.
+    pub backend: Backend,
+    /// Things worth knowing about this run (zero-norm rows, fallbacks, ...).
+    pub notes: Vec<String>,
+}
+
+impl Selection {
+    /// The number of kept tokens K.
+    pub fn len(&self) -> usize {
+        self.order.len()
+    }
+
+    /// True when nothing was kept.
+    pub fn is_empty(&self) -> bool {
+        self.order.is_empty()
+    }
+
+    /// The kept rows of `tokens`, in positional order, as a `[K, D]` row-major matrix.
+    ///
+    /// # Panics
+    /// If `tokens` is not the matrix this selection was computed from (different N or D).
+    pub fn gather(&self, tokens: &Tokens) -> Vec<f32> {
+        assert!(
+            tokens.n() == self.n && tokens.d() == self.d,
+            "gather: selection is for {}x{} tokens, got {}x{}",
+            self.n,
+            self.d,
+            tokens.n(),
+            tokens.d()
+        );
+        let mut out = Vec::with_capacity(self.kept.len() * self.d);
+        for &i in &self.kept {
+            out.extend_from_slice(tokens.row(i as usize));
+        }
+        out
+    }
+
+    /// Builds a selection from the selection order, filling `kept` and `coords`.
+    pub(crate) fn from_order(
+        req: &crate::Request,
+        order: Vec<u32>,
+        scores: Vec<f32>,
+        backend: Backend,
+        notes: Vec<String>,
+    ) -> Self {
+        debug_assert_eq!(order.len(), scores.len());
+        let mut kept = order.clone();
+        kept.sort_unstable();
+        let tokens = req.tokens();
+        let coords = tokens
+            .grid()
+            .map(|g| kept.iter().map(|&i| g.coord(i as usize)).collect());
+        Selection {
+            method: req.method().name(),
+            n: tokens.n(),
+            d: tokens.d(),
+            order,
+            kept,
+            scores,
+            coords,
+            backend,
+            notes,
+        }
+    }
+
+    /// Joins per-frame selections (each with its frame's first index) into one selection over
+    /// the whole pool described by `whole`.
+    pub(crate) fn merge_frames(whole: &crate::Request, parts: Vec<(usize, Selection)>) -> Self {
+        let backend = parts
+            .first()
+            .map(|(_, s)| s.backend.clone())
+            .unwrap_or(Backend::Cpu);
+        let mut order = Vec::new();
+        let mut scores = Vec::new();
+        let mut notes = Vec::new();
+        for (start, part) in parts {
+            order.extend(part.order.iter().map(|&i| i + start as u32));
+            scores.extend(part.scores);
+            for note in part.notes {
+                notes.push(format!("frame starting at token {start}: {note}"));
+            }
+        }
+        Selection::from_order(whole, order, scores, backend, notes)
+    }
+}

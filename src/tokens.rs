@@ -1,0 +1,183 @@
+//! The validated input: an [N, D] f32 token matrix, borrowed, with an optional (t, h, w) grid.
+
+use crate::error::{Error, Result};
+
+/// The layout of the tokens of one pool: `frames` x `height` x `width`, in raster order
+/// (frame-major, then row, then column). Token `i` sits at
+/// `(i / (h*w), (i / w) % h, i % w)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub struct Grid {
+    /// Number of frames (1 for a still image).
+    pub frames: usize,
+    /// Patch rows per frame.
+    pub height: usize,
+    /// Patch columns per frame.
+    pub width: usize,
+}
+
+impl Grid {
+    /// A grid of `frames` x `height` x `width` tokens.
+    pub fn new(frames: usize, height: usize, width: usize) -> Self {
+        Grid {
+            frames,
+            height,
+            width,
+        }
+    }
+
+    /// Total number of tokens, or `None` on overflow.
+    pub fn len(&self) -> Option<usize> {
+        self.frames
+            .checked_mul(self.height)?
+            .checked_mul(self.width)
+    }
+
+    /// True when the grid holds no token.
+    pub fn is_empty(&self) -> bool {
+        self.len() == Some(0)
+    }
+
+    /// Tokens per frame (`height * width`).
+    pub fn frame_len(&self) -> usize {
+        self.height * self.width
+    }
+
+    /// The (t, h, w) coordinate of token `i`.
+    pub fn coord(&self, i: usize) -> [u32; 3] {
+        let hw = self.frame_len();
+        [
+            (i / hw) as u32,
+            ((i / self.width) % self.height) as u32,
+            (i % self.width) as u32,
+        ]
+    }
+}
+
+impl std::str::FromStr for Grid {
+    type Err = Error;
+
+    /// Parses `T,H,W` (or `H,W` for one frame).
+    fn from_str(s: &str) -> Result<Self> {
+        let parts: Vec<&str> = s.split(',').map(str::trim).collect();
+        let nums: Option<Vec<usize>> = parts.iter().map(|p| p.parse().ok()).collect();
+        match nums.as_deref() {
+            Some(&[t, h, w]) => Ok(Grid::new(t, h, w)),
+            Some(&[h, w]) => Ok(Grid::new(1, h, w)),
+            _ => Err(Error::Shape(format!(
+                "grid '{s}' is not T,H,W (or H,W) with non-negative integers"
+            ))),
+        }
+    }
+}
+
+/// A borrowed, validated token matrix: `n` rows of `d` finite f32 values, row-major.
+///
+/// Construction checks everything the selectors rely on, so a `Tokens` value is always safe
+/// to prune: `n >= 1`, `d >= 1`, `data.len() == n * d`, every value finite, and the grid (if
+/// any) multiplies to `n`.
+#[derive(Debug, Clone, Copy)]
+pub struct Tokens<'a> {
+    data: &'a [f32],
+    n: usize,
+    d: usize,
+    grid: Option<Grid>,
+}
+
+impl<'a> Tokens<'a> {
+    /// Validates `data` as an `[n, d]` row-major matrix.
+    pub fn new(data: &'a [f32], n: usize, d: usize) -> Result<Self> {
+        if n == 0 {
+            return Err(Error::Shape("no tokens (N = 0): nothing to prune".into()));
+        }
+        if d == 0 {
+            return Err(Error::Shape("tokens have no features (D = 0)".into()));
+        }
+        let want = n
+            .checked_mul(d)
+            .ok_or_else(|| Error::Shape(format!("N x D = {n} x {d} overflows")))?;
+        if data.len() != want {
+            return Err(Error::Shape(format!(
+                "features hold {} values but N x D = {n} x {d} = {want}",
+                data.len()
+            )));
+        }
+        if let Some(pos) = data.iter().position(|v| !v.is_finite()) {
+            return Err(Error::NonFinite {
+                what: "features",
+                at: format!("row {}, column {}", pos / d, pos % d),
+                value: data[pos].to_string(),
+            });
+        }
+        Ok(Tokens {
+            data,
+            n,
+            d,
+            grid: None,
+        })
+    }
+
+    /// Attaches a grid so kept tokens report (t, h, w) coordinates; it must multiply to N.
+    pub fn with_grid(mut self, grid: Grid) -> Result<Self> {
+        if grid.len() != Some(self.n) {
+            return Err(Error::Shape(format!(
+                "grid {}x{}x{} does not multiply to N = {}",
+                grid.frames, grid.height, grid.width, self.n
+            )));
+        }
+        self.grid = Some(grid);
+        Ok(self)
+    }
+
+    /// Number of tokens N.
+    pub fn n(&self) -> usize {
+        self.n
+    }
+
+    /// Feature width D.
+    pub fn d(&self) -> usize {
+        self.d
+    }
+
+    /// The grid, when one was attached.
+    pub fn grid(&self) -> Option<Grid> {
+        self.grid
+    }
+
+    /// The whole matrix, row-major.
+    pub fn data(&self) -> &'a [f32] {
+        self.data
+    }
+
+    /// Row `i`.
+    pub fn row(&self, i: usize) -> &'a [f32] {
+        &self.data[i * self.d..(i + 1) * self.d]
+    }
+
+    /// Rows `start..end` as their own (already validated) matrix, without a grid.
+    pub(crate) fn rows(&self, start: usize, end: usize) -> Tokens<'a> {
+        Tokens {
+            data: &self.data[start * self.d..end * self.d],
+            n: end - start,
+            d: self.d,
+            grid: None,
+        }
+    }
+}
+
+/// Checks a per-token score vector (importance, TopK scores): length N and finite.
+pub(crate) fn check_scores(what: &'static str, scores: &[f32], n: usize) -> Result<()> {
+    if scores.len() != n {
+        return Err(Error::Shape(format!(
+            "{what} has {} values but there are N = {n} tokens",
+            scores.len()
+        )));
+    }
+    if let Some(pos) = scores.iter().position(|v| !v.is_finite()) {
+        return Err(Error::NonFinite {
+            what,
+            at: format!("token {pos}"),
+            value: scores[pos].to_string(),
+        });
+    }
+    Ok(())
+}
