@@ -1,6 +1,6 @@
 //! Tiled similarity `U U^T`: CPU twin of `shaders/similarity.wgsl`.
 //!
-//! The matrix is cut into `BLOCK x BLOCK` tiles and, by symmetry, only tiles `(bi, bj)` with
+//! The matrix is cut into `block x block` tiles and, by symmetry, only tiles `(bi, bj)` with
 //! `bi <= bj` are computed. Each tile is folded into the running per-token maximum similarity
 //! to any *other* token (row maxima for block `bi`, column maxima for block `bj`): the DivPrune
 //! seed needs only that. The dense path also keeps the tiles so that every greedy step reads a
@@ -8,14 +8,22 @@
 
 use super::matmul::dot_rows;
 
-/// Side of a similarity tile.
-pub(crate) const BLOCK: usize = 128;
+/// Side of a similarity tile: 256 amortises packing best for large pools, 128 balances the
+/// two threads better for small ones (measured on a 2-core Zen 5: see BENCHMARKS.md).
+pub(crate) fn block_for(n: usize) -> usize {
+    if n >= 1024 {
+        256
+    } else {
+        128
+    }
+}
 
 /// The upper-triangular tiles of `U U^T`.
 pub(crate) struct Tiles {
     n: usize,
+    block: usize,
     blocks: usize,
-    /// Tile `(bi, bj)`, `bi <= bj`, at `pair_index(bi, bj)`, row-major `BLOCK x BLOCK`.
+    /// Tile `(bi, bj)`, `bi <= bj`, at `pair_index(bi, bj)`, row-major `block x block`.
     tiles: Vec<Vec<f32>>,
 }
 
@@ -28,24 +36,26 @@ fn pair_index(blocks: usize, bi: usize, bj: usize) -> usize {
 impl Tiles {
     /// Bytes the tiles of an `n`-token pool take.
     pub(crate) fn bytes(n: usize) -> usize {
-        let b = n.div_ceil(BLOCK);
-        b * (b + 1) / 2 * BLOCK * BLOCK * 4
+        let block = block_for(n);
+        let b = n.div_ceil(block);
+        b * (b + 1) / 2 * block * block * 4
     }
 
     /// Writes similarity row `p` (`u_p . u_j` for every j) into `out`.
     pub(crate) fn row(&self, p: usize, out: &mut [f32]) {
-        let (bp, lp) = (p / BLOCK, p % BLOCK);
+        let block = self.block;
+        let (bp, lp) = (p / block, p % block);
         for bj in 0..self.blocks {
-            let j0 = bj * BLOCK;
-            let width = (self.n - j0).min(BLOCK);
+            let j0 = bj * block;
+            let width = (self.n - j0).min(block);
             let dst = &mut out[j0..j0 + width];
             if bj >= bp {
                 let t = &self.tiles[pair_index(self.blocks, bp, bj)];
-                dst.copy_from_slice(&t[lp * BLOCK..lp * BLOCK + width]);
+                dst.copy_from_slice(&t[lp * block..lp * block + width]);
             } else {
                 let t = &self.tiles[pair_index(self.blocks, bj, bp)];
                 for (r, o) in dst.iter_mut().enumerate() {
-                    *o = t[r * BLOCK + lp];
+                    *o = t[r * block + lp];
                 }
             }
         }
@@ -60,41 +70,53 @@ pub(crate) fn nearest_similarity(
     d: usize,
     keep_tiles: bool,
 ) -> (Vec<f32>, Option<Tiles>) {
-    let blocks = n.div_ceil(BLOCK);
+    let block = block_for(n);
+    let blocks = n.div_ceil(block);
     let pairs: Vec<(usize, usize)> = (0..blocks)
         .flat_map(|bi| (bi..blocks).map(move |bj| (bi, bj)))
         .collect();
     let results = super::par::map(&pairs, |&(bi, bj)| {
-        let (i0, i1) = (bi * BLOCK, ((bi + 1) * BLOCK).min(n));
-        let (j0, j1) = (bj * BLOCK, ((bj + 1) * BLOCK).min(n));
-        let mut tile = vec![0.0f32; BLOCK * BLOCK];
-        dot_rows(&u[i0 * d..i1 * d], &u[j0 * d..j1 * d], d, &mut tile, BLOCK);
-        let (row_max, col_max) = fold_tile(&tile, i1 - i0, j1 - j0, bi == bj);
+        let (i0, i1) = (bi * block, ((bi + 1) * block).min(n));
+        let (j0, j1) = (bj * block, ((bj + 1) * block).min(n));
+        let mut tile = vec![0.0f32; block * block];
+        dot_rows(&u[i0 * d..i1 * d], &u[j0 * d..j1 * d], d, &mut tile, block);
+        let (row_max, col_max) = fold_tile(&tile, block, i1 - i0, j1 - j0, bi == bj);
         (row_max, col_max, keep_tiles.then_some(tile))
     });
     let mut nn = vec![f32::NEG_INFINITY; n];
     let mut tiles = Vec::with_capacity(if keep_tiles { pairs.len() } else { 0 });
     for (&(bi, bj), (row_max, col_max, tile)) in pairs.iter().zip(results) {
-        for (m, r) in nn[bi * BLOCK..].iter_mut().zip(row_max) {
+        for (m, r) in nn[bi * block..].iter_mut().zip(row_max) {
             *m = m.max(r);
         }
-        for (m, c) in nn[bj * BLOCK..].iter_mut().zip(col_max) {
+        for (m, c) in nn[bj * block..].iter_mut().zip(col_max) {
             *m = m.max(c);
         }
         tiles.extend(tile);
     }
-    let tiles = keep_tiles.then_some(Tiles { n, blocks, tiles });
+    let tiles = keep_tiles.then_some(Tiles {
+        n,
+        block,
+        blocks,
+        tiles,
+    });
     (nn, tiles)
 }
 
 /// Row and column maxima of one `rows x cols` tile, skipping the diagonal of a diagonal tile
 /// (a token is not its own neighbour). For a diagonal tile the columns are the same tokens as
 /// the rows, so only row maxima are returned.
-fn fold_tile(tile: &[f32], rows: usize, cols: usize, diagonal: bool) -> (Vec<f32>, Vec<f32>) {
+fn fold_tile(
+    tile: &[f32],
+    stride: usize,
+    rows: usize,
+    cols: usize,
+    diagonal: bool,
+) -> (Vec<f32>, Vec<f32>) {
     let mut row_max = vec![f32::NEG_INFINITY; rows];
     let mut col_max = vec![f32::NEG_INFINITY; if diagonal { 0 } else { cols }];
     for (r, rm) in row_max.iter_mut().enumerate() {
-        let line = &tile[r * BLOCK..r * BLOCK + cols];
+        let line = &tile[r * stride..r * stride + cols];
         for (c, &s) in line.iter().enumerate() {
             if diagonal {
                 if c != r {
@@ -128,7 +150,7 @@ mod tests {
 
     #[test]
     fn matches_brute_force() {
-        for n in [1, 2, 5, 127, 128, 129, 300] {
+        for n in [1, 2, 5, 127, 128, 129, 300, 1030] {
             let d = 7;
             let u: Vec<f32> = (0..n * d)
                 .map(|i| ((i * 7919) % 101) as f32 / 50.0 - 1.0)
