@@ -21,6 +21,7 @@ pub enum MethodName {
 
 #[derive(clap::Args)]
 #[command(group(ArgGroup::new("budget").required(true).args(["keep", "keep_ratio", "prune_ratio"])))]
+#[command(allow_negative_numbers = true)]
 pub struct Args {
     /// Features: .npy (f32/f16/f64; [N, D], or [B, N, D] for a batch) or .safetensors.
     #[arg(long)]
