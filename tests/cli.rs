@@ -40,22 +40,44 @@ fn fails(args: &[&str], needle: &str) {
     assert!(!out.status.success(), "{args:?} should fail");
     assert!(out.stdout.is_empty(), "{args:?} printed on stdout");
     assert!(!stderr.contains("panicked"), "{args:?} panicked: {stderr}");
-    assert!(stderr.contains(needle), "{args:?}: expected '{needle}' in: {stderr}");
+    assert!(
+        stderr.contains(needle),
+        "{args:?}: expected '{needle}' in: {stderr}"
+    );
     if stderr.starts_with("tokenprune: error:") {
-        assert_eq!(stderr.trim_end().lines().count(), 1, "{args:?}: not one line: {stderr}");
+        assert_eq!(
+            stderr.trim_end().lines().count(),
+            1,
+            "{args:?}: not one line: {stderr}"
+        );
     }
 }
 
 fn ids(v: &Value) -> Vec<u32> {
-    v.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect()
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap() as u32)
+        .collect()
 }
 
 #[test]
 fn select_reproduces_conformance_and_reports_fields() {
     for case in common::cases().into_iter().filter(|c| c.exact) {
-        let file = format!("f_{}_576x1024.npy", if case.id == "v10" { "exact" } else { "gauss" });
+        let file = format!(
+            "f_{}_576x1024.npy",
+            if case.id == "v10" { "exact" } else { "gauss" }
+        );
         let imp = data("f_gauss_576x1024.importance.npy");
-        let mut args = vec!["select", "--input", &file, "--method", &case.method, "--backend", "cpu"];
+        let mut args = vec![
+            "select",
+            "--input",
+            &file,
+            "--method",
+            &case.method,
+            "--backend",
+            "cpu",
+        ];
         let feats = data(&file);
         args[2] = &feats;
         let ratio;
@@ -74,7 +96,12 @@ fn select_reproduces_conformance_and_reports_fields() {
             args.extend(["--importance", &imp]);
         }
         let v = ok(&args);
-        assert_eq!(ids(&v["selection_order"]), case.expected_order, "{}", case.id);
+        assert_eq!(
+            ids(&v["selection_order"]),
+            case.expected_order,
+            "{}",
+            case.id
+        );
         assert_eq!(ids(&v["kept"]), case.expected_sorted, "{}", case.id);
         assert_eq!(v["n"], 576);
         assert_eq!(v["d"], 1024);
@@ -97,9 +124,21 @@ fn formats_batch_grid_and_output() {
     write_npy(&scores, &[3, 40], &common::random_matrix(3, 40, 1)).unwrap();
     let out = dir.join("kept.npy");
     let v = ok(&[
-        "select", "--input", batch.to_str().unwrap(), "--method", "idpruner", "--importance",
-        scores.to_str().unwrap(), "--keep", "5", "--grid", "5,8", "--output", out.to_str().unwrap(),
-        "--backend", "cpu",
+        "select",
+        "--input",
+        batch.to_str().unwrap(),
+        "--method",
+        "idpruner",
+        "--importance",
+        scores.to_str().unwrap(),
+        "--keep",
+        "5",
+        "--grid",
+        "5,8",
+        "--output",
+        out.to_str().unwrap(),
+        "--backend",
+        "cpu",
     ]);
     assert_eq!(v["batch"], 3);
     let results = v["results"].as_array().unwrap();
@@ -119,51 +158,141 @@ fn formats_batch_grid_and_output() {
 
     // f16 .npy, f64 .npy and safetensors (f32, f16, bf16) all read and agree on DivPrune
     let two_d = &feats[..40 * 6];
-    let mut f16_file = npy_bytes(&[40, 6], two_d);
-    // rewrite as float16: build by hand
+    // a float16 .npy, built by hand
     let hdr = "{'descr': '<f2', 'fortran_order': False, 'shape': (40, 6), }";
     let mut h = hdr.to_string();
-    while (10 + h.len() + 1) % 64 != 0 {
+    while !(10 + h.len() + 1).is_multiple_of(64) {
         h.push(' ');
     }
     h.push('\n');
-    f16_file = [b"\x93NUMPY\x01\x00".to_vec(), (h.len() as u16).to_le_bytes().to_vec(), h.into_bytes()].concat();
+    let mut f16_file = [
+        b"\x93NUMPY\x01\x00".to_vec(),
+        (h.len() as u16).to_le_bytes().to_vec(),
+        h.into_bytes(),
+    ]
+    .concat();
     for x in two_d {
         f16_file.extend(half::f16::from_f32(*x).to_le_bytes());
     }
     std::fs::write(dir.join("h.npy"), &f16_file).unwrap();
-    let bf: Vec<u8> = two_d.iter().flat_map(|x| half::bf16::from_f32(*x).to_le_bytes()).collect();
+    let bf: Vec<u8> = two_d
+        .iter()
+        .flat_map(|x| half::bf16::from_f32(*x).to_le_bytes())
+        .collect();
     let f32b: Vec<u8> = two_d.iter().flat_map(|x| x.to_le_bytes()).collect();
     let views = vec![
-        ("bf", safetensors::tensor::TensorView::new(safetensors::Dtype::BF16, vec![40, 6], &bf).unwrap()),
-        ("full", safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![40, 6], &f32b).unwrap()),
+        (
+            "bf",
+            safetensors::tensor::TensorView::new(safetensors::Dtype::BF16, vec![40, 6], &bf)
+                .unwrap(),
+        ),
+        (
+            "full",
+            safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![40, 6], &f32b)
+                .unwrap(),
+        ),
     ];
-    std::fs::write(dir.join("m.safetensors"), safetensors::serialize(views, None).unwrap()).unwrap();
+    std::fs::write(
+        dir.join("m.safetensors"),
+        safetensors::serialize(views, None).unwrap(),
+    )
+    .unwrap();
     let plain = dir.join("p.npy");
     write_npy(&plain, &[40, 6], two_d).unwrap();
-    let base = ok(&["select", "--input", plain.to_str().unwrap(), "--method", "divprune", "--keep", "6"]);
+    let base = ok(&[
+        "select",
+        "--input",
+        plain.to_str().unwrap(),
+        "--method",
+        "divprune",
+        "--keep",
+        "6",
+    ]);
     let st = dir.join("m.safetensors");
-    let full = ok(&["select", "--input", st.to_str().unwrap(), "--tensor", "full", "--method", "divprune", "--keep", "6"]);
+    let full = ok(&[
+        "select",
+        "--input",
+        st.to_str().unwrap(),
+        "--tensor",
+        "full",
+        "--method",
+        "divprune",
+        "--keep",
+        "6",
+    ]);
     assert_eq!(full["kept"], base["kept"]);
     for (file, tensor) in [("h.npy", None), ("m.safetensors", Some("bf"))] {
         let p = dir.join(file);
-        let mut args = vec!["select", "--input", p.to_str().unwrap(), "--method", "divprune", "--keep", "6"];
+        let mut args = vec![
+            "select",
+            "--input",
+            p.to_str().unwrap(),
+            "--method",
+            "divprune",
+            "--keep",
+            "6",
+        ];
         if let Some(t) = tensor {
             args.extend(["--tensor", t]);
         }
         let v = ok(&args);
         assert_eq!(ids(&v["kept"]).len(), 6, "{file}");
     }
-    fails(&["select", "--input", st.to_str().unwrap(), "--method", "divprune", "--keep", "6"], "choose one with --tensor");
-    fails(&["select", "--input", st.to_str().unwrap(), "--tensor", "nope", "--method", "divprune", "--keep", "6"], "nope");
+    fails(
+        &[
+            "select",
+            "--input",
+            st.to_str().unwrap(),
+            "--method",
+            "divprune",
+            "--keep",
+            "6",
+        ],
+        "choose one with --tensor",
+    );
+    fails(
+        &[
+            "select",
+            "--input",
+            st.to_str().unwrap(),
+            "--tensor",
+            "nope",
+            "--method",
+            "divprune",
+            "--keep",
+            "6",
+        ],
+        "nope",
+    );
     // per-frame budgets over a 2-frame grid
-    let v = ok(&["select", "--input", plain.to_str().unwrap(), "--method", "uniform", "--keep-ratio", "0.25", "--grid", "2,4,5", "--per-frame"]);
+    let v = ok(&[
+        "select",
+        "--input",
+        plain.to_str().unwrap(),
+        "--method",
+        "uniform",
+        "--keep-ratio",
+        "0.25",
+        "--grid",
+        "2,4,5",
+        "--per-frame",
+    ]);
     let kept = ids(&v["kept"]);
     assert_eq!(kept.iter().filter(|&&i| i < 20).count(), 5);
     assert_eq!(kept.len(), 10);
     // baselines
     for m in ["random", "uniform"] {
-        let v = ok(&["select", "--input", plain.to_str().unwrap(), "--method", m, "--prune-ratio", "0.9", "--seed", "3"]);
+        let v = ok(&[
+            "select",
+            "--input",
+            plain.to_str().unwrap(),
+            "--method",
+            m,
+            "--prune-ratio",
+            "0.9",
+            "--seed",
+            "3",
+        ]);
         assert_eq!(v["keep"], 4, "{m}");
     }
     let _ = std::fs::remove_dir_all(&dir);
@@ -177,7 +306,25 @@ fn bad_input_is_one_clear_line() {
     let imp = data("f_gauss_576x1024.importance.npy");
     write_npy(&dir.join("rank1.npy"), &[12], &[1.0; 12]).unwrap();
     write_npy(&dir.join("rank4.npy"), &[1, 2, 3, 2], &[1.0; 12]).unwrap();
-    write_npy(&dir.join("nan.npy"), &[3, 4], &[1.0, 2.0, 3.0, 4.0, 5.0, f32::NAN, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0]).unwrap();
+    write_npy(
+        &dir.join("nan.npy"),
+        &[3, 4],
+        &[
+            1.0,
+            2.0,
+            3.0,
+            4.0,
+            5.0,
+            f32::NAN,
+            1.0,
+            1.0,
+            1.0,
+            1.0,
+            1.0,
+            1.0,
+        ],
+    )
+    .unwrap();
     write_npy(&dir.join("imp5.npy"), &[5], &[1.0; 5]).unwrap();
     write_npy(&dir.join("impnan.npy"), &[3], &[1.0, f32::INFINITY, 0.0]).unwrap();
     write_npy(&dir.join("ok34.npy"), &[3, 4], &[1.0; 12]).unwrap();
@@ -188,8 +335,16 @@ fn bad_input_is_one_clear_line() {
     std::fs::write(dir.join("ints.npy"), ints).unwrap();
     let full = npy_bytes(&[3, 4], &[1.0; 12]);
     std::fs::write(dir.join("trunc.npy"), &full[..full.len() - 5]).unwrap();
-    std::fs::write(dir.join("garbage.npy"), b"\x93NUMPY\x01\x00\xff\xffnot a header").unwrap();
-    std::fs::write(dir.join("garbage.safetensors"), b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}......").unwrap();
+    std::fs::write(
+        dir.join("garbage.npy"),
+        b"\x93NUMPY\x01\x00\xff\xffnot a header",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("garbage.safetensors"),
+        b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}......",
+    )
+    .unwrap();
 
     let sel = |input: &str, extra: &[&str]| {
         let mut a = vec!["select".to_string(), "--input".into(), input.to_string()];
@@ -197,34 +352,199 @@ fn bad_input_is_one_clear_line() {
         a
     };
     let cases: Vec<(Vec<String>, &str)> = vec![
-        (sel(&p("missing.npy"), &["--method", "divprune", "--keep", "2"]), "missing.npy"),
-        (sel(&p("rank1.npy"), &["--method", "divprune", "--keep", "2"]), "must be 2-D [N, D] or 3-D [B, N, D], got shape [12]"),
-        (sel(&p("rank4.npy"), &["--method", "divprune", "--keep", "2"]), "got shape [1, 2, 3, 2]"),
-        (sel(&p("ints.npy"), &["--method", "divprune", "--keep", "2"]), "<i4"),
-        (sel(&p("trunc.npy"), &["--method", "divprune", "--keep", "2"]), "truncated"),
-        (sel(&p("garbage.npy"), &["--method", "divprune", "--keep", "2"]), "garbage.npy"),
-        (sel(&p("garbage.safetensors"), &["--method", "divprune", "--keep", "2"]), "garbage.safetensors"),
-        (sel(&p("nan.npy"), &["--method", "divprune", "--keep", "2"]), "features has a non-finite value (NaN) at row 1, column 1"),
-        (sel(&p("empty.npy"), &["--method", "divprune", "--keep-ratio", "0.5"]), "N = 0"),
-        (sel(&p("ok34.npy"), &["--method", "divprune", "--keep", "0"]), "keep count 0"),
-        (sel(&p("ok34.npy"), &["--method", "divprune", "--keep", "4"]), "keep count 4 exceeds N = 3"),
-        (sel(&p("ok34.npy"), &["--method", "divprune", "--keep-ratio", "1.5"]), "keep ratio 1.5 is outside [0, 1]"),
-        (sel(&p("ok34.npy"), &["--method", "divprune", "--prune-ratio", "-0.1"]), "prune ratio -0.1 is outside [0, 1]"),
-        (sel(&p("ok34.npy"), &["--method", "divprune", "--keep", "1", "--keep-ratio", "0.5"]), "cannot be used with"),
+        (
+            sel(&p("missing.npy"), &["--method", "divprune", "--keep", "2"]),
+            "missing.npy",
+        ),
+        (
+            sel(&p("rank1.npy"), &["--method", "divprune", "--keep", "2"]),
+            "must be 2-D [N, D] or 3-D [B, N, D], got shape [12]",
+        ),
+        (
+            sel(&p("rank4.npy"), &["--method", "divprune", "--keep", "2"]),
+            "got shape [1, 2, 3, 2]",
+        ),
+        (
+            sel(&p("ints.npy"), &["--method", "divprune", "--keep", "2"]),
+            "<i4",
+        ),
+        (
+            sel(&p("trunc.npy"), &["--method", "divprune", "--keep", "2"]),
+            "truncated",
+        ),
+        (
+            sel(&p("garbage.npy"), &["--method", "divprune", "--keep", "2"]),
+            "garbage.npy",
+        ),
+        (
+            sel(
+                &p("garbage.safetensors"),
+                &["--method", "divprune", "--keep", "2"],
+            ),
+            "garbage.safetensors",
+        ),
+        (
+            sel(&p("nan.npy"), &["--method", "divprune", "--keep", "2"]),
+            "features has a non-finite value (NaN) at row 1, column 1",
+        ),
+        (
+            sel(
+                &p("empty.npy"),
+                &["--method", "divprune", "--keep-ratio", "0.5"],
+            ),
+            "N = 0",
+        ),
+        (
+            sel(&p("ok34.npy"), &["--method", "divprune", "--keep", "0"]),
+            "keep count 0",
+        ),
+        (
+            sel(&p("ok34.npy"), &["--method", "divprune", "--keep", "4"]),
+            "keep count 4 exceeds N = 3",
+        ),
+        (
+            sel(
+                &p("ok34.npy"),
+                &["--method", "divprune", "--keep-ratio", "1.5"],
+            ),
+            "keep ratio 1.5 is outside [0, 1]",
+        ),
+        (
+            sel(
+                &p("ok34.npy"),
+                &["--method", "divprune", "--prune-ratio", "-0.1"],
+            ),
+            "prune ratio -0.1 is outside [0, 1]",
+        ),
+        (
+            sel(
+                &p("ok34.npy"),
+                &["--method", "divprune", "--keep", "1", "--keep-ratio", "0.5"],
+            ),
+            "cannot be used with",
+        ),
         (sel(&p("ok34.npy"), &["--method", "divprune"]), "--keep"),
-        (sel(&p("ok34.npy"), &["--method", "idpruner", "--keep", "1"]), "needs --importance"),
-        (sel(&p("ok34.npy"), &["--method", "topk", "--keep", "1"]), "needs --importance"),
-        (sel(&p("ok34.npy"), &["--method", "idpruner", "--keep", "1", "--importance", &p("imp5.npy")]), "scores must have shape [3]"),
-        (sel(&p("ok34.npy"), &["--method", "idpruner", "--keep", "1", "--importance", &p("impnan.npy")]), "importance has a non-finite value (inf) at token 1"),
-        (sel(&p("ok34.npy"), &["--method", "topk", "--keep", "1", "--scores", &p("impnan.npy")]), "scores has a non-finite value (inf) at token 1"),
-        (sel(&good, &["--method", "idpruner", "--keep", "1", "--importance", &imp, "--lambda", "1.5"]), "lambda 1.5 is outside [0, 1]"),
-        (sel(&good, &["--method", "idpruner", "--keep", "1", "--importance", &imp, "--parallel-k", "0"]), "parallel_k must be at least 1"),
-        (sel(&p("ok34.npy"), &["--method", "divprune", "--keep", "1", "--grid", "2,2"]), "grid 1x2x2 does not multiply to N = 3"),
-        (sel(&p("ok34.npy"), &["--method", "divprune", "--keep", "1", "--grid", "a,b"]), "not T,H,W"),
-        (sel(&p("ok34.npy"), &["--method", "divprune", "--keep", "1", "--per-frame"]), "per-frame budgets need a grid"),
-        (sel(&p("ok34.npy"), &["--method", "nope", "--keep", "1"]), "invalid value 'nope'"),
-        (sel(&p("ok34.npy"), &["--method", "divprune", "--keep", "1", "--backend", "metal"]), "not one of auto, cpu, gpu"),
-        (sel(&p("ok34.npy"), &["--method", "divprune", "--keep", "1", "--tensor", "x"]), "--tensor only applies to .safetensors"),
+        (
+            sel(&p("ok34.npy"), &["--method", "idpruner", "--keep", "1"]),
+            "needs --importance",
+        ),
+        (
+            sel(&p("ok34.npy"), &["--method", "topk", "--keep", "1"]),
+            "needs --importance",
+        ),
+        (
+            sel(
+                &p("ok34.npy"),
+                &[
+                    "--method",
+                    "idpruner",
+                    "--keep",
+                    "1",
+                    "--importance",
+                    &p("imp5.npy"),
+                ],
+            ),
+            "scores must have shape [3]",
+        ),
+        (
+            sel(
+                &p("ok34.npy"),
+                &[
+                    "--method",
+                    "idpruner",
+                    "--keep",
+                    "1",
+                    "--importance",
+                    &p("impnan.npy"),
+                ],
+            ),
+            "importance has a non-finite value (inf) at token 1",
+        ),
+        (
+            sel(
+                &p("ok34.npy"),
+                &[
+                    "--method",
+                    "topk",
+                    "--keep",
+                    "1",
+                    "--scores",
+                    &p("impnan.npy"),
+                ],
+            ),
+            "scores has a non-finite value (inf) at token 1",
+        ),
+        (
+            sel(
+                &good,
+                &[
+                    "--method",
+                    "idpruner",
+                    "--keep",
+                    "1",
+                    "--importance",
+                    &imp,
+                    "--lambda",
+                    "1.5",
+                ],
+            ),
+            "lambda 1.5 is outside [0, 1]",
+        ),
+        (
+            sel(
+                &good,
+                &[
+                    "--method",
+                    "idpruner",
+                    "--keep",
+                    "1",
+                    "--importance",
+                    &imp,
+                    "--parallel-k",
+                    "0",
+                ],
+            ),
+            "parallel_k must be at least 1",
+        ),
+        (
+            sel(
+                &p("ok34.npy"),
+                &["--method", "divprune", "--keep", "1", "--grid", "2,2"],
+            ),
+            "grid 1x2x2 does not multiply to N = 3",
+        ),
+        (
+            sel(
+                &p("ok34.npy"),
+                &["--method", "divprune", "--keep", "1", "--grid", "a,b"],
+            ),
+            "not T,H,W",
+        ),
+        (
+            sel(
+                &p("ok34.npy"),
+                &["--method", "divprune", "--keep", "1", "--per-frame"],
+            ),
+            "per-frame budgets need a grid",
+        ),
+        (
+            sel(&p("ok34.npy"), &["--method", "nope", "--keep", "1"]),
+            "invalid value 'nope'",
+        ),
+        (
+            sel(
+                &p("ok34.npy"),
+                &["--method", "divprune", "--keep", "1", "--backend", "metal"],
+            ),
+            "not one of auto, cpu, gpu",
+        ),
+        (
+            sel(
+                &p("ok34.npy"),
+                &["--method", "divprune", "--keep", "1", "--tensor", "x"],
+            ),
+            "--tensor only applies to .safetensors",
+        ),
     ];
     for (args, needle) in cases {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -236,12 +556,23 @@ fn bad_input_is_one_clear_line() {
 #[test]
 fn demo_runs_and_shows_every_method() {
     let out = bin().args(["demo"]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8_lossy(&out.stdout);
     for m in tokenprune::Method::NAMES {
-        assert!(text.contains(&format!("| {m:<8} |   58 |")), "{m} row missing:\n{text}");
+        assert!(
+            text.contains(&format!("| {m:<8} |   58 |")),
+            "{m} row missing:\n{text}"
+        );
     }
     // 5 maps of 24 rows with 58 kept patches each
-    let marks: usize = text.lines().filter(|l| !l.contains("Map:")).map(|l| l.matches('#').count()).sum();
+    let marks: usize = text
+        .lines()
+        .filter(|l| !l.contains("Map:"))
+        .map(|l| l.matches('#').count())
+        .sum();
     assert_eq!(marks, 5 * 58);
 }

@@ -75,7 +75,7 @@ fn prune(p: &Pool, feats: &[f32], imp: &[f32]) -> Vec<Selection> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(96))]
+    #![proptest_config(ProptestConfig::with_cases(256))]
 
     /// K unique in-range indices; positional order = sorted selection order; greedy methods
     /// pass the f64 tie-aware replay; every backend agrees (tie-aware).
@@ -100,7 +100,7 @@ proptest! {
     /// any positive factor keeps the result tie-aware valid on the original tokens.
     #[test]
     fn invariant_to_row_scaling(p in pool(), row in any::<prop::sample::Index>(), f in 0.01f32..100.0) {
-        prop_assume!(p.method <= 1);
+        let p = Pool { method: p.method % 2, ..p }; // the greedy methods
         let r = row.index(p.n);
         let base = prune(&p, &p.feats, &p.imp);
         for (factor, exact) in [(8.0f32, true), (0.125, true), (f, false)] {
@@ -120,6 +120,7 @@ proptest! {
     /// Permuting the rows (and scores) permutes the result, whenever no step was near a tie.
     #[test]
     fn equivariant_under_row_permutation(p in pool(), shift in 1usize..1000) {
+        let p = Pool { method: p.method % 3, ..p }; // greedy methods and TopK
         // A permutation: i -> (i * a + shift) mod n with a coprime to n.
         let a = (1..).map(|a: usize| 2 * a + 1).find(|a| gcd(*a, p.n) == 1).unwrap();
         let perm: Vec<usize> = (0..p.n).map(|i| (i * a + shift) % p.n).collect(); // new pos of i
@@ -129,7 +130,6 @@ proptest! {
             feats[perm[i] * p.d..(perm[i] + 1) * p.d].copy_from_slice(&p.feats[i * p.d..(i + 1) * p.d]);
             imp[perm[i]] = p.imp[i];
         }
-        prop_assume!(p.method <= 2);
         let near_tie = if p.method <= 1 {
             let sel = &prune(&p, &p.feats, &p.imp)[0];
             replay(&p.feats, p.n, p.d, &p.method(), &sel.order).min_gap < 1e-4
