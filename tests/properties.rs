@@ -75,7 +75,7 @@ fn prune(p: &Pool, feats: &[f32], imp: &[f32]) -> Vec<Selection> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(256))]
+    #![proptest_config(ProptestConfig::with_cases(1024))]
 
     /// K unique in-range indices; positional order = sorted selection order; greedy methods
     /// pass the f64 tie-aware replay; every backend agrees (tie-aware).
