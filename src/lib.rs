@@ -30,6 +30,8 @@ pub mod metrics;
 pub mod pruner;
 pub mod selection;
 pub mod tokens;
+#[cfg(target_arch = "wasm32")]
+pub mod wasm;
 
 pub use budget::Budget;
 pub use error::{Error, Result};
