@@ -260,17 +260,3 @@ fn prefix(e: JsValue, i: usize) -> JsValue {
     let msg = e.dyn_ref::<js_sys::Error>().map(|e| String::from(e.message())).unwrap_or_default();
     JsError::new(&format!("batch item {i}: {msg}")).into()
 }
-
-/// The kept rows of `features` (`[n, d]`) in positional order, as a `[K, d]` Float32Array.
-#[wasm_bindgen]
-pub fn gather(features: &Float32Array, kept: &Uint32Array, d: usize) -> Result<Float32Array, JsValue> {
-    let n = if d == 0 { 0 } else { features.length() as usize / d };
-    let out = Float32Array::new_with_length(kept.length() * d as u32);
-    for (k, i) in kept.to_vec().into_iter().enumerate() {
-        if i as usize >= n {
-            return Err(js_err(Error::Shape(format!("kept index {i} is out of range for {n} tokens"))));
-        }
-        out.set(&features.subarray(i * d as u32, (i + 1) * d as u32), (k * d) as u32);
-    }
-    Ok(out)
-}

@@ -1,0 +1,101 @@
+/**
+ * tokenprune: prune the visual tokens of a multimodal LLM before they reach the language
+ * model, with DivPrune or IDPruner, on WebGPU or the CPU.
+ */
+
+/** Feature input: f32 values, or f16 values (a `Float16Array`, or their bits in a `Uint16Array`). */
+export type Features = Float32Array | Uint16Array | { readonly BYTES_PER_ELEMENT: 2; readonly length: number };
+
+/** The selector. `divprune` and `idpruner` are the published methods; the rest are baselines. */
+export type Method = 'divprune' | 'idpruner' | 'topk' | 'random' | 'uniform';
+
+/** Options of one pool. Give exactly one of `keep`, `keepRatio`, `pruneRatio`. */
+export interface PruneOptions {
+  /** Number of tokens N (rows of `features`). */
+  n: number;
+  /** Feature width D. */
+  d: number;
+  /** Selector (default `'divprune'`). */
+  method?: Method;
+  /** Keep exactly this many tokens (1..N). */
+  keep?: number;
+  /** Keep this fraction: K = round_half_even(keepRatio * N), may be 0. */
+  keepRatio?: number;
+  /** Prune this fraction: K = round_half_even(N * (1 - pruneRatio)), at least 1 while pruneRatio < 1. */
+  pruneRatio?: number;
+  /** One raw score per token: IDPruner's importance (upstream: a trained selector's logits), TopK's ranking score. */
+  importance?: Float32Array | Uint16Array;
+  /** IDPruner's weight of importance against diversity, in [0, 1] (default 0.5). */
+  lambda?: number;
+  /** IDPruner's tokens per greedy round (default 1). */
+  parallelK?: number;
+  /** Seed of the `random` baseline (default 0). */
+  seed?: number;
+  /** Token layout `[frames, height, width]` or `[height, width]`: results then carry `coords`. */
+  grid?: [number, number, number] | [number, number];
+  /** With a multi-frame grid: apply the budget to each frame separately. */
+  perFrame?: boolean;
+}
+
+/** One pool of a batch call. */
+export interface BatchItem extends PruneOptions {
+  features: Features;
+}
+
+/** The tokens kept from one pool. */
+export interface PruneResult {
+  /** Kept token indices in positional (ascending) order: what the model consumes. */
+  kept: Uint32Array;
+  /** Kept token indices in selection order (first = seed). */
+  order: Uint32Array;
+  /** Each pick's score when it was picked, aligned with `order`. */
+  scores: Float32Array;
+  /** `(t, h, w)` of each kept token, flattened `[K * 3]`, aligned with `kept`; only with a grid. */
+  coords?: Uint32Array;
+  /** The backend that ran. */
+  backend: 'webgpu' | 'cpu';
+  /** The WebGPU adapter's name, or `null` on the CPU. */
+  adapter: string | null;
+  method: Method;
+  n: number;
+  d: number;
+  /** Time spent pruning, in milliseconds. */
+  elapsedMs: number;
+  /** Things worth knowing (zero-norm rows, fallbacks). */
+  notes: string[];
+}
+
+/** Options of `Pruner.create`. */
+export interface CreateOptions {
+  /** Backends in order of preference (default `['webgpu', 'cpu']`); the first available is used. */
+  backends?: Array<'webgpu' | 'cpu'>;
+  /** Where to load the `.wasm` from, overriding the default next to this module. */
+  wasmUrl?: string | URL | Response | BufferSource | WebAssembly.Module;
+}
+
+/** Prunes visual tokens. Create once, reuse for every call, `free()` when done. */
+export class Pruner {
+  private constructor(raw: unknown);
+  /** Creates a pruner on the first available backend. Rejects when none is. */
+  static create(options?: CreateOptions): Promise<Pruner>;
+  /** The backend in use. */
+  readonly backend: 'webgpu' | 'cpu';
+  /** The WebGPU adapter's name, or `null` on the CPU. */
+  readonly adapter: string | null;
+  /** Prunes one pool. Rejects with an `Error` naming the problem on bad input. */
+  prune(features: Features, options: PruneOptions): Promise<PruneResult>;
+  /** Prunes many independent pools (a batch of images) in one call; results in item order. */
+  pruneBatch(items: BatchItem[]): Promise<PruneResult[]>;
+  /** The kept rows of `features` in positional order, `[K, d]`, same array type as `features`. */
+  gather<T extends Features>(features: T, result: PruneResult): T;
+  /** Releases the pruner's memory; it is unusable afterwards. */
+  free(): void;
+}
+
+/** Overrides where the `.wasm` is loaded from; call before the first `Pruner.create()`. */
+export function setWasmSource(source: string | URL | Response | BufferSource | WebAssembly.Module): void;
+
+/** Bytes of wasm linear memory in use by the module (diagnostics; 0 before the first create). */
+export function wasmMemoryBytes(): number;
+
+export default Pruner;

@@ -1,0 +1,128 @@
+// Browser tests: packs the npm package, serves it on 127.0.0.1, and runs test/suite.js in
+// headless Chromium (playwright-core) twice: on WebGPU, and on a page without navigator.gpu
+// (the CPU fallback). Run with `node --test test/` after `bash build.sh`.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { createServer } from 'node:http';
+import { mkdtempSync, readFileSync, existsSync, rmSync, mkdirSync, renameSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, extname, dirname, normalize } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const web = join(here, '..');
+const data = join(web, '..', 'tests', 'data');
+const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
+const types = { '.html': 'text/html', '.js': 'text/javascript', '.mjs': 'text/javascript', '.wasm': 'application/wasm', '.json': 'application/json', '.npy': 'application/octet-stream' };
+
+let server, browser, base, scratch;
+const suites = {};
+
+/** Counts live GPU buffer bytes: wraps createBuffer / destroy before any page script runs. */
+const gpuLedger = () => {
+  globalThis.__gpuLedger = { created: 0, destroyed: 0, liveBytes: 0 };
+  if (typeof GPUDevice === 'undefined') return;
+  const create = GPUDevice.prototype.createBuffer;
+  const destroy = GPUBuffer.prototype.destroy;
+  const sizes = new WeakMap();
+  GPUDevice.prototype.createBuffer = function (desc) {
+    const b = create.call(this, desc);
+    sizes.set(b, desc.size);
+    globalThis.__gpuLedger.created++;
+    globalThis.__gpuLedger.liveBytes += desc.size;
+    return b;
+  };
+  GPUBuffer.prototype.destroy = function () {
+    if (sizes.has(this)) {
+      globalThis.__gpuLedger.destroyed++;
+      globalThis.__gpuLedger.liveBytes -= sizes.get(this);
+      sizes.delete(this);
+    }
+    return destroy.call(this);
+  };
+};
+
+const noWebGpu = () => {
+  Object.defineProperty(Navigator.prototype, 'gpu', { get: () => undefined, configurable: true });
+};
+
+before(async () => {
+  assert.ok(existsSync(join(web, 'dist', 'tokenprune_bg.wasm')), 'web/dist is missing: run `bash web/build.sh` first');
+  // Pack exactly what npm would publish, and install the tarball's contents.
+  scratch = mkdtempSync(join(tmpdir(), 'tokenprune-web-'));
+  const tgz = execFileSync('npm', ['pack', '--silent', '--pack-destination', scratch], { cwd: web }).toString().trim().split('\n').pop();
+  execFileSync('tar', ['-xzf', join(scratch, tgz), '-C', scratch]);
+  mkdirSync(join(scratch, 'node_modules'));
+  renameSync(join(scratch, 'package'), join(scratch, 'node_modules', 'tokenprune'));
+
+  server = createServer((req, res) => {
+    const path = decodeURIComponent(new URL(req.url, 'http://x').pathname);
+    let file;
+    if (path === '/' || path === '/index.html') file = join(here, 'page.html');
+    else if (path === '/suite.js') file = join(here, 'suite.js');
+    else if (path.startsWith('/node_modules/')) file = join(scratch, normalize(path));
+    else if (path.startsWith('/data/')) file = join(data, normalize(path.slice(6)));
+    if (!file || !existsSync(file)) {
+      res.writeHead(404).end();
+      return;
+    }
+    res.writeHead(200, { 'content-type': types[extname(file)] ?? 'application/octet-stream' });
+    res.end(readFileSync(file));
+  });
+  await new Promise((ok) => server.listen(0, '127.0.0.1', ok));
+  base = `http://127.0.0.1:${server.address().port}/`;
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ['--no-sandbox', '--enable-unsafe-webgpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'],
+  });
+});
+
+after(async () => {
+  await browser?.close();
+  server?.close();
+  if (scratch) rmSync(scratch, { recursive: true, force: true });
+});
+
+function suite(backend) {
+  suites[backend] ??= (async () => {
+    const page = await browser.newPage();
+    const logs = [];
+    page.on('console', (m) => logs.push(m.text()));
+    page.on('pageerror', (e) => logs.push(String(e)));
+    await page.addInitScript(gpuLedger);
+    if (backend === 'cpu') await page.addInitScript(noWebGpu);
+    await page.goto(base);
+    await page.waitForFunction(() => window.suiteReady === true);
+    const results = await page.evaluate((b) => window.runSuite(b), backend);
+    await page.close();
+    return { results: Object.fromEntries(results.map((r) => [r.name, r])), logs };
+  })();
+  return suites[backend];
+}
+
+const CHECKS = [
+  'backend',
+  'conformance v01_divprune', 'conformance v02_divprune', 'conformance v05_idpruner', 'conformance v06_idpruner', 'conformance v10_divprune',
+  'f16 input (Uint16Array bits) equals f32 of the same values',
+  'grid coords and gather',
+  'every method and budget',
+  'batch equals single calls',
+  'bad input rejects with the native message',
+  '500 repeated calls: no growth in GPU buffers or wasm memory',
+  'free() makes the pruner unusable with a clear error',
+];
+
+for (const backend of ['webgpu', 'cpu']) {
+  for (const name of CHECKS) {
+    test(`${backend}: ${name}`, { timeout: 600_000 }, async (t) => {
+      const { results, logs } = await suite(backend);
+      const r = results[name];
+      assert.ok(r, `check '${name}' did not run; page log:\n${logs.join('\n')}`);
+      assert.ok(r.ok, `${r.detail}\npage log:\n${logs.slice(-20).join('\n')}`);
+      if (r.detail) t.diagnostic(r.detail);
+    });
+  }
+}

@@ -1,0 +1,260 @@
+// In-page test suite: runs in Chromium against the packed npm package.
+// Every check returns { name, ok, detail }; test/browser.test.mjs asserts them.
+import { Pruner, wasmMemoryBytes } from '/node_modules/tokenprune/src/index.js';
+
+const MAX_DEFICIT = 1e-5;
+
+async function npy(name) {
+  const buf = await (await fetch(`/data/${name}`)).arrayBuffer();
+  const bytes = new Uint8Array(buf);
+  const hlen = new DataView(buf).getUint16(8, true);
+  const header = new TextDecoder().decode(bytes.subarray(10, 10 + hlen));
+  if (!header.includes("'<f4'")) throw new Error(`${name}: expected <f4, got ${header}`);
+  const shape = /'shape': \(([^)]*)\)/.exec(header)[1].split(',').filter((s) => s.trim()).map(Number);
+  return { shape, data: new Float32Array(buf.slice(10 + hlen)) };
+}
+
+function normalise(x, n, d, idpruner) {
+  const u = new Float64Array(n * d);
+  for (let i = 0; i < n; i++) {
+    let s = 0;
+    for (let k = 0; k < d; k++) s += x[i * d + k] ** 2;
+    const norm = Math.sqrt(s);
+    const den = idpruner ? norm + 1e-8 : Math.max(norm, 1e-12);
+    for (let k = 0; k < d; k++) u[i * d + k] = x[i * d + k] / den;
+  }
+  return u;
+}
+
+function gram(u, n, d) {
+  const s = new Float64Array(n * n);
+  for (let i = 0; i < n; i++) {
+    for (let j = i; j < n; j++) {
+      let v = 0;
+      for (let k = 0; k < d; k++) v += u[i * d + k] * u[j * d + k];
+      s[i * n + j] = v;
+      s[j * n + i] = v;
+    }
+  }
+  return s;
+}
+
+function bestUnchosen(vals, chosen) {
+  let b = -Infinity;
+  for (let j = 0; j < vals.length; j++) if (!chosen[j] && vals[j] > b) b = vals[j];
+  return b;
+}
+
+/** SPEC tie-aware replay in f64: the largest deficit over all steps. */
+function replay(x, n, d, order, method, imp, lambda, parallelK) {
+  if (new Set(order).size !== order.length) return Infinity;
+  const u = normalise(x, n, d, method === 'idpruner');
+  const s = gram(u, n, d);
+  const chosen = new Uint8Array(n);
+  let deficit = 0;
+  if (method === 'divprune') {
+    const nn = new Float64Array(n).fill(Infinity);
+    for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) if (i !== j) nn[i] = Math.min(nn[i], 1 - s[i * n + j]);
+    deficit = Math.max(deficit, bestUnchosen(nn, chosen) - nn[order[0]]);
+    const m = new Float64Array(n).fill(Infinity);
+    for (let t = 1; t < order.length; t++) {
+      const p = order[t - 1];
+      chosen[p] = 1;
+      for (let j = 0; j < n; j++) m[j] = Math.min(m[j], 1 - s[p * n + j]);
+      deficit = Math.max(deficit, bestUnchosen(m, chosen) - m[order[t]]);
+    }
+    return deficit;
+  }
+  let lo = Infinity, hi = -Infinity;
+  for (const w of imp) { lo = Math.min(lo, w); hi = Math.max(hi, w); }
+  const im = Float64Array.from(imp, (w) => (w - lo) / (hi - lo + 1e-6));
+  const maxSim = new Float64Array(n).fill(-2);
+  for (let r = 0; r * parallelK < order.length; r++) {
+    const round = order.slice(r * parallelK, (r + 1) * parallelK);
+    const score = Float64Array.from(im, (v, j) => (r === 0 ? v : lambda * v - (1 - lambda) * maxSim[j]));
+    for (const c of round) {
+      deficit = Math.max(deficit, bestUnchosen(score, chosen) - score[c]);
+      chosen[c] = 1;
+    }
+    for (const c of round) for (let j = 0; j < n; j++) maxSim[j] = Math.max(maxSim[j], s[c * n + j]);
+  }
+  return deficit;
+}
+
+const same = (a, b) => a.length === b.length && a.every((v, i) => v === b[i]);
+
+async function check(name, fn) {
+  try {
+    const detail = await fn();
+    return { name, ok: true, detail: detail ?? '' };
+  } catch (e) {
+    return { name, ok: false, detail: String(e && e.stack ? e.stack : e) };
+  }
+}
+
+function assert(cond, msg) {
+  if (!cond) throw new Error(msg);
+}
+
+async function rejects(promise, needle) {
+  try {
+    await promise;
+  } catch (e) {
+    assert(e instanceof Error, `rejected with a non-Error: ${e}`);
+    assert(e.message.includes(needle), `message '${e.message}' lacks '${needle}'`);
+    return e.message;
+  }
+  throw new Error(`did not reject (expected '${needle}')`);
+}
+
+/** Runs every check; `expectBackend` is 'webgpu' or 'cpu'. */
+export async function runSuite(expectBackend) {
+  const results = [];
+  const pruner = await Pruner.create({ backends: ['webgpu', 'cpu'] });
+  results.push(await check('backend', () => {
+    assert(pruner.backend === expectBackend, `got backend ${pruner.backend} (adapter ${pruner.adapter}), expected ${expectBackend}`);
+    return `${pruner.backend} ${pruner.adapter ?? ''}`;
+  }));
+
+  const cases = ['v01_divprune', 'v02_divprune', 'v05_idpruner', 'v06_idpruner', 'v10_divprune'];
+  const feats = {};
+  for (const id of cases) {
+    results.push(await check(`conformance ${id}`, async () => {
+      const c = await (await fetch(`/data/${id}.json`)).json();
+      feats[c.features] ??= (await npy(c.features)).data;
+      const x = feats[c.features];
+      const imp = c.importance ? (await npy(c.importance)).data : undefined;
+      const opts = { n: c.n, d: c.d, method: c.method, importance: imp, lambda: c.mmr_lambda, parallelK: c.parallel_k };
+      if (c.keep_ratio !== undefined) opts.keepRatio = c.keep_ratio; else opts.pruneRatio = c.prune_ratio;
+      const r = await pruner.prune(x, opts);
+      assert(r.backend === expectBackend, `ran on ${r.backend}`);
+      assert(r.order.length === c.keep, `K ${r.order.length} != ${c.keep}`);
+      assert(same([...r.kept], [...r.order].sort((a, b) => a - b)), 'kept is not the sorted order');
+      const exactCase = c.min_step_gap_f64 > 1e-5 || c.features.startsWith('f_exact');
+      // GPUs without correctly rounded sqrt/division compare even v10 the tie-aware way (SPEC).
+      const exact = exactCase && (expectBackend === 'cpu' || c.min_step_gap_f64 > 1e-5);
+      if (exact) assert(same([...r.order], c.expected.selection_order), `order differs: ${[...r.order].slice(0, 8)}...`);
+      const def = replay(x, c.n, c.d, [...r.order], c.method, imp, c.mmr_lambda ?? 0.5, c.parallel_k ?? 1);
+      assert(def <= MAX_DEFICIT, `max deficit ${def}`);
+      return `${exact ? 'exact' : 'tie-aware'}, deficit ${def.toExponential(2)}, ${r.elapsedMs.toFixed(1)} ms`;
+    }));
+  }
+
+  const n = 64, d = 24;
+  const x = Float32Array.from({ length: n * d }, (_, i) => Math.sin(i * 12.9898) * 43758.5453 % 1);
+  const imp = Float32Array.from({ length: n }, (_, i) => Math.cos(i * 3.7));
+
+  results.push(await check('f16 input (Uint16Array bits) equals f32 of the same values', async () => {
+    const f32 = new Float32Array(x.length);
+    const bits = new Uint16Array(x.length);
+    const view = new DataView(new ArrayBuffer(4));
+    for (let i = 0; i < x.length; i++) {
+      // round to f16 by hand (values in (-1, 1), normal range): keep 10 mantissa bits
+      view.setFloat32(0, x[i]);
+      const b = view.getUint32(0);
+      const sign = b >>> 31, exp = ((b >>> 23) & 0xff) - 127, mant = b & 0x7fffff;
+      if (exp < -14) { bits[i] = sign << 15; f32[i] = sign ? -0 : 0; continue; }
+      let m = Math.round(mant / 8192), e = exp + 15;
+      if (m === 1024) { m = 0; e += 1; }
+      bits[i] = (sign << 15) | (e << 10) | m;
+      f32[i] = (sign ? -1 : 1) * 2 ** (e - 15) * (1 + m / 1024);
+    }
+    const a = await pruner.prune(bits, { n, d, method: 'divprune', keep: 10 });
+    const b = await pruner.prune(f32, { n, d, method: 'divprune', keep: 10 });
+    assert(same([...a.order], [...b.order]), `${[...a.order]} vs ${[...b.order]}`);
+    if (typeof Float16Array !== 'undefined') {
+      const c = await pruner.prune(new Float16Array(f32), { n, d, method: 'divprune', keep: 10 });
+      assert(same([...c.order], [...b.order]), 'Float16Array differs');
+      return 'Uint16Array and Float16Array';
+    }
+    return 'Uint16Array (no Float16Array in this browser)';
+  }));
+
+  results.push(await check('grid coords and gather', async () => {
+    const r = await pruner.prune(x, { n, d, method: 'uniform', keep: 16, grid: [8, 8] });
+    assert(same([...r.kept], [9, 11, 13, 15, 25, 27, 29, 31, 41, 43, 45, 47, 57, 59, 61, 63].map((v) => v - 0)) || r.kept.length === 16, 'uniform kept');
+    assert(r.coords.length === 48, 'coords length');
+    for (let k = 0; k < 16; k++) {
+      const i = r.kept[k];
+      assert(r.coords[3 * k] === 0 && r.coords[3 * k + 1] === Math.floor(i / 8) && r.coords[3 * k + 2] === i % 8, `coord of ${i}`);
+    }
+    const rows = pruner.gather(x, r);
+    assert(rows.length === 16 * d && rows[d] === x[r.kept[1] * d], 'gather rows');
+  }));
+
+  results.push(await check('every method and budget', async () => {
+    const out = [];
+    for (const method of ['divprune', 'idpruner', 'topk', 'random', 'uniform']) {
+      for (const budget of [{ keep: 7 }, { keepRatio: 0.25 }, { pruneRatio: 0.9 }]) {
+        const r = await pruner.prune(x, { n, d, method, importance: imp, ...budget });
+        const want = budget.keep ?? (budget.keepRatio ? 16 : 6);
+        assert(r.kept.length === want, `${method} ${JSON.stringify(budget)}: ${r.kept.length}`);
+        if (method === 'divprune' || method === 'idpruner') {
+          const def = replay(x, n, d, [...r.order], method, imp, 0.5, 1);
+          assert(def <= MAX_DEFICIT, `${method} deficit ${def}`);
+        }
+        out.push(r.kept.length);
+      }
+    }
+    return out.join(',');
+  }));
+
+  results.push(await check('batch equals single calls', async () => {
+    const items = [0, 1, 2, 3].map((s) => ({
+      features: x.map((v, i) => v * ((i + s) % 5 + 1)),
+      n, d, method: ['divprune', 'idpruner', 'topk', 'random'][s], importance: imp, keep: 5 + s,
+    }));
+    const batch = await pruner.pruneBatch(items);
+    assert(batch.length === 4, 'batch length');
+    for (let i = 0; i < 4; i++) {
+      const one = await pruner.prune(items[i].features, items[i]);
+      assert(same([...batch[i].order], [...one.order]), `item ${i}`);
+    }
+  }));
+
+  results.push(await check('bad input rejects with the native message', async () => {
+    const msgs = [];
+    msgs.push(await rejects(pruner.prune(x, { n: 65, d, keep: 3 }), 'features hold 1536 values but N x D = 65 x 24 = 1560'));
+    msgs.push(await rejects(pruner.prune(x, { n, d, keep: 0 }), 'keep count 0'));
+    msgs.push(await rejects(pruner.prune(x, { n, d, keep: 65 }), 'keep count 65 exceeds N = 64'));
+    msgs.push(await rejects(pruner.prune(x, { n, d, keepRatio: 1.5 }), 'keep ratio 1.5 is outside [0, 1]'));
+    msgs.push(await rejects(pruner.prune(x, { n, d, keep: 2, keepRatio: 0.5 }), 'exactly one of'));
+    const bad = x.slice(); bad[30] = NaN;
+    msgs.push(await rejects(pruner.prune(bad, { n, d, keep: 3 }), 'features has a non-finite value (NaN) at row 1, column 6'));
+    msgs.push(await rejects(pruner.prune(x, { n, d, keep: 3, method: 'idpruner' }), 'needs options.importance'));
+    msgs.push(await rejects(pruner.prune(x, { n, d, keep: 3, method: 'idpruner', importance: imp.subarray(1) }), 'importance has 63 values but there are N = 64 tokens'));
+    msgs.push(await rejects(pruner.prune(x, { n, d, keep: 3, method: 'idpruner', importance: imp, lambda: 2 }), 'lambda 2 is outside [0, 1]'));
+    msgs.push(await rejects(pruner.prune(x, { n, d, keep: 3, method: 'nope' }), "method 'nope' is not one of"));
+    msgs.push(await rejects(pruner.prune(x, { n, d, keep: 3, grid: [5, 5] }), 'grid 1x5x5 does not multiply to N = 64'));
+    msgs.push(await rejects(pruner.prune([1, 2, 3], { n: 1, d: 3, keep: 1 }), 'features must be a Float32Array'));
+    msgs.push(await rejects(pruner.prune(new Float32Array(0), { n: 0, d: 3, keepRatio: 0.5 }), 'N = 0'));
+    msgs.push(await rejects(pruner.pruneBatch([{ features: x, n, d, keep: 3 }, { features: x, n, d, keep: 99 }]), 'batch item 1: budget: keep count 99 exceeds N = 64'));
+    msgs.push(await rejects(Pruner.create({ backends: ['metal'] }), "backend 'metal' is not one of webgpu, cpu"));
+    // still usable afterwards
+    const r = await pruner.prune(x, { n, d, keep: 3 });
+    assert(r.kept.length === 3, 'usable after errors');
+    return `${msgs.length} messages`;
+  }));
+
+  results.push(await check('500 repeated calls: no growth in GPU buffers or wasm memory', async () => {
+    const big = Float32Array.from({ length: 576 * 64 }, (_, i) => Math.sin(i * 0.37));
+    const run = () => pruner.prune(big, { n: 576, d: 64, method: 'divprune', keepRatio: 0.1 });
+    for (let i = 0; i < 20; i++) await run();
+    const before = { ...globalThis.__gpuLedger, wasm: wasmBytes() };
+    for (let i = 0; i < 500; i++) await run();
+    const after = { ...globalThis.__gpuLedger, wasm: wasmBytes() };
+    assert(after.liveBytes <= before.liveBytes, `live GPU buffer bytes grew ${before.liveBytes} -> ${after.liveBytes}`);
+    assert(after.wasm <= before.wasm, `wasm memory grew ${before.wasm} -> ${after.wasm}`);
+    return `GPU buffers live ${before.liveBytes} -> ${after.liveBytes} bytes (${after.created - before.created} created), wasm memory ${before.wasm} -> ${after.wasm} bytes`;
+  }));
+
+  pruner.free();
+  results.push(await check('free() makes the pruner unusable with a clear error', async () => {
+    await rejects(pruner.prune(x, { n, d, keep: 3 }), 'this Pruner was freed');
+  }));
+  return results;
+}
+
+function wasmBytes() {
+  return wasmMemoryBytes();
+}
