@@ -68,10 +68,16 @@ fn floats(v: &JsValue, what: &str) -> Result<Vec<f32>, JsValue> {
         a.to_vec()
     } else if name_of(v) == "Float16Array" {
         let buf = Reflect::get(v, &"buffer".into()).unwrap_or_default();
-        let off = Reflect::get(v, &"byteOffset".into()).ok().and_then(|x| x.as_f64());
-        let len = Reflect::get(v, &"length".into()).ok().and_then(|x| x.as_f64());
+        let off = Reflect::get(v, &"byteOffset".into())
+            .ok()
+            .and_then(|x| x.as_f64());
+        let len = Reflect::get(v, &"length".into())
+            .ok()
+            .and_then(|x| x.as_f64());
         match (buf.dyn_ref::<js_sys::ArrayBuffer>(), off, len) {
-            (Some(b), Some(o), Some(l)) => Uint16Array::new_with_byte_offset_and_length(b, o as u32, l as u32).to_vec(),
+            (Some(b), Some(o), Some(l)) => {
+                Uint16Array::new_with_byte_offset_and_length(b, o as u32, l as u32).to_vec()
+            }
             _ => return Err(param(format!("{what}: unreadable Float16Array"))),
         }
     } else {
@@ -80,7 +86,10 @@ fn floats(v: &JsValue, what: &str) -> Result<Vec<f32>, JsValue> {
             name_of(v)
         )));
     };
-    Ok(bits.into_iter().map(|b| half::f16::from_bits(b).to_f32()).collect())
+    Ok(bits
+        .into_iter()
+        .map(|b| half::f16::from_bits(b).to_f32())
+        .collect())
 }
 
 /// The owned inputs of one pool, parsed from JS.
@@ -101,20 +110,33 @@ struct Pool {
 impl Pool {
     fn parse(features: &JsValue, o: &JsValue) -> Result<Pool, JsValue> {
         if !o.is_object() {
-            return Err(param("options must be an object { n, d, method, keep | keepRatio | pruneRatio, ... }"));
+            return Err(param(
+                "options must be an object { n, d, method, keep | keepRatio | pruneRatio, ... }",
+            ));
         }
         let feats = floats(features, "features")?;
         let n = count(o, "n")?.ok_or_else(|| param("options.n (number of tokens) is required"))?;
         let d = count(o, "d")?.ok_or_else(|| param("options.d (feature width) is required"))?;
         let method = match get(o, "method") {
             None => "divprune".to_string(),
-            Some(m) => m.as_string().ok_or_else(|| param("options.method must be a string"))?,
+            Some(m) => m
+                .as_string()
+                .ok_or_else(|| param("options.method must be a string"))?,
         };
-        let budget = match (count(o, "keep")?, number(o, "keepRatio")?, number(o, "pruneRatio")?) {
+        let budget = match (
+            count(o, "keep")?,
+            number(o, "keepRatio")?,
+            number(o, "pruneRatio")?,
+        ) {
             (Some(k), None, None) => Budget::Count(k),
             (None, Some(r), None) => Budget::KeepRatio(r),
             (None, None, Some(p)) => Budget::PruneRatio(p),
-            _ => return Err(js_err(Error::Budget("give exactly one of options.keep, options.keepRatio, options.pruneRatio".into()))),
+            _ => {
+                return Err(js_err(Error::Budget(
+                    "give exactly one of options.keep, options.keepRatio, options.pruneRatio"
+                        .into(),
+                )))
+            }
         };
         let scores = match get(o, "importance").or_else(|| get(o, "scores")) {
             Some(v) => Some(floats(&v, "options.importance")?),
@@ -142,7 +164,9 @@ impl Pool {
             parallel_k: count(o, "parallelK")?.unwrap_or(1),
             seed: number(o, "seed")?.unwrap_or(0.0) as u64,
             grid,
-            per_frame: get(o, "perFrame").and_then(|v| v.as_bool()).unwrap_or(false),
+            per_frame: get(o, "perFrame")
+                .and_then(|v| v.as_bool())
+                .unwrap_or(false),
         })
     }
 
@@ -152,15 +176,30 @@ impl Pool {
             tokens = tokens.with_grid(g).map_err(js_err)?;
         }
         let need = |m: &str| {
-            self.scores.as_deref().ok_or_else(|| param(format!("method '{m}' needs options.importance (one score per token)")))
+            self.scores.as_deref().ok_or_else(|| {
+                param(format!(
+                    "method '{m}' needs options.importance (one score per token)"
+                ))
+            })
         };
         let method = match self.method.as_str() {
             "divprune" => Method::DivPrune,
-            "idpruner" => Method::IdPruner(IdPruner { importance: need("idpruner")?, lambda: self.lambda, parallel_k: self.parallel_k }),
-            "topk" => Method::TopK { scores: need("topk")? },
+            "idpruner" => Method::IdPruner(IdPruner {
+                importance: need("idpruner")?,
+                lambda: self.lambda,
+                parallel_k: self.parallel_k,
+            }),
+            "topk" => Method::TopK {
+                scores: need("topk")?,
+            },
             "random" => Method::Random { seed: self.seed },
             "uniform" => Method::Uniform,
-            m => return Err(param(format!("method '{m}' is not one of {}", Method::NAMES.join(", ")))),
+            m => {
+                return Err(param(format!(
+                    "method '{m}' is not one of {}",
+                    Method::NAMES.join(", ")
+                )))
+            }
         };
         Request::new(tokens, method, self.budget).map_err(js_err)
     }
@@ -169,7 +208,12 @@ impl Pool {
 fn now_ms() -> f64 {
     Reflect::get(&js_sys::global(), &"performance".into())
         .ok()
-        .and_then(|p| Reflect::get(&p, &"now".into()).ok().and_then(|f| f.dyn_into::<js_sys::Function>().ok()).and_then(|f| f.call0(&p).ok()))
+        .and_then(|p| {
+            Reflect::get(&p, &"now".into())
+                .ok()
+                .and_then(|f| f.dyn_into::<js_sys::Function>().ok())
+                .and_then(|f| f.call0(&p).ok())
+        })
         .and_then(|v| v.as_f64())
         .unwrap_or_else(js_sys::Date::now)
 }
@@ -191,7 +235,14 @@ fn to_js(s: &Selection, elapsed_ms: f64) -> JsValue {
     set("n", JsValue::from_f64(s.n as f64));
     set("d", JsValue::from_f64(s.d as f64));
     set("elapsedMs", JsValue::from_f64(elapsed_ms));
-    set("notes", s.notes.iter().map(|n| JsValue::from_str(n)).collect::<Array>().into());
+    set(
+        "notes",
+        s.notes
+            .iter()
+            .map(|n| JsValue::from_str(n))
+            .collect::<Array>()
+            .into(),
+    );
     o.into()
 }
 
@@ -200,18 +251,34 @@ impl JsPruner {
     /// Creates a pruner on the first backend of `backends` that works (`"webgpu"`, `"cpu"`).
     pub async fn create(backends: Vec<String>) -> Result<JsPruner, JsValue> {
         let mut tried = Vec::new();
-        for b in if backends.is_empty() { vec!["webgpu".to_string(), "cpu".into()] } else { backends } {
+        for b in if backends.is_empty() {
+            vec!["webgpu".to_string(), "cpu".into()]
+        } else {
+            backends
+        } {
             let backend = match b.as_str() {
                 "webgpu" | "gpu" => BackendChoice::Gpu,
                 "cpu" => BackendChoice::Cpu,
-                other => return Err(js_err(Error::Param(format!("backend '{other}' is not one of webgpu, cpu")))),
+                other => {
+                    return Err(js_err(Error::Param(format!(
+                        "backend '{other}' is not one of webgpu, cpu"
+                    ))))
+                }
             };
-            match Pruner::new(PrunerOptions { backend, ..Default::default() }).await {
+            match Pruner::new(PrunerOptions {
+                backend,
+                ..Default::default()
+            })
+            .await
+            {
                 Ok(p) => return Ok(JsPruner { inner: Rc::new(p) }),
                 Err(e) => tried.push(format!("{b}: {e}")),
             }
         }
-        Err(js_err(Error::Backend(format!("no backend available ({})", tried.join("; ")))))
+        Err(js_err(Error::Backend(format!(
+            "no backend available ({})",
+            tried.join("; ")
+        ))))
     }
 
     /// The backend in use: `"cpu"` or `"gpu (<adapter>)"`.
@@ -228,7 +295,12 @@ impl JsPruner {
             let pool = pool?;
             let req = pool.request()?;
             let t = now_ms();
-            let sel = if pool.per_frame { inner.prune_per_frame(&req).await } else { inner.prune(&req).await }.map_err(js_err)?;
+            let sel = if pool.per_frame {
+                inner.prune_per_frame(&req).await
+            } else {
+                inner.prune(&req).await
+            }
+            .map_err(js_err)?;
             Ok(to_js(&sel, now_ms() - t))
         })
     }
@@ -241,13 +313,18 @@ impl JsPruner {
             .iter()
             .enumerate()
             .map(|(i, it)| {
-                let f = get(&it, "features").ok_or_else(|| param(format!("batch item {i}: features missing")))?;
+                let f = get(&it, "features")
+                    .ok_or_else(|| param(format!("batch item {i}: features missing")))?;
                 Pool::parse(&f, &it).map_err(|e| prefix(e, i))
             })
             .collect();
         wasm_bindgen_futures::future_to_promise(async move {
             let pools = pools?;
-            let reqs = pools.iter().enumerate().map(|(i, p)| p.request().map_err(|e| prefix(e, i))).collect::<Result<Vec<_>, _>>()?;
+            let reqs = pools
+                .iter()
+                .enumerate()
+                .map(|(i, p)| p.request().map_err(|e| prefix(e, i)))
+                .collect::<Result<Vec<_>, _>>()?;
             let t = now_ms();
             let sels = inner.prune_batch(&reqs).await.map_err(js_err)?;
             let ms = now_ms() - t;
@@ -257,6 +334,9 @@ impl JsPruner {
 }
 
 fn prefix(e: JsValue, i: usize) -> JsValue {
-    let msg = e.dyn_ref::<js_sys::Error>().map(|e| String::from(e.message())).unwrap_or_default();
+    let msg = e
+        .dyn_ref::<js_sys::Error>()
+        .map(|e| String::from(e.message()))
+        .unwrap_or_default();
     JsError::new(&format!("batch item {i}: {msg}")).into()
 }

@@ -42,32 +42,42 @@ pub(crate) fn dot_rows(a: &[f32], b: &[f32], d: usize, out: &mut [f32], ldo: usi
     dot_rows_portable(a, b, d, out, ldo);
 }
 
-/// The portable kernel: 4 x 4 output blocks, 4 independent accumulators per dot product.
+/// The portable kernel: 4 x 4 output blocks; each dot product runs in 4 lanes along k (so
+/// compilers map it to 128-bit SIMD, e.g. wasm simd128), summed at the end.
 #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 pub(crate) fn dot_rows_portable(a: &[f32], b: &[f32], d: usize, out: &mut [f32], ldo: usize) {
+    const L: usize = 4;
     let (ra, rb) = (a.len() / d, b.len() / d);
+    let body = d - d % L;
     for i0 in (0..ra).step_by(4) {
+        let ni = (ra - i0).min(4);
         for j0 in (0..rb).step_by(4) {
-            let (ni, nj) = ((ra - i0).min(4), (rb - j0).min(4));
-            let mut acc = [[0.0f32; 4]; 4];
-            for k in 0..d {
-                let mut av = [0.0f32; 4];
-                let mut bv = [0.0f32; 4];
-                for t in 0..ni {
-                    av[t] = a[(i0 + t) * d + k];
-                }
-                for t in 0..nj {
-                    bv[t] = b[(j0 + t) * d + k];
-                }
-                for (acc_row, &x) in acc.iter_mut().zip(&av) {
-                    for (c, &y) in acc_row.iter_mut().zip(&bv) {
-                        *c += x * y;
+            let nj = (rb - j0).min(4);
+            let mut acc = [[[0.0f32; L]; 4]; 4];
+            // Row offsets; rows past the end repeat the last row (their sums are discarded).
+            let ar: [usize; 4] = std::array::from_fn(|t| (i0 + t).min(ra - 1) * d);
+            let br: [usize; 4] = std::array::from_fn(|t| (j0 + t).min(rb - 1) * d);
+            for k in (0..body).step_by(L) {
+                let av: [[f32; L]; 4] =
+                    std::array::from_fn(|t| a[ar[t] + k..ar[t] + k + L].try_into().unwrap());
+                let bv: [[f32; L]; 4] =
+                    std::array::from_fn(|t| b[br[t] + k..br[t] + k + L].try_into().unwrap());
+                for ti in 0..4 {
+                    for tj in 0..4 {
+                        for l in 0..L {
+                            acc[ti][tj][l] += av[ti][l] * bv[tj][l];
+                        }
                     }
                 }
             }
             for ti in 0..ni {
                 for tj in 0..nj {
-                    out[(i0 + ti) * ldo + j0 + tj] = acc[ti][tj];
+                    let lanes = acc[ti][tj];
+                    let mut sum = (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
+                    for k in body..d {
+                        sum += a[ar[ti] + k] * b[br[tj] + k];
+                    }
+                    out[(i0 + ti) * ldo + j0 + tj] = sum;
                 }
             }
         }
