@@ -1,21 +1,65 @@
 #!/usr/bin/env bash
-# Installs what the tests need and runs every test. Safe to re-run; skips what is present.
-# Used as-is by CI (.ci/run) and documented as the test command in README.md.
+# Installs what the tests need and runs every test. Safe to re-run: skips what is present.
+# This is the test command README.md gives; CI (.ci/run) runs exactly this.
+#
+#   system packages: mesa-vulkan-drivers (lavapipe: a Vulkan GPU on the CPU), chromium,
+#                    chromium-driver (apt, as root or through sudo)
+#   rust:            rustfmt, clippy, the wasm32 target, wasm-bindgen-cli (= Cargo.lock's version)
+#   npm:             web/ devDependencies (binaryen's wasm-opt, playwright-core)
+#
+# Environment: TOKENPRUNE_SKIP_LINT=1 skips fmt/clippy; TOKENPRUNE_SKIP_BROWSER=1 skips the
+# wasm build and the Chromium tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/tmp}"
+# GPU tests fail, not skip, when no adapter is found.
+export TOKENPRUNE_REQUIRE_GPU="${TOKENPRUNE_REQUIRE_GPU:-1}"
+start=$(date +%s)
+step() { printf '\n=== [%ss] %s\n' "$(($(date +%s) - start))" "$*"; }
 
-step() { printf '\n=== %s\n' "$*"; }
+browser=1
+[ "${TOKENPRUNE_SKIP_BROWSER:-0}" = 1 ] && browser=0
 
-step "toolchain: $(cargo --version)"
+step "system packages"
+need=()
+ls /usr/share/vulkan/icd.d/lvp_icd*.json >/dev/null 2>&1 || need+=(mesa-vulkan-drivers)
+if [ $browser = 1 ]; then
+  command -v chromium >/dev/null || need+=(chromium)
+  command -v chromedriver >/dev/null || need+=(chromium-driver)
+fi
+if [ ${#need[@]} -gt 0 ]; then
+  sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}"
+fi
+
+step "rust toolchain: $(cargo --version)"
 if [ "${TOKENPRUNE_SKIP_LINT:-0}" != 1 ]; then
+  rustup component list --installed | grep -q '^rustfmt' || rustup component add rustfmt
+  rustup component list --installed | grep -q '^clippy' || rustup component add clippy
   step "format and lint"
-  rustup component list --installed 2>/dev/null | grep -q rustfmt || rustup component add rustfmt clippy
   cargo fmt --all -- --check
   cargo clippy --all-targets -- -D warnings
 fi
 
-step "cargo test (unit, conformance, properties, bad input, CLI, doc tests)"
+step "cargo test: unit, conformance, properties, bad input, CLI, GPU"
 cargo test --all-targets
 cargo test --doc
+
+if [ $browser = 1 ]; then
+  step "wasm build and npm package (web/build.sh)"
+  (cd web && { [ -d node_modules/playwright-core ] || npm ci --no-audit --no-fund; })
+  bash web/build.sh
+
+  step "Rust tests in Chromium (wasm-bindgen-test)"
+  CHROMEDRIVER=$(command -v chromedriver) \
+  CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
+  CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="-C target-feature=+simd128" \
+    cargo test --target wasm32-unknown-unknown --no-default-features ${TOKENPRUNE_WASM_FEATURES:+--features "$TOKENPRUNE_WASM_FEATURES"} --test wasm
+
+  step "npm package in Chromium (WebGPU and CPU fallback)"
+  (cd web && node --test test/browser.test.mjs)
+fi
 
 step "all tests passed"
