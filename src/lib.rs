@@ -24,6 +24,8 @@
 pub mod budget;
 pub mod cpu;
 pub mod error;
+#[cfg(feature = "gpu")]
+pub mod gpu;
 pub mod io;
 pub mod method;
 pub mod metrics;
@@ -37,3 +39,10 @@ pub use method::{IdPruner, Method, Request};
 pub use pruner::{BackendChoice, Pruner, PrunerOptions};
 pub use selection::{Backend, Selection};
 pub use tokens::{Grid, Tokens};
+
+#[cfg(feature = "gpu")]
+pub use gpu::{GpuEngine, GpuOptions, GpuPath};
+/// The wgpu crate this build uses (for [`GpuEngine::from_device`] and
+/// [`GpuEngine::run_on_buffer`]).
+#[cfg(feature = "gpu")]
+pub use wgpu;

@@ -218,8 +218,8 @@ pub fn replay_divprune(x: &[f32], n: usize, d: usize, order: &[u32]) -> Replay {
     for w in order.windows(2) {
         let p = w[0] as usize;
         chosen[p] = true;
-        for j in 0..n {
-            m[j] = m[j].min(dist(p, j));
+        for (j, mj) in m.iter_mut().enumerate() {
+            *mj = mj.min(dist(p, j));
         }
         step(&m, &chosen, w[1] as usize, &mut r);
     }
