@@ -53,6 +53,8 @@ impl Role {
 #[derive(Debug, Default)]
 pub(crate) struct BufferPool {
     free: Mutex<HashMap<Role, Vec<wgpu::Buffer>>>,
+    /// Bytes of every buffer ever created by the pool.
+    created: std::sync::atomic::AtomicU64,
 }
 
 /// The size class of a request: the next power of two (at least 256 bytes), or the exact
@@ -88,9 +90,12 @@ impl BufferPool {
                 }
             }
         }
+        let size = size_class(size, max_buffer);
+        self.created
+            .fetch_add(size, std::sync::atomic::Ordering::Relaxed);
         device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("tokenprune pool"),
-            size: size_class(size, max_buffer),
+            size,
             usage: role.usage(),
             mapped_at_creation: false,
         })
@@ -110,12 +115,9 @@ impl BufferPool {
         }
     }
 
-    /// Bytes currently held by free buffers (for tests and `info`).
-    pub(crate) fn held_bytes(&self) -> u64 {
-        self.free
-            .lock()
-            .map(|f| f.values().flatten().map(|b| b.size()).sum())
-            .unwrap_or(0)
+    /// Bytes of every buffer the pool ever created.
+    pub(crate) fn created_bytes(&self) -> u64 {
+        self.created.load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 

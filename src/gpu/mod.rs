@@ -443,9 +443,11 @@ impl GpuEngine {
         self.inner.last_gpu_ms.lock().ok().and_then(|g| *g)
     }
 
-    /// Bytes held by the engine's idle buffer pool.
-    pub fn pooled_bytes(&self) -> u64 {
-        self.inner.pool.held_bytes()
+    /// Bytes of all the GPU buffers the engine's pool has ever allocated (it grows only when a
+    /// call needs a larger buffer than any it holds; repeated calls of the same sizes add
+    /// nothing).
+    pub fn allocated_bytes(&self) -> u64 {
+        self.inner.pool.created_bytes()
     }
 
     /// The backend tag of this engine's selections.
