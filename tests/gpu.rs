@@ -27,6 +27,7 @@ fn engines() -> Option<[(&'static str, GpuEngine); 2]> {
             "streaming",
             g.with_options(GpuOptions {
                 stream_threshold_bytes: 0,
+                ..Default::default()
             }),
         ),
     ])
@@ -152,6 +153,7 @@ fn a_mixed_batch_runs_together_and_equals_each_alone() {
     // Pools above 120 tokens stream, the rest are dense: both paths in one command buffer.
     let mixed = g.with_options(GpuOptions {
         stream_threshold_bytes: 120 * 120 * 4,
+        ..Default::default()
     });
     let shapes = [
         (100, 32),
@@ -221,6 +223,7 @@ fn repeated_calls_give_the_same_result_and_allocate_nothing_new() {
             "streaming",
             own.with_options(GpuOptions {
                 stream_threshold_bytes: 0,
+                ..Default::default()
             }),
         ),
     ];
@@ -373,4 +376,46 @@ fn pruner_on_the_gpu_backend() {
     let idp = Method::IdPruner(IdPruner::new(&imp));
     assert_eq!(g.path_for(4608, 1024, 461, &idp), GpuPath::Dense);
     assert_eq!(g.path_for(4608, 1024, 5, &idp), GpuPath::Streaming);
+}
+
+#[test]
+fn batches_larger_than_a_binding_are_split_into_chunks() {
+    let Some(g) = gpu() else { return };
+    // 64 KiB bindings: each 100 x 64 pool needs 25.6 KB of normalised rows and 40 KB of S, so
+    // a batch of 12 runs in several chunks; a 200 x 32 pool (S = 160 KB) streams.
+    let small = g.with_options(GpuOptions {
+        max_binding_bytes: Some(64 << 10),
+        ..Default::default()
+    });
+    let feats: Vec<Vec<f32>> = (0..12).map(|i| random_matrix(100, 64, 500 + i)).collect();
+    let big = random_matrix(200, 32, 600);
+    let imp = random_matrix(200, 1, 601);
+    let mut reqs: Vec<Request> = feats
+        .iter()
+        .map(|f| {
+            let t = Tokens::new(f, 100, 64).unwrap();
+            Request::new(t, Method::DivPrune, Budget::Count(10)).unwrap()
+        })
+        .collect();
+    let t = Tokens::new(&big, 200, 32).unwrap();
+    reqs.push(Request::new(t, Method::IdPruner(IdPruner::new(&imp)), Budget::Count(30)).unwrap());
+    assert_eq!(
+        small.path_for(200, 32, 30, reqs[12].method()),
+        GpuPath::Streaming
+    );
+    let batch = block(small.run_batch(&reqs)).unwrap();
+    for (i, (req, sel)) in reqs.iter().zip(&batch).enumerate() {
+        assert_eq!(sel, &block(small.run(req)).unwrap(), "pool {i}");
+        let f = if i < 12 { &feats[i] } else { &big };
+        check_against_cpu(&format!("chunked pool {i}"), f, req, sel);
+    }
+    // A pool whose rows alone exceed the cap is a clear error.
+    let wide = random_matrix(100, 400, 7);
+    let t = Tokens::new(&wide, 100, 400).unwrap();
+    let req = Request::new(t, Method::DivPrune, Budget::Count(5)).unwrap();
+    let e = block(small.run(&req)).unwrap_err().to_string();
+    assert!(
+        e.starts_with("backend: ") && e.contains("binding limit"),
+        "{e}"
+    );
 }

@@ -65,12 +65,18 @@ pub struct GpuOptions {
     /// path. The device's `max_storage_buffer_binding_size` and `max_buffer_size` cap it too.
     /// Tests set it to 0 to force streaming.
     pub stream_threshold_bytes: u64,
+    /// Largest single buffer binding the engine may use, below the device's own limit (`None`:
+    /// the device's `max_storage_buffer_binding_size` / `max_buffer_size`). Smaller values split
+    /// large batches into more chunks (one submission each) and send large pools to the
+    /// streaming path sooner.
+    pub max_binding_bytes: Option<u64>,
 }
 
 impl Default for GpuOptions {
     fn default() -> Self {
         GpuOptions {
             stream_threshold_bytes: DEFAULT_STREAM_THRESHOLD,
+            max_binding_bytes: None,
         }
     }
 }
@@ -461,6 +467,8 @@ impl GpuEngine {
         l.max_storage_buffer_binding_size
             .min(l.max_buffer_size)
             .min(BIND_CAP)
+            .min(self.options.max_binding_bytes.unwrap_or(u64::MAX))
+            .max(256)
     }
 
     /// The path a pool of `n` tokens of width `d`, keeping `keep`, takes with `method`:

@@ -302,6 +302,7 @@ pub fn backends() -> Vec<(&'static str, tokenprune::Pruner)> {
             "gpu-streaming",
             Pruner::from_gpu(g.with_options(GpuOptions {
                 stream_threshold_bytes: 0,
+                ..Default::default()
             })),
         ));
     }
