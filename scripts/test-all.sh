@@ -43,9 +43,12 @@ if [ "${TOKENPRUNE_SKIP_LINT:-0}" != 1 ]; then
   cargo clippy --all-targets -- -D warnings
 fi
 
-step "cargo test: unit, conformance, properties, bad input, CLI, GPU"
+step "cargo test: unit, conformance, properties, GPU, shaders, bad input, CLI, doc tests"
 cargo test --all-targets
 cargo test --doc
+
+step "CPU-only build (--no-default-features): library and its tests"
+cargo test --no-default-features --lib --test conformance --test shaders --test bad_input
 
 if [ $browser = 1 ]; then
   step "wasm build and npm package (web/build.sh)"
@@ -56,7 +59,7 @@ if [ $browser = 1 ]; then
   CHROMEDRIVER=$(command -v chromedriver) \
   CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
   CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="-C target-feature=+simd128" \
-    cargo test --target wasm32-unknown-unknown --no-default-features ${TOKENPRUNE_WASM_FEATURES:+--features "$TOKENPRUNE_WASM_FEATURES"} --test wasm
+    cargo test --target wasm32-unknown-unknown --no-default-features --features gpu --test wasm
 
   step "npm package in Chromium (WebGPU and CPU fallback)"
   (cd web && node --test test/browser.test.mjs)

@@ -3,8 +3,8 @@
 //! Prunes the visual tokens of multimodal LLMs with the published attention-free selectors,
 //! DivPrune (greedy max-min diversity) and IDPruner (MMR of importance and diversity), plus
 //! the TopK / Random / Uniform baselines. The same selection runs on the CPU engine (this
-//! crate's oracle and fallback) and, in later layers, on any GPU through wgpu and in the
-//! browser.
+//! crate's oracle and fallback) and on any GPU through wgpu (module `gpu`, feature `gpu`, on by
+//! default; see `docs/GPU.md`), and in the browser.
 //!
 //! ```
 //! use tokenprune::{Budget, Method, Pruner, Request, Tokens};
@@ -19,11 +19,13 @@
 //! ```
 //!
 //! Layout: the API types ([`Tokens`], [`Budget`], [`Method`], [`Request`], [`Selection`],
-//! [`Pruner`]), the selector math in [`cpu`], file readers in [`io`].
+//! [`Pruner`]), the selector math in [`cpu`], the WGSL engine in `gpu`, file readers in [`io`].
 
 pub mod budget;
 pub mod cpu;
 pub mod error;
+#[cfg(feature = "gpu")]
+pub mod gpu;
 pub mod io;
 pub mod method;
 pub mod metrics;
@@ -39,3 +41,10 @@ pub use method::{IdPruner, Method, Request};
 pub use pruner::{BackendChoice, Pruner, PrunerOptions};
 pub use selection::{Backend, Selection};
 pub use tokens::{Grid, Tokens};
+
+#[cfg(feature = "gpu")]
+pub use gpu::{GpuEngine, GpuOptions, GpuPath};
+/// The wgpu crate this build uses (for [`GpuEngine::from_device`] and
+/// [`GpuEngine::run_on_buffer`]).
+#[cfg(feature = "gpu")]
+pub use wgpu;

@@ -78,7 +78,7 @@ impl Method<'_> {
     /// Every method name, in CLI order.
     pub const NAMES: [&'static str; 5] = ["divprune", "idpruner", "topk", "random", "uniform"];
 
-    fn validate(&self, n: usize) -> Result<()> {
+    pub(crate) fn validate(&self, n: usize) -> Result<()> {
         match self {
             Method::IdPruner(p) => {
                 check_scores("importance", p.importance, n)?;

@@ -2,13 +2,17 @@
 
 use crate::cpu::CpuEngine;
 use crate::error::{Error, Result};
+#[cfg(feature = "gpu")]
+use crate::gpu::{GpuEngine, GpuOptions};
 use crate::method::Request;
 use crate::selection::{Backend, Selection};
 
 /// Which engine a [`Pruner`] should use.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum BackendChoice {
-    /// The best available: the GPU when an adapter exists, else the CPU.
+    /// The best available: the GPU when a hardware adapter exists, else the CPU. Software
+    /// adapters (device type CPU, e.g. lavapipe) are slower than the CPU engine and are used
+    /// only when `TOKENPRUNE_ADAPTER` names them.
     #[default]
     Auto,
     /// The CPU engine.
@@ -38,11 +42,16 @@ pub struct PrunerOptions {
     pub backend: BackendChoice,
     /// CPU engine settings.
     pub cpu: CpuEngine,
+    /// GPU engine settings.
+    #[cfg(feature = "gpu")]
+    pub gpu: GpuOptions,
 }
 
 #[derive(Debug)]
 enum Engine {
     Cpu(CpuEngine),
+    #[cfg(feature = "gpu")]
+    Gpu(GpuEngine),
 }
 
 /// Prunes visual tokens. Build one and reuse it: set-up work happens once here, and each call
@@ -50,17 +59,73 @@ enum Engine {
 #[derive(Debug)]
 pub struct Pruner {
     engine: Engine,
+    /// Why `Auto` did not pick the GPU, when it did not.
+    fallback: Option<String>,
 }
 
 impl Pruner {
     /// Builds a pruner on the chosen backend.
     pub async fn new(options: PrunerOptions) -> Result<Self> {
         match options.backend {
-            BackendChoice::Cpu | BackendChoice::Auto => Ok(Pruner::cpu_with(options.cpu)),
+            BackendChoice::Cpu => Ok(Pruner::cpu_with(options.cpu)),
+            #[cfg(feature = "gpu")]
+            BackendChoice::Gpu => Ok(Pruner::from_gpu(GpuEngine::new(options.gpu).await?)),
+            #[cfg(feature = "gpu")]
+            BackendChoice::Auto => {
+                let why = match GpuEngine::new(options.gpu).await {
+                    Ok(g) => {
+                        let software = g.adapter_info().device_type == wgpu::DeviceType::Cpu;
+                        let named = crate::gpu::adapter_named_by_env();
+                        if !software || named {
+                            return Ok(Pruner::from_gpu(g));
+                        }
+                        format!(
+                            "the only GPU adapter, '{}', is a software rasteriser (set {} to use it)",
+                            g.adapter_name(),
+                            crate::gpu::ENV_ADAPTER
+                        )
+                    }
+                    Err(e) => e.to_string(),
+                };
+                let mut p = Pruner::cpu_with(options.cpu);
+                p.fallback = Some(why);
+                Ok(p)
+            }
+            #[cfg(not(feature = "gpu"))]
+            BackendChoice::Auto => {
+                let mut p = Pruner::cpu_with(options.cpu);
+                p.fallback = Some("this build has no GPU engine (feature `gpu`)".into());
+                Ok(p)
+            }
+            #[cfg(not(feature = "gpu"))]
             BackendChoice::Gpu => Err(Error::Backend(
-                "the GPU engine is not available in this build".into(),
+                "the GPU engine is not available in this build (feature `gpu`)".into(),
             )),
         }
+    }
+
+    /// A pruner on an existing GPU engine (shares its device, pipelines and buffers).
+    #[cfg(feature = "gpu")]
+    pub fn from_gpu(engine: GpuEngine) -> Self {
+        Pruner {
+            engine: Engine::Gpu(engine),
+            fallback: None,
+        }
+    }
+
+    /// The GPU engine, when this pruner runs on one (e.g. for
+    /// [`GpuEngine::last_gpu_time_ms`]).
+    #[cfg(feature = "gpu")]
+    pub fn gpu(&self) -> Option<&GpuEngine> {
+        match &self.engine {
+            Engine::Gpu(g) => Some(g),
+            _ => None,
+        }
+    }
+
+    /// Why [`BackendChoice::Auto`] fell back to the CPU, when it did.
+    pub fn fallback_reason(&self) -> Option<&str> {
+        self.fallback.as_deref()
     }
 
     /// A pruner on the CPU engine with default settings (never fails).
@@ -72,6 +137,7 @@ impl Pruner {
     pub fn cpu_with(engine: CpuEngine) -> Self {
         Pruner {
             engine: Engine::Cpu(engine),
+            fallback: None,
         }
     }
 
@@ -79,6 +145,8 @@ impl Pruner {
     pub fn backend(&self) -> Backend {
         match &self.engine {
             Engine::Cpu(_) => Backend::Cpu,
+            #[cfg(feature = "gpu")]
+            Engine::Gpu(g) => g.backend(),
         }
     }
 
@@ -86,6 +154,8 @@ impl Pruner {
     pub async fn prune(&self, req: &Request<'_>) -> Result<Selection> {
         match &self.engine {
             Engine::Cpu(e) => Ok(e.run(req)),
+            #[cfg(feature = "gpu")]
+            Engine::Gpu(g) => g.run(req).await,
         }
     }
 
@@ -94,6 +164,8 @@ impl Pruner {
     pub async fn prune_batch(&self, reqs: &[Request<'_>]) -> Result<Vec<Selection>> {
         match &self.engine {
             Engine::Cpu(e) => Ok(e.run_batch(reqs)),
+            #[cfg(feature = "gpu")]
+            Engine::Gpu(g) => g.run_batch(reqs).await,
         }
     }
 

@@ -15,7 +15,7 @@ fi
 rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
 [ -x node_modules/.bin/wasm-opt ] || npm ci --no-audit --no-fund
 
-features=${TOKENPRUNE_WASM_FEATURES:-}
+features=${TOKENPRUNE_WASM_FEATURES-gpu}
 # 128-bit SIMD (every current browser and Node >= 16): the CPU fallback is ~3x faster with it.
 export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="-C target-feature=+simd128"
 cargo build --release --lib --target wasm32-unknown-unknown --no-default-features ${features:+--features "$features"}

@@ -1,4 +1,7 @@
 //! `tokenprune bench`: medians per size and backend, next to the official PyTorch figures.
+//! With the GPU engine (feature `gpu`) and an adapter, every case also runs on the GPU: its
+//! rows give the whole-call wall time, the GPU time of the dispatches (timestamp queries) and
+//! the ratio to the CPU engine, with the adapter named on every row.
 
 use std::time::Instant;
 
@@ -12,6 +15,9 @@ pub struct Args {
     /// Only the single-image 576 x 1024 cases (a smoke run).
     #[arg(long)]
     quick: bool,
+    /// Skip the GPU rows even when an adapter exists.
+    #[arg(long)]
+    no_gpu: bool,
 }
 
 /// One benchmark case: `batch` pools of N x D, keep ratio 0.1.
@@ -94,13 +100,42 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
+/// The pruners to time: the CPU engine, then the GPU engine when one can be built.
+fn pruners(no_gpu: bool) -> Vec<Pruner> {
+    #[allow(unused_mut)]
+    let mut v = vec![Pruner::cpu()];
+    #[cfg(feature = "gpu")]
+    if !no_gpu {
+        match tokenprune::GpuEngine::new_blocking(Default::default()) {
+            Ok(g) => v.push(Pruner::from_gpu(g)),
+            Err(e) => eprintln!("bench: no GPU rows: {e}"),
+        }
+    }
+    #[cfg(not(feature = "gpu"))]
+    let _ = no_gpu;
+    v
+}
+
+/// GPU time of the pruner's last call (timestamp queries), when it has one.
+fn gpu_ms(p: &Pruner) -> Option<f64> {
+    #[cfg(feature = "gpu")]
+    {
+        p.gpu().and_then(|g| g.last_gpu_time_ms())
+    }
+    #[cfg(not(feature = "gpu"))]
+    {
+        let _ = p;
+        None
+    }
+}
+
 pub fn run(a: Args) -> Result<()> {
     let repeats = a.repeats.max(1);
-    let pruners = [Pruner::cpu()];
-    println!("| case | backend | median ms | min ms | official PyTorch ms | speed-up |");
-    println!("|---|---|---:|---:|---:|---:|");
+    let pruners = pruners(a.no_gpu);
+    println!("| case | backend | median ms | min ms | GPU ms (timestamps) | official PyTorch ms | speed-up | vs CPU engine |");
+    println!("|---|---|---:|---:|---:|---:|---:|---:|");
     for case in CASES {
-        if a.quick && case.batch * case.n * case.d > 576 * 1024 {
+        if a.quick && (case.n * case.d * case.batch > 576 * 1024 * 32 || case.d > 1024) {
             continue;
         }
         let feats = features(case.batch * case.n * case.d, 1);
@@ -116,11 +151,17 @@ pub fn run(a: Args) -> Result<()> {
                 Request::new(tokens, method, Budget::KeepRatio(0.1))
             })
             .collect::<Result<_>>()?;
+        let mut cpu_med = None;
         for pruner in &pruners {
-            let time = || -> Result<f64> {
+            let mut gpu_runs = Vec::new();
+            let mut time = || -> Result<f64> {
                 let t = Instant::now();
                 pruner.prune_batch_blocking(&reqs)?;
-                Ok(t.elapsed().as_secs_f64() * 1e3)
+                let wall = t.elapsed().as_secs_f64() * 1e3;
+                if let Some(g) = gpu_ms(pruner) {
+                    gpu_runs.push(g);
+                }
+                Ok(wall)
             };
             time()?;
             let runs: Vec<f64> = (0..repeats).map(|_| time()).collect::<Result<_>>()?;
@@ -130,8 +171,22 @@ pub fn run(a: Args) -> Result<()> {
                 Some(r) => (format!("{r:.1}"), format!("{:.1}x", r / med)),
                 None => ("-".into(), "-".into()),
             };
+            // The first run of the list is the warm-up.
+            let gpu = if gpu_runs.len() > 1 {
+                format!("{:.3}", median(gpu_runs[1..].to_vec()))
+            } else {
+                "-".into()
+            };
+            let vs_cpu = match (pruner.backend(), cpu_med) {
+                (tokenprune::Backend::Cpu, _) => {
+                    cpu_med = Some(med);
+                    "1.0x".into()
+                }
+                (_, Some(c)) => format!("{:.2}x", c / med),
+                _ => "-".into(),
+            };
             println!(
-                "| {} | {} | {med:.2} | {min:.2} | {reference} | {ratio} |",
+                "| {} | {} | {med:.2} | {min:.2} | {gpu} | {reference} | {ratio} | {vs_cpu} |",
                 case.name,
                 pruner.backend()
             );

@@ -1,7 +1,9 @@
-//! The `tokenprune` command-line tool: `select`, `bench`, `demo`.
+//! The `tokenprune` command-line tool: `select`, `bench`, `demo`, `info`.
 
 mod bench;
 mod demo;
+#[cfg(feature = "gpu")]
+mod info;
 mod select;
 
 use clap::{Parser, Subcommand};
@@ -22,6 +24,9 @@ enum Command {
     Bench(bench::Args),
     /// Prune the bundled example with every method and show what was kept.
     Demo(demo::Args),
+    /// List the GPU adapters, their limits, and the path each standard size takes.
+    #[cfg(feature = "gpu")]
+    Info(info::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -30,6 +35,8 @@ fn main() -> std::process::ExitCode {
         Command::Select(a) => select::run(a),
         Command::Bench(a) => bench::run(a),
         Command::Demo(a) => demo::run(a),
+        #[cfg(feature = "gpu")]
+        Command::Info(a) => info::run(a),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

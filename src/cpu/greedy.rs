@@ -1,5 +1,6 @@
 //! The greedy selectors (SPEC "DivPrune", "IDPruner") and their argmax: CPU twin of
-//! `shaders/select.wgsl`.
+//! `shaders/select.wgsl` (dense path: all picks in one dispatch) and of `shaders/stream.wgsl`
+//! (streaming path: one similarity row per pick, [`Rows::Stream`] here).
 
 use super::matmul::similarity_rows;
 use super::normalize::{normalize_rows, NormPolicy};
@@ -26,7 +27,7 @@ pub(crate) struct Picks {
     pub notes: Vec<String>,
 }
 
-fn zero_row_note(zero_rows: usize) -> Vec<String> {
+pub(crate) fn zero_row_note(zero_rows: usize) -> Vec<String> {
     if zero_rows == 0 {
         Vec::new()
     } else {

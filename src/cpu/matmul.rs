@@ -1,4 +1,5 @@
-//! Dot products of row blocks: `out[i, j] = a_i . b_j` (A times B transposed).
+//! Dot products of row blocks: `out[i, j] = a_i . b_j` (A times B transposed). GPU twins: the
+//! tiled GEMM in `shaders/similarity.wgsl` and the per-pick GEMV in `shaders/stream.wgsl`.
 //!
 //! Natively this calls the `gemm` crate (runtime-dispatched AVX2/AVX-512/NEON kernels);
 //! on wasm32 and as the readable reference it is a register-blocked loop.

@@ -3,7 +3,7 @@
 //! WGSL twin's name. It is the test oracle for every other backend and the fallback where no
 //! GPU exists (wasm included). Multi-threaded natively (rayon), single-threaded on wasm32.
 
-mod baselines;
+pub(crate) mod baselines;
 pub(crate) mod greedy;
 pub(crate) mod matmul;
 pub(crate) mod normalize;
@@ -75,5 +75,26 @@ impl CpuEngine {
     /// Prunes many independent pools, in parallel natively.
     pub fn run_batch(&self, reqs: &[Request]) -> Vec<Selection> {
         par::map(reqs, |r| self.run(r))
+    }
+}
+
+/// A baseline's selection (order, scores) from its inputs alone, exactly as [`CpuEngine::run`]
+/// computes it; `None` for the greedy methods. Used by engines that run baselines on the CPU.
+#[cfg_attr(not(feature = "gpu"), allow(dead_code))]
+pub(crate) fn baseline(
+    method: &Method,
+    n: usize,
+    k: usize,
+    grid: Option<crate::tokens::Grid>,
+) -> Option<(Vec<u32>, Vec<f32>)> {
+    match method {
+        Method::TopK { scores } => {
+            let order = baselines::top_k(scores, k);
+            let s = order.iter().map(|&i| scores[i as usize]).collect();
+            Some((order, s))
+        }
+        Method::Random { seed } => Some(baselines::random(n, k, *seed)),
+        Method::Uniform => Some((baselines::uniform(n, k, grid), vec![0.0; k])),
+        _ => None,
     }
 }

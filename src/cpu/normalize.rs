@@ -1,4 +1,5 @@
-//! Row normalisation: CPU twin of `shaders/normalize.wgsl`.
+//! Row normalisation: CPU twin of `shaders/normalize.wgsl` (one workgroup per row there,
+//! same power-of-two scale and epsilon policies; the GPU sums the squares in a tree order).
 //!
 //! Each row is first scaled by a power of two (exact) so that its largest magnitude is in
 //! [1, 2): the sum of squares then neither overflows for huge tokens nor underflows for tiny

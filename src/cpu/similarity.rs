@@ -1,4 +1,5 @@
-//! Tiled similarity `U U^T`: CPU twin of `shaders/similarity.wgsl`.
+//! Tiled similarity `U U^T`: CPU twin of `shaders/similarity.wgsl` (entry points `dense` and
+//! `nearest` there; 64 x 64 tiles, upper triangle only, the same row/column maxima fold).
 //!
 //! The matrix is cut into `block x block` tiles and, by symmetry, only tiles `(bi, bj)` with
 //! `bi <= bj` are computed. Each tile is folded into the running per-token maximum similarity

@@ -1,0 +1,200 @@
+// similarity.wgsl: tiled S = U U^T of the normalised rows. CPU twin: src/cpu/similarity.rs
+// (`nearest_similarity`, `Tiles`, with `dot_rows` in src/cpu/matmul.rs).
+//
+// Each workgroup (16 x 16 invocations) computes one 64 x 64 output tile; each invocation holds a
+// 4 x 4 register block (rows ty*4.., columns tx*4..). K is walked in chunks of 16 floats (4 vec4
+// per row) staged in workgroup memory as [k][row] vec4s, so the inner loop is two vec4 loads
+// for 16 FMAs. By symmetry only tiles with tile_col >= tile_row run.
+//
+// Entry points:
+// - `dense`: writes S in full (the tile, and its mirror for off-diagonal tiles) at the pool's
+//   `sim_off`, row stride N; for DivPrune pools it also folds the nearest-neighbour maxima.
+// - `nearest`: the fold only; S is never stored (DivPrune streaming path).
+// Nearest-neighbour fold: for every token the max similarity to any OTHER token. Each tile
+// reduces its row maxima and (off-diagonal tiles) its column maxima in workgroup memory, then
+// combines across workgroups with atomicMax on u32 keys of an order-preserving f32 -> u32 map
+// (non-negative: bits | 0x80000000, negative: ~bits) into `nn` (the state buffer, cleared to 0
+// first; key 0 is below every float). The greedy kernels decode the key for the seed.
+//
+// Dispatch: (x, y, z) = (tile column, tile row, pool).
+
+struct Pool {
+    n: u32,
+    k: u32,
+    method: u32,
+    pk: u32,
+    d: u32,
+    d4: u32,
+    src_off: u32,
+    u_off: u32,
+    row0: u32,
+    cache_off: u32,
+    sim_off: u32,
+    out_off: u32,
+    parts: u32,
+    iters: u32,
+    part_off: u32,
+    om: f32,
+}
+
+const TILE: u32 = 64u;
+const KV: u32 = 4u;
+const DIVPRUNE: u32 = 0u;
+// Below every similarity (|s| <= ~1): "no valid entry".
+const NONE_SIM: f32 = -4.0;
+
+@group(0) @binding(0) var<storage, read> pools: array<Pool>;
+@group(0) @binding(1) var<storage, read> u: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read_write> sim: array<f32>;
+@group(0) @binding(3) var<storage, read_write> nn: array<atomic<u32>>;
+
+// [k in 0..16][row / 4 in 0..16]: vec4 holds 4 consecutive rows at one k.
+var<workgroup> a_tile: array<vec4<f32>, 256>;
+var<workgroup> b_tile: array<vec4<f32>, 256>;
+var<workgroup> fold: array<f32, 1024>;
+
+fn key(x: f32) -> u32 {
+    let b = bitcast<u32>(x);
+    return select(b | 0x80000000u, ~b, (b & 0x80000000u) != 0u);
+}
+
+
+fn tile(wid: vec3<u32>, lid: u32, store: bool) {
+    let pool = pools[wid.z];
+    let n = pool.n;
+    let rt = wid.y;
+    let ct = wid.x;
+    if (pool.k == 0u || ct < rt || ct * TILE >= n) {
+        return;
+    }
+    let fold_nn = pool.method == DIVPRUNE;
+    if (!store && !fold_nn) {
+        return;
+    }
+    let tx = lid % 16u;
+    let ty = lid / 16u;
+    let row0 = rt * TILE;
+    let col0 = ct * TILE;
+    let d4 = pool.d4;
+    let lr = lid / 4u;
+    let kv = lid % 4u;
+    let ra = row0 + lr;
+    let rb = col0 + lr;
+    let slot = lr / 4u;
+    let comp = lr % 4u;
+
+    var acc0 = vec4<f32>(0.0);
+    var acc1 = vec4<f32>(0.0);
+    var acc2 = vec4<f32>(0.0);
+    var acc3 = vec4<f32>(0.0);
+    for (var kb = 0u; kb < d4; kb += KV) {
+        let kk = kb + kv;
+        var av = vec4<f32>(0.0);
+        var bv = vec4<f32>(0.0);
+        if (kk < d4 && ra < n) {
+            av = u[pool.u_off + ra * d4 + kk];
+        }
+        if (kk < d4 && rb < n) {
+            bv = u[pool.u_off + rb * d4 + kk];
+        }
+        let k0 = kv * 4u;
+        a_tile[(k0 + 0u) * 16u + slot][comp] = av.x;
+        a_tile[(k0 + 1u) * 16u + slot][comp] = av.y;
+        a_tile[(k0 + 2u) * 16u + slot][comp] = av.z;
+        a_tile[(k0 + 3u) * 16u + slot][comp] = av.w;
+        b_tile[(k0 + 0u) * 16u + slot][comp] = bv.x;
+        b_tile[(k0 + 1u) * 16u + slot][comp] = bv.y;
+        b_tile[(k0 + 2u) * 16u + slot][comp] = bv.z;
+        b_tile[(k0 + 3u) * 16u + slot][comp] = bv.w;
+        workgroupBarrier();
+        for (var k = 0u; k < 16u; k += 1u) {
+            let a = a_tile[k * 16u + ty];
+            let b = b_tile[k * 16u + tx];
+            acc0 += a.x * b;
+            acc1 += a.y * b;
+            acc2 += a.z * b;
+            acc3 += a.w * b;
+        }
+        workgroupBarrier();
+    }
+
+    var acc = array<vec4<f32>, 4>(acc0, acc1, acc2, acc3);
+    let r_base = row0 + ty * 4u;
+    let c_base = col0 + tx * 4u;
+    if (store) {
+        let so = pool.sim_off;
+        for (var i = 0u; i < 4u; i += 1u) {
+            let r = r_base + i;
+            for (var j = 0u; j < 4u; j += 1u) {
+                let c = c_base + j;
+                if (r < n && c < n) {
+                    sim[so + r * n + c] = acc[i][j];
+                    if (ct != rt) {
+                        sim[so + c * n + r] = acc[i][j];
+                    }
+                }
+            }
+        }
+    }
+    if (!fold_nn) {
+        return;
+    }
+    // Row maxima (a token is not its own neighbour).
+    for (var i = 0u; i < 4u; i += 1u) {
+        let r = r_base + i;
+        var m = NONE_SIM;
+        for (var j = 0u; j < 4u; j += 1u) {
+            let c = c_base + j;
+            if (r < n && c < n && r != c) {
+                m = max(m, acc[i][j]);
+            }
+        }
+        fold[(ty * 4u + i) * 16u + tx] = m;
+    }
+    workgroupBarrier();
+    if (lid < TILE) {
+        var m = NONE_SIM;
+        for (var q = 0u; q < 16u; q += 1u) {
+            m = max(m, fold[lid * 16u + q]);
+        }
+        if (m > NONE_SIM) {
+            atomicMax(&nn[pool.row0 + row0 + lid], key(m));
+        }
+    }
+    if (ct == rt) {
+        return;
+    }
+    workgroupBarrier();
+    // Column maxima (off-diagonal tiles: the columns are other tokens).
+    for (var j = 0u; j < 4u; j += 1u) {
+        let c = c_base + j;
+        var m = NONE_SIM;
+        for (var i = 0u; i < 4u; i += 1u) {
+            let r = r_base + i;
+            if (r < n && c < n) {
+                m = max(m, acc[i][j]);
+            }
+        }
+        fold[(tx * 4u + j) * 16u + ty] = m;
+    }
+    workgroupBarrier();
+    if (lid < TILE) {
+        var m = NONE_SIM;
+        for (var q = 0u; q < 16u; q += 1u) {
+            m = max(m, fold[lid * 16u + q]);
+        }
+        if (m > NONE_SIM) {
+            atomicMax(&nn[pool.row0 + col0 + lid], key(m));
+        }
+    }
+}
+
+@compute @workgroup_size(256)
+fn dense(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    tile(wid, lid, true);
+}
+
+@compute @workgroup_size(256)
+fn nearest(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    tile(wid, lid, false);
+}

@@ -1,0 +1,222 @@
+// stream.wgsl: one greedy step of the streaming path (S is never stored).
+// CPU twin: src/cpu/greedy.rs (`divprune` / `idpruner` with `Rows::Stream`, i.e.
+// `similarity_rows` in src/cpu/matmul.rs) and `argmax_unchosen`.
+//
+// The host records K + 1 dispatches of this kernel in ONE command buffer (step t = 0..K, read
+// from a uniform with a dynamic offset); the pick index never leaves the GPU:
+// - step t > 0 first reduces the per-workgroup partial argmaxes of step t - 1 (at most 256 of
+//   them: every workgroup does this small reduce redundantly, so no separate reduce dispatch
+//   is needed); that is pick t - 1, which workgroup 0 writes to the output;
+// - then (t < K) each workgroup takes its 32 * iters tokens, computes S[pick, j] for them
+//   (a GEMV against the normalised rows: 8 groups of 32 lanes, one token per group per pass,
+//   lanes striding over the vec4s of the row), updates the running state exactly as
+//   select.wgsl does, and writes its partial argmax for step t (ping-pong halves by parity).
+// Step 0 computes the seed scores (DivPrune: 1 - nn from similarity.wgsl `nearest`;
+// IDPruner: the normalised importance).
+// Dispatch: (x, y) = (workgroup within the pool, pool).
+
+struct Pool {
+    n: u32,
+    k: u32,
+    method: u32,
+    pk: u32,
+    d: u32,
+    d4: u32,
+    src_off: u32,
+    u_off: u32,
+    row0: u32,
+    cache_off: u32,
+    sim_off: u32,
+    out_off: u32,
+    parts: u32,
+    iters: u32,
+    part_off: u32,
+    om: f32,
+}
+
+struct Step {
+    t: u32,
+    // Partials per parity half (all pools of the dispatch).
+    pstride: u32,
+    pad0: u32,
+    pad1: u32,
+}
+
+const WG: u32 = 256u;
+const GROUP: u32 = 32u;
+const DIVPRUNE: u32 = 0u;
+const MASKED: f32 = -1e30;
+const TAKEN: f32 = 1e30;
+const LOWEST: f32 = -3e38;
+const NO_INDEX: u32 = 0xffffffffu;
+
+@group(0) @binding(0) var<storage, read> pools: array<Pool>;
+@group(0) @binding(1) var<storage, read> u: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read_write> state: array<f32>;
+@group(0) @binding(3) var<storage, read> imp: array<vec2<f32>>;
+@group(0) @binding(4) var<storage, read_write> out: array<u32>;
+@group(0) @binding(5) var<storage, read_write> partials: array<vec2<u32>>;
+@group(0) @binding(6) var<uniform> step: Step;
+
+var<workgroup> red_s: array<f32, 256>;
+var<workgroup> red_i: array<u32, 256>;
+// 32 tokens x 32 lanes of partial dot products, row stride 33 (no bank conflicts).
+var<workgroup> dots: array<f32, 1056>;
+
+fn better(sa: f32, ia: u32, sb: f32, ib: u32) -> bool {
+    return sa > sb || (sa == sb && ia < ib);
+}
+
+fn unkey(k: u32) -> f32 {
+    return bitcast<f32>(select(~k, k & 0x7fffffffu, (k & 0x80000000u) != 0u));
+}
+
+fn wg_argmax(lid: u32, s: f32, i: u32) -> vec2<u32> {
+    red_s[lid] = s;
+    red_i[lid] = i;
+    workgroupBarrier();
+    for (var stride = WG / 2u; stride > 0u; stride >>= 1u) {
+        if (lid < stride) {
+            let o = lid + stride;
+            if (better(red_s[o], red_i[o], red_s[lid], red_i[lid])) {
+                red_s[lid] = red_s[o];
+                red_i[lid] = red_i[o];
+            }
+        }
+        workgroupBarrier();
+    }
+    let r = vec2<u32>(bitcast<u32>(red_s[0]), red_i[0]);
+    workgroupBarrier();
+    return r;
+}
+
+// Same state machine as select.wgsl `step_score`.
+fn step_score(pool: Pool, t: u32, prev: u32, new_round: bool, j: u32, s_pj: f32) -> f32 {
+    let g = pool.row0 + j;
+    let c = pool.cache_off + g;
+    if (pool.method == DIVPRUNE) {
+        if (t == 0u) {
+            return 1.0 - unkey(bitcast<u32>(state[g]));
+        }
+        if (j == prev) {
+            state[g] = MASKED;
+            return MASKED;
+        }
+        var m = 1.0 - s_pj;
+        if (t > 1u) {
+            m = min(state[g], m);
+        }
+        state[g] = m;
+        return m;
+    }
+    if (t == 0u) {
+        state[g] = pool.om * -2.0;
+        let s0 = imp[g].x;
+        state[c] = s0;
+        return s0;
+    }
+    if (j == prev) {
+        state[g] = TAKEN;
+        state[c] = MASKED;
+        return MASKED;
+    }
+    let m = max(state[g], pool.om * s_pj);
+    state[g] = m;
+    if (new_round) {
+        let s = imp[g].y - m;
+        state[c] = s;
+        return s;
+    }
+    return state[c];
+}
+
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let pool = pools[wid.y];
+    let w = wid.x;
+    let t = step.t;
+    if (w >= pool.parts || t > pool.k) {
+        return;
+    }
+    var prev = 0u;
+    if (t > 0u) {
+        let base = ((t - 1u) % 2u) * step.pstride + pool.part_off;
+        var bs = LOWEST;
+        var bi = NO_INDEX;
+        if (lid < pool.parts) {
+            let p = partials[base + lid];
+            bs = bitcast<f32>(p.x);
+            bi = p.y;
+        }
+        let r = wg_argmax(lid, bs, bi);
+        prev = r.y;
+        if (w == 0u && lid == 0u) {
+            out[pool.out_off + t] = r.y;
+            out[pool.out_off + pool.k + t] = r.x;
+        }
+        if (t == pool.k) {
+            return;
+        }
+    }
+
+    let n = pool.n;
+    let d4 = pool.d4;
+    let new_round = (t % pool.pk) == 0u;
+    let lane = lid % GROUP;
+    let grp = lid / GROUP;
+    let prow = pool.u_off + prev * d4;
+    var best_s = LOWEST;
+    var best_i = NO_INDEX;
+    for (var it = 0u; it < pool.iters; it += 1u) {
+        let jb = (w * pool.iters + it) * GROUP;
+        if (t > 0u) {
+            // Tokens jb + grp + 8q, q = 0..3.
+            let j0 = jb + grp;
+            var acc0 = 0.0;
+            var acc1 = 0.0;
+            var acc2 = 0.0;
+            var acc3 = 0.0;
+            for (var v = lane; v < d4; v += GROUP) {
+                let a = u[prow + v];
+                if (j0 < n) {
+                    acc0 += dot(a, u[pool.u_off + j0 * d4 + v]);
+                }
+                if (j0 + 8u < n) {
+                    acc1 += dot(a, u[pool.u_off + (j0 + 8u) * d4 + v]);
+                }
+                if (j0 + 16u < n) {
+                    acc2 += dot(a, u[pool.u_off + (j0 + 16u) * d4 + v]);
+                }
+                if (j0 + 24u < n) {
+                    acc3 += dot(a, u[pool.u_off + (j0 + 24u) * d4 + v]);
+                }
+            }
+            dots[grp * 33u + lane] = acc0;
+            dots[(grp + 8u) * 33u + lane] = acc1;
+            dots[(grp + 16u) * 33u + lane] = acc2;
+            dots[(grp + 24u) * 33u + lane] = acc3;
+        }
+        workgroupBarrier();
+        if (lid < GROUP) {
+            let j = jb + lid;
+            if (j < n) {
+                var s_pj = 0.0;
+                if (t > 0u) {
+                    for (var l = 0u; l < GROUP; l += 1u) {
+                        s_pj += dots[lid * 33u + l];
+                    }
+                }
+                let s = step_score(pool, t, prev, new_round, j, s_pj);
+                if (better(s, j, best_s, best_i)) {
+                    best_s = s;
+                    best_i = j;
+                }
+            }
+        }
+        workgroupBarrier();
+    }
+    let r = wg_argmax(lid, best_s, best_i);
+    if (lid == 0u) {
+        partials[(t % 2u) * step.pstride + pool.part_off + w] = r;
+    }
+}

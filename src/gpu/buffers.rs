@@ -1,0 +1,136 @@
+//! A grow-only pool of GPU buffers keyed by role and size class, so repeated calls allocate
+//! nothing once the pool has seen their sizes.
+//!
+//! A call takes the buffers it needs out of the pool (under a short-lived lock) and gives them
+//! back when it is done, so concurrent calls on one engine never share a buffer. Sizes are
+//! rounded up to a power of two (the size class); a taken buffer is the smallest free one of
+//! its role that is large enough.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+/// What a buffer is used for (each role has its own usages).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Role {
+    /// The pool table (storage, read).
+    Pools,
+    /// Raw host features uploaded for normalize.wgsl.
+    Input,
+    /// Normalised rows, padded to vec4s.
+    Norm,
+    /// Dense similarity matrices.
+    Sim,
+    /// Per-token state (+ score cache, nn keys).
+    State,
+    /// (importance, lambda * importance) per token.
+    Imp,
+    /// Results: zero count, order, score bits (copied to `Readback`).
+    Out,
+    /// Streaming partial argmaxes.
+    Partials,
+    /// Streaming step uniforms.
+    Steps,
+    /// Mappable copy of the results and timestamps.
+    Readback,
+    /// Resolved timestamp queries.
+    Resolve,
+}
+
+impl Role {
+    fn usage(self) -> wgpu::BufferUsages {
+        use wgpu::BufferUsages as U;
+        match self {
+            Role::Steps => U::UNIFORM | U::COPY_DST,
+            Role::Readback => U::MAP_READ | U::COPY_DST,
+            Role::Resolve => U::QUERY_RESOLVE | U::COPY_SRC,
+            Role::Out => U::STORAGE | U::COPY_DST | U::COPY_SRC,
+            _ => U::STORAGE | U::COPY_DST,
+        }
+    }
+}
+
+/// The pool itself.
+#[derive(Debug, Default)]
+pub(crate) struct BufferPool {
+    free: Mutex<HashMap<Role, Vec<wgpu::Buffer>>>,
+    /// Bytes of every buffer ever created by the pool.
+    created: std::sync::atomic::AtomicU64,
+}
+
+/// The size class of a request: the next power of two (at least 256 bytes), or the exact
+/// size (rounded to 4) where the power of two would pass the device's largest buffer.
+fn size_class(size: u64, max: u64) -> u64 {
+    let want = size.max(256).next_power_of_two();
+    if want <= max {
+        want
+    } else {
+        size.div_ceil(4) * 4
+    }
+}
+
+impl BufferPool {
+    /// A buffer of `role` with at least `size` bytes (reused when one is free).
+    pub(crate) fn take(
+        &self,
+        device: &wgpu::Device,
+        max_buffer: u64,
+        role: Role,
+        size: u64,
+    ) -> wgpu::Buffer {
+        if let Ok(mut free) = self.free.lock() {
+            if let Some(list) = free.get_mut(&role) {
+                let best = list
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, b)| b.size() >= size)
+                    .min_by_key(|(_, b)| b.size())
+                    .map(|(i, _)| i);
+                if let Some(i) = best {
+                    return list.swap_remove(i);
+                }
+            }
+        }
+        let size = size_class(size, max_buffer);
+        self.created
+            .fetch_add(size, std::sync::atomic::Ordering::Relaxed);
+        device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("tokenprune pool"),
+            size,
+            usage: role.usage(),
+            mapped_at_creation: false,
+        })
+    }
+
+    /// Returns a buffer to the pool. Smaller buffers of the same role are dropped when a larger
+    /// one comes back (grow-only: the pool keeps the largest few).
+    pub(crate) fn give(&self, role: Role, buffer: wgpu::Buffer) {
+        if let Ok(mut free) = self.free.lock() {
+            let list = free.entry(role).or_default();
+            list.push(buffer);
+            // Keep at most 2 per role (two concurrent callers), the largest ones.
+            if list.len() > 2 {
+                list.sort_by_key(|b| std::cmp::Reverse(b.size()));
+                list.truncate(2);
+            }
+        }
+    }
+
+    /// Bytes of every buffer the pool ever created.
+    pub(crate) fn created_bytes(&self) -> u64 {
+        self.created.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::size_class;
+
+    #[test]
+    fn size_classes() {
+        assert_eq!(size_class(1, 1 << 30), 256);
+        assert_eq!(size_class(257, 1 << 30), 512);
+        assert_eq!(size_class(1 << 20, 1 << 30), 1 << 20);
+        assert_eq!(size_class((1 << 29) + 1, 1 << 30), 1 << 30);
+        assert_eq!(size_class((1 << 30) + 1, (1 << 30) + 100), (1 << 30) + 4);
+    }
+}

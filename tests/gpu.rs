@@ -1,0 +1,421 @@
+//! The GPU engine against the CPU engine (the oracle) and the conformance vectors.
+//!
+//! Greedy methods: tie-aware (SPEC) everywhere and exact where no step is near a tie;
+//! baselines: exactly equal. Every test skips with a line on stderr when no adapter exists,
+//! and fails instead when `TOKENPRUNE_REQUIRE_GPU=1`.
+#![cfg(feature = "gpu")]
+
+mod common;
+
+use common::{gpu, random_matrix, replay, MAX_DEFICIT};
+use tokenprune::wgpu;
+use tokenprune::{
+    Backend, BackendChoice, Budget, GpuEngine, GpuOptions, GpuPath, Grid, IdPruner, Method, Pruner,
+    PrunerOptions, Request, Selection, Tokens,
+};
+
+fn block<F: std::future::Future>(f: F) -> F::Output {
+    pollster::block_on(f)
+}
+
+/// The shared engine on its dense path (default options) and forced onto streaming.
+fn engines() -> Option<[(&'static str, GpuEngine); 2]> {
+    let g = gpu()?;
+    Some([
+        ("dense", g.clone()),
+        (
+            "streaming",
+            g.with_options(GpuOptions {
+                stream_threshold_bytes: 0,
+                ..Default::default()
+            }),
+        ),
+    ])
+}
+
+fn is_greedy(m: &Method) -> bool {
+    matches!(m, Method::DivPrune | Method::IdPruner(_))
+}
+
+/// Compares a GPU selection with the CPU engine's: exact for baselines and K = N; for greedy
+/// methods K, uniqueness, the tie-aware replay, and exact order (with scores within 1e-5)
+/// whenever the CPU's own run never came within 1e-5 of a tie.
+fn check_against_cpu(what: &str, feats: &[f32], req: &Request, sel: &Selection) {
+    let cpu = Pruner::cpu().prune_blocking(req).unwrap();
+    let (n, d) = (req.tokens().n(), req.tokens().d());
+    assert!(matches!(sel.backend, Backend::Gpu(_)), "{what}: backend");
+    assert_eq!(sel.len(), cpu.len(), "{what}: K");
+    assert_eq!(sel.notes, cpu.notes, "{what}: notes");
+    let mut sorted = sel.order.clone();
+    sorted.sort_unstable();
+    assert_eq!(sorted, sel.kept, "{what}: kept = sorted order");
+    if !is_greedy(req.method()) || req.keep() == n {
+        assert_eq!(sel.order, cpu.order, "{what}: order");
+        assert_eq!(sel.scores, cpu.scores, "{what}: scores");
+        return;
+    }
+    let r = replay(feats, n, d, req.method(), &sel.order);
+    assert!(r.deficit <= MAX_DEFICIT, "{what}: deficit {:e}", r.deficit);
+    let cpu_gap = replay(feats, n, d, req.method(), &cpu.order).min_gap;
+    if cpu_gap > 1e-5 {
+        assert_eq!(sel.order, cpu.order, "{what}: order (min gap {cpu_gap:e})");
+        for (g, c) in sel.scores.iter().zip(&cpu.scores) {
+            assert!((g - c).abs() <= 1e-5, "{what}: score {g} vs {c}");
+        }
+    }
+}
+
+#[test]
+fn every_conformance_case_on_both_paths() {
+    let Some(engines) = engines() else { return };
+    for case in common::cases() {
+        for (path, e) in &engines {
+            let sel = block(e.run(&case.request())).unwrap();
+            assert!(matches!(sel.backend, Backend::Gpu(_)));
+            case.check(&sel);
+            let _ = path;
+        }
+    }
+}
+
+#[test]
+fn every_method_and_edge_size_matches_the_cpu_engine() {
+    let Some(engines) = engines() else { return };
+    // N not a multiple of the workgroup (1, 7, 257, 300) or the tile; D not a multiple of 4.
+    let sizes = [
+        (1, 1),
+        (2, 3),
+        (7, 13),
+        (64, 4),
+        (129, 1),
+        (257, 3),
+        (300, 1023),
+    ];
+    for (n, d) in sizes {
+        let feats = random_matrix(n, d, (n * 1000 + d) as u64);
+        let imp = random_matrix(n, 1, n as u64 + 7);
+        let tokens = Tokens::new(&feats, n, d)
+            .unwrap()
+            .with_grid(Grid::new(1, 1, n))
+            .unwrap();
+        let methods = [
+            Method::DivPrune,
+            Method::IdPruner(IdPruner::new(&imp)),
+            Method::IdPruner(IdPruner::new(&imp).parallel_k(3).lambda(0.3)),
+            Method::TopK { scores: &imp },
+            Method::Random { seed: 9 },
+            Method::Uniform,
+        ];
+        let mut keeps = vec![1, n / 2, n.saturating_sub(1), n];
+        keeps.retain(|&k| k >= 1);
+        keeps.dedup();
+        for k in keeps {
+            for m in methods {
+                let req = Request::new(tokens, m, Budget::Count(k)).unwrap();
+                for (path, e) in &engines {
+                    let sel = block(e.run(&req)).unwrap();
+                    let what = format!("{n}x{d} K={k} {} {path}", m.name());
+                    check_against_cpu(&what, &feats, &req, &sel);
+                    assert_eq!(sel.coords.as_ref().map(Vec::len), Some(k), "{what}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn parallel_k_and_lambda_extremes() {
+    let Some(engines) = engines() else { return };
+    let (n, d) = (200, 48);
+    let feats = random_matrix(n, d, 5);
+    let imp = random_matrix(n, 1, 6);
+    let tokens = Tokens::new(&feats, n, d).unwrap();
+    for pk in [1, 2, 3, 8, 40] {
+        for lambda in [0.0, 0.3, 0.5, 1.0] {
+            let m = Method::IdPruner(IdPruner::new(&imp).parallel_k(pk).lambda(lambda));
+            let req = Request::new(tokens, m, Budget::Count(37)).unwrap();
+            for (path, e) in &engines {
+                let sel = block(e.run(&req)).unwrap();
+                check_against_cpu(
+                    &format!("pk={pk} lambda={lambda} {path}"),
+                    &feats,
+                    &req,
+                    &sel,
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn a_mixed_batch_runs_together_and_equals_each_alone() {
+    let Some(g) = gpu() else { return };
+    // Pools above 120 tokens stream, the rest are dense: both paths in one command buffer.
+    let mixed = g.with_options(GpuOptions {
+        stream_threshold_bytes: 120 * 120 * 4,
+        ..Default::default()
+    });
+    let shapes = [
+        (100, 32),
+        (150, 7),
+        (33, 1),
+        (576, 64),
+        (90, 129),
+        (200, 16),
+        (5, 3),
+        (121, 5),
+    ];
+    let feats: Vec<Vec<f32>> = shapes
+        .iter()
+        .enumerate()
+        .map(|(i, &(n, d))| random_matrix(n, d, i as u64 + 40))
+        .collect();
+    let imps: Vec<Vec<f32>> = shapes
+        .iter()
+        .enumerate()
+        .map(|(i, &(n, _))| random_matrix(n, 1, i as u64 + 90))
+        .collect();
+    let reqs: Vec<Request> = shapes
+        .iter()
+        .enumerate()
+        .map(|(i, &(n, d))| {
+            let t = Tokens::new(&feats[i], n, d).unwrap();
+            let m = match i % 4 {
+                0 | 2 => Method::DivPrune,
+                1 => Method::IdPruner(IdPruner::new(&imps[i]).parallel_k(2)),
+                _ => Method::IdPruner(IdPruner::new(&imps[i]).lambda(0.7)),
+            };
+            let budget = if i == 6 {
+                Budget::KeepRatio(0.05) // K = 0
+            } else {
+                Budget::KeepRatio(0.3)
+            };
+            Request::new(t, m, budget).unwrap()
+        })
+        .collect();
+    let paths: Vec<GpuPath> = reqs
+        .iter()
+        .map(|r| mixed.path_for(r.tokens().n(), r.tokens().d(), r.keep(), r.method()))
+        .collect();
+    assert!(paths.contains(&GpuPath::Dense) && paths.contains(&GpuPath::Streaming));
+    let batch = block(mixed.run_batch(&reqs)).unwrap();
+    for (i, (req, sel)) in reqs.iter().zip(&batch).enumerate() {
+        let alone = block(mixed.run(req)).unwrap();
+        assert_eq!(sel, &alone, "pool {i}");
+        check_against_cpu(&format!("batch pool {i}"), &feats[i], req, sel);
+    }
+    if g.has_timestamps() {
+        let ms = mixed.last_gpu_time_ms().expect("GPU time");
+        assert!(ms > 0.0, "{ms}");
+    }
+}
+
+#[test]
+fn repeated_calls_give_the_same_result_and_allocate_nothing_new() {
+    if gpu().is_none() {
+        return;
+    }
+    // An engine of its own: the shared one's pool also serves the tests running beside this.
+    let own = GpuEngine::new_blocking(GpuOptions::default()).unwrap();
+    let engines = [
+        ("dense", own.clone()),
+        (
+            "streaming",
+            own.with_options(GpuOptions {
+                stream_threshold_bytes: 0,
+                ..Default::default()
+            }),
+        ),
+    ];
+    let (n, d) = (150, 40);
+    let feats = random_matrix(n, d, 77);
+    let imp = random_matrix(n, 1, 78);
+    let tokens = Tokens::new(&feats, n, d).unwrap();
+    for (path, e) in &engines {
+        let reqs = [
+            Request::new(tokens, Method::DivPrune, Budget::Count(20)).unwrap(),
+            Request::new(
+                tokens,
+                Method::IdPruner(IdPruner::new(&imp)),
+                Budget::Count(20),
+            )
+            .unwrap(),
+        ];
+        let first = block(e.run_batch(&reqs)).unwrap();
+        let allocated = e.allocated_bytes();
+        assert!(allocated > 0);
+        for _ in 0..4 {
+            assert_eq!(block(e.run_batch(&reqs)).unwrap(), first, "{path}");
+            // One request alone needs no buffer larger than the batch's.
+            assert_eq!(block(e.run(&reqs[1])).unwrap(), first[1], "{path}");
+        }
+        assert_eq!(
+            e.allocated_bytes(),
+            allocated,
+            "{path}: repeated calls allocated"
+        );
+    }
+}
+
+#[test]
+fn features_already_in_a_gpu_buffer() {
+    let Some(g) = gpu() else { return };
+    let (n, d) = (97, 21);
+    let feats = random_matrix(n, d, 3);
+    let imp = random_matrix(n, 1, 4);
+    let tokens = Tokens::new(&feats, n, d).unwrap();
+    let (device, queue) = g.device();
+    let offset = 260u64; // not a multiple of the storage offset alignment
+    let buffer = device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some("caller's features"),
+        size: offset + (n * d * 4) as u64 + 64,
+        usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
+        mapped_at_creation: false,
+    });
+    let bytes: Vec<u8> = feats.iter().flat_map(|v| v.to_le_bytes()).collect();
+    queue.write_buffer(&buffer, offset, &bytes);
+    for m in [
+        Method::DivPrune,
+        Method::IdPruner(IdPruner::new(&imp).parallel_k(2)),
+        Method::TopK { scores: &imp },
+        Method::Random { seed: 1 },
+    ] {
+        for (path, e) in engines().unwrap() {
+            let budget = Budget::KeepRatio(0.25);
+            let on_buffer = block(e.run_on_buffer(&buffer, offset, n, d, &m, budget)).unwrap();
+            let host = block(e.run(&Request::new(tokens, m, budget).unwrap())).unwrap();
+            assert_eq!(on_buffer, host, "{} {path}", m.name());
+        }
+    }
+    // Bad calls are errors, not panics.
+    let m = Method::DivPrune;
+    let b = Budget::Count(3);
+    let e = |r: tokenprune::Result<Selection>| r.expect_err("should fail").to_string();
+    assert!(e(block(g.run_on_buffer(&buffer, 2, n, d, &m, b))).contains("multiple of 4"));
+    assert!(e(block(g.run_on_buffer(&buffer, offset, n + 10, d, &m, b))).contains("holds"));
+    assert!(e(block(g.run_on_buffer(&buffer, 0, 0, d, &m, b))).contains("N >= 1"));
+    let no_storage = device.create_buffer(&wgpu::BufferDescriptor {
+        label: None,
+        size: 4096,
+        usage: wgpu::BufferUsages::COPY_DST,
+        mapped_at_creation: false,
+    });
+    assert!(e(block(g.run_on_buffer(&no_storage, 0, 10, 4, &m, b))).contains("STORAGE"));
+}
+
+#[test]
+fn a_callers_own_device() {
+    let Some(g) = gpu() else { return };
+    // A second device on the same adapter kind, created the way an application would.
+    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle());
+    let adapters = block(instance.enumerate_adapters(wgpu::Backends::all()));
+    let Some(adapter) = adapters
+        .into_iter()
+        .find(|a| a.get_info().name == g.adapter_name())
+    else {
+        panic!("adapter '{}' not found again", g.adapter_name());
+    };
+    let (device, queue) =
+        block(adapter.request_device(&wgpu::DeviceDescriptor::default())).unwrap();
+    let own = block(GpuEngine::from_device(
+        std::sync::Arc::new(device),
+        std::sync::Arc::new(queue),
+        GpuOptions::default(),
+    ))
+    .unwrap();
+    assert!(!own.has_timestamps() || g.has_timestamps());
+    let feats = random_matrix(60, 9, 12);
+    let tokens = Tokens::new(&feats, 60, 9).unwrap();
+    let req = Request::new(tokens, Method::DivPrune, Budget::Count(6)).unwrap();
+    assert_eq!(block(own.run(&req)).unwrap(), block(g.run(&req)).unwrap());
+}
+
+#[test]
+fn zero_rows_extreme_scales_and_empty_budgets() {
+    let Some(engines) = engines() else { return };
+    let (n, d) = (40, 6);
+    let mut feats = random_matrix(n, d, 21);
+    feats[3 * d..4 * d].fill(0.0);
+    feats[17 * d..18 * d].fill(0.0);
+    feats[5 * d..6 * d].iter_mut().for_each(|v| *v *= 1e30);
+    feats[8 * d..9 * d].iter_mut().for_each(|v| *v *= 1e-30);
+    feats[9 * d..10 * d].iter_mut().for_each(|v| *v *= 3e37);
+    let imp = random_matrix(n, 1, 22);
+    let tokens = Tokens::new(&feats, n, d).unwrap();
+    for m in [Method::DivPrune, Method::IdPruner(IdPruner::new(&imp))] {
+        for budget in [Budget::Count(12), Budget::KeepRatio(0.01), Budget::Count(n)] {
+            let req = Request::new(tokens, m, budget).unwrap();
+            for (path, e) in &engines {
+                let sel = block(e.run(&req)).unwrap();
+                check_against_cpu(&format!("{} {budget} {path}", m.name()), &feats, &req, &sel);
+            }
+        }
+    }
+}
+
+#[test]
+fn pruner_on_the_gpu_backend() {
+    let Some(g) = gpu() else { return };
+    let p = Pruner::new_blocking(PrunerOptions {
+        backend: BackendChoice::Gpu,
+        ..Default::default()
+    })
+    .unwrap();
+    assert_eq!(p.backend(), Backend::Gpu(g.adapter_name().to_string()));
+    assert_eq!(p.gpu().map(|e| e.adapter_name()), Some(g.adapter_name()));
+    let auto = Pruner::new_blocking(PrunerOptions::default()).unwrap();
+    match auto.backend() {
+        Backend::Gpu(_) => assert!(auto.fallback_reason().is_none()),
+        Backend::Cpu => assert!(auto.fallback_reason().is_some()),
+    }
+    // Paths the engine reports.
+    assert_eq!(g.path_for(576, 1024, 58, &Method::DivPrune), GpuPath::Dense);
+    assert_eq!(g.path_for(576, 1024, 576, &Method::DivPrune), GpuPath::Host);
+    assert_eq!(g.path_for(576, 1024, 58, &Method::Uniform), GpuPath::Cpu);
+    let imp = vec![0.0f32; 4608];
+    let idp = Method::IdPruner(IdPruner::new(&imp));
+    assert_eq!(g.path_for(4608, 1024, 461, &idp), GpuPath::Dense);
+    assert_eq!(g.path_for(4608, 1024, 5, &idp), GpuPath::Streaming);
+}
+
+#[test]
+fn batches_larger_than_a_binding_are_split_into_chunks() {
+    let Some(g) = gpu() else { return };
+    // 64 KiB bindings: each 100 x 64 pool needs 25.6 KB of normalised rows and 40 KB of S, so
+    // a batch of 12 runs in several chunks; a 200 x 32 pool (S = 160 KB) streams.
+    let small = g.with_options(GpuOptions {
+        max_binding_bytes: Some(64 << 10),
+        ..Default::default()
+    });
+    let feats: Vec<Vec<f32>> = (0..12).map(|i| random_matrix(100, 64, 500 + i)).collect();
+    let big = random_matrix(200, 32, 600);
+    let imp = random_matrix(200, 1, 601);
+    let mut reqs: Vec<Request> = feats
+        .iter()
+        .map(|f| {
+            let t = Tokens::new(f, 100, 64).unwrap();
+            Request::new(t, Method::DivPrune, Budget::Count(10)).unwrap()
+        })
+        .collect();
+    let t = Tokens::new(&big, 200, 32).unwrap();
+    reqs.push(Request::new(t, Method::IdPruner(IdPruner::new(&imp)), Budget::Count(30)).unwrap());
+    assert_eq!(
+        small.path_for(200, 32, 30, reqs[12].method()),
+        GpuPath::Streaming
+    );
+    let batch = block(small.run_batch(&reqs)).unwrap();
+    for (i, (req, sel)) in reqs.iter().zip(&batch).enumerate() {
+        assert_eq!(sel, &block(small.run(req)).unwrap(), "pool {i}");
+        let f = if i < 12 { &feats[i] } else { &big };
+        check_against_cpu(&format!("chunked pool {i}"), f, req, sel);
+    }
+    // A pool whose rows alone exceed the cap is a clear error.
+    let wide = random_matrix(100, 400, 7);
+    let t = Tokens::new(&wide, 100, 400).unwrap();
+    let req = Request::new(t, Method::DivPrune, Budget::Count(5)).unwrap();
+    let e = block(small.run(&req)).unwrap_err().to_string();
+    assert!(
+        e.starts_with("backend: ") && e.contains("binding limit"),
+        "{e}"
+    );
+}
