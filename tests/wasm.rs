@@ -16,7 +16,12 @@ const V05: &str = include_str!("data/v05_idpruner.json");
 
 fn expected(json: &str) -> Vec<u32> {
     let v: serde_json::Value = serde_json::from_str(json).unwrap();
-    v["expected"]["selection_order"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect()
+    v["expected"]["selection_order"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap() as u32)
+        .collect()
 }
 
 /// The exact conformance cases (gaps above 1e-5: any correct f32 implementation matches).
@@ -26,13 +31,23 @@ async fn exact_cases(pruner: &Pruner) {
     let tokens = Tokens::new(&x.data, 576, 1024).unwrap();
     let req = Request::new(tokens, Method::DivPrune, Budget::KeepRatio(0.1)).unwrap();
     assert_eq!(pruner.prune(&req).await.unwrap().order, expected(V01));
-    let req = Request::new(tokens, Method::IdPruner(IdPruner::new(&imp.data)), Budget::PruneRatio(0.9)).unwrap();
+    let req = Request::new(
+        tokens,
+        Method::IdPruner(IdPruner::new(&imp.data)),
+        Budget::PruneRatio(0.9),
+    )
+    .unwrap();
     assert_eq!(pruner.prune(&req).await.unwrap().order, expected(V05));
 }
 
 #[wasm_bindgen_test]
 async fn cpu_engine_reproduces_exact_conformance_cases() {
-    let pruner = Pruner::new(PrunerOptions { backend: BackendChoice::Cpu, ..Default::default() }).await.unwrap();
+    let pruner = Pruner::new(PrunerOptions {
+        backend: BackendChoice::Cpu,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
     exact_cases(&pruner).await;
 }
 
@@ -42,7 +57,11 @@ async fn gpu_engine_in_the_browser_when_webgpu_exists() {
         .ok()
         .and_then(|n| js_sys::Reflect::get(&n, &"gpu".into()).ok())
         .is_some_and(|g| !g.is_undefined());
-    let pruner = Pruner::new(PrunerOptions { backend: BackendChoice::Gpu, ..Default::default() }).await;
+    let pruner = Pruner::new(PrunerOptions {
+        backend: BackendChoice::Gpu,
+        ..Default::default()
+    })
+    .await;
     match (has_gpu, pruner) {
         (true, Ok(p)) => {
             assert!(p.backend().to_string().starts_with("gpu"));
@@ -56,8 +75,16 @@ async fn gpu_engine_in_the_browser_when_webgpu_exists() {
 #[wasm_bindgen_test]
 async fn errors_carry_the_native_messages() {
     let f = [1.0f32, f32::NAN, 0.0, 1.0];
-    assert_eq!(Tokens::new(&f, 2, 2).unwrap_err().to_string(), "features has a non-finite value (NaN) at row 0, column 1");
+    assert_eq!(
+        Tokens::new(&f, 2, 2).unwrap_err().to_string(),
+        "features has a non-finite value (NaN) at row 0, column 1"
+    );
     let ok = [1.0f32; 4];
     let t = Tokens::new(&ok, 2, 2).unwrap();
-    assert_eq!(Request::new(t, Method::DivPrune, Budget::Count(3)).unwrap_err().to_string(), "budget: keep count 3 exceeds N = 2");
+    assert_eq!(
+        Request::new(t, Method::DivPrune, Budget::Count(3))
+            .unwrap_err()
+            .to_string(),
+        "budget: keep count 3 exceeds N = 2"
+    );
 }

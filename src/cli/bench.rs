@@ -12,7 +12,7 @@ pub struct Args {
     /// Timed runs per case (after one warm-up run); the median is reported.
     #[arg(long, default_value_t = 10)]
     repeats: usize,
-    /// Only the single-image 576 x 1024 cases (a smoke run).
+    /// Skip the 2304 x 4096 case (a smoke run for slow adapters).
     #[arg(long)]
     quick: bool,
     /// Skip the GPU rows even when an adapter exists.
