@@ -456,9 +456,17 @@ impl GpuEngine {
         self.inner.pool.created_bytes()
     }
 
-    /// The backend tag of this engine's selections.
+    /// The backend tag of this engine's selections: the adapter's name, or, where the platform
+    /// hides it (browsers do), what is known of it.
     pub fn backend(&self) -> Backend {
-        Backend::Gpu(self.inner.info.name.clone())
+        let info = &self.inner.info;
+        Backend::Gpu(if !info.name.is_empty() {
+            info.name.clone()
+        } else if info.device_type == wgpu::DeviceType::Cpu {
+            format!("{:?} software adapter, name hidden", info.backend)
+        } else {
+            format!("{:?} adapter, name hidden", info.backend)
+        })
     }
 
     /// The largest single binding the engine will use on this device.
