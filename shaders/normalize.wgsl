@@ -6,7 +6,9 @@
 // policy divides it: DivPrune `x / max(norm, 1e-12 * inv)`, IDPruner `x / (norm + 1e-8 * inv)`
 // (norm is the norm of the scaled row, inv the scale). Output rows are padded with zeros to
 // D4 = ceil(D / 4) vec4s so the later kernels use vec4 loads for any D.
-// An all-zero row stays zero and is counted in the pool's result header (out[out_off]).
+// A zero row (every |x| below the smallest normal f32, so the same whether or not the GPU
+// flushes subnormals) becomes the zero vector and is counted in the pool's result header
+// (out[out_off]).
 // The scale 2^-e is applied as two normal factors 2^-e1 * 2^-e2 (e1 + e2 = e): the product is
 // the same exact power-of-two scaling, and no factor is subnormal (GPUs may flush those).
 //
@@ -87,13 +89,14 @@ fn main(
         workgroupBarrier();
     }
     let max_abs = red[0];
+    let zero_row = max_abs < 1.17549435e-38;
     workgroupBarrier();
 
     // pow2_scale: 2^-e with e the exponent of max_abs (subnormals: the smallest normal
     // exponent), 1 for a zero row; applied as s1 * s2.
     var s1 = 1.0;
     var s2 = 1.0;
-    if (max_abs != 0.0) {
+    if (!zero_row) {
         let e = i32(max((bitcast<u32>(max_abs) >> 23u) & 0xffu, 1u)) - 127;
         let e1 = -e / 2;
         s1 = pow2(e1);
@@ -123,9 +126,9 @@ fn main(
     }
     let dst = pool.u_off + row * d4;
     for (var v = lid; v < d4; v += WG) {
-        u[dst + v] = (load4(base, v, d) * s1 * s2) / denom;
+        u[dst + v] = select((load4(base, v, d) * s1 * s2) / denom, vec4<f32>(0.0), zero_row);
     }
-    if (lid == 0u && max_abs == 0.0) {
+    if (lid == 0u && zero_row) {
         atomicAdd(&out[pool.out_off], 1u);
     }
 }

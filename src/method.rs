@@ -33,6 +33,12 @@ impl<'a> IdPruner<'a> {
         self
     }
 
+    /// `(lambda, 1 - lambda)` as the f32 factors every backend multiplies by (the subtraction
+    /// is done in f64 first, as Python does before torch casts the scalar).
+    pub fn weights(&self) -> (f32, f32) {
+        (self.lambda as f32, (1.0 - self.lambda) as f32)
+    }
+
     /// Sets the number of tokens taken per round.
     pub fn parallel_k(mut self, parallel_k: usize) -> Self {
         self.parallel_k = parallel_k;

@@ -145,7 +145,11 @@ impl Pool {
         let grid = match get(o, "grid") {
             None => None,
             Some(g) => {
-                let parts: Vec<f64> = Array::from(&g).iter().filter_map(|x| x.as_f64()).collect();
+                let items: Vec<JsValue> = Array::from(&g).iter().collect();
+                let parts: Vec<f64> = items.iter().filter_map(|x| x.as_f64()).collect();
+                if parts.len() != items.len() {
+                    return Err(param("options.grid must be [frames, height, width] or [height, width] of integers"));
+                }
                 match parts[..] {
                     [t, h, w] if [t, h, w].iter().all(|x| *x >= 0.0 && x.fract() == 0.0) => Some(Grid::new(t as usize, h as usize, w as usize)),
                     [h, w] if [h, w].iter().all(|x| *x >= 0.0 && x.fract() == 0.0) => Some(Grid::new(1, h as usize, w as usize)),
@@ -162,7 +166,15 @@ impl Pool {
             scores,
             lambda: number(o, "lambda")?.unwrap_or(0.5),
             parallel_k: count(o, "parallelK")?.unwrap_or(1),
-            seed: number(o, "seed")?.unwrap_or(0.0) as u64,
+            seed: match number(o, "seed")? {
+                None => 0,
+                Some(v) if v >= 0.0 && v.fract() == 0.0 && v <= 9007199254740991.0 => v as u64,
+                Some(v) => {
+                    return Err(param(format!(
+                        "options.seed must be a non-negative integer, got {v}"
+                    )))
+                }
+            },
             grid,
             per_frame: get(o, "perFrame")
                 .and_then(|v| v.as_bool())

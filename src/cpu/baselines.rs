@@ -6,9 +6,12 @@ use crate::tokens::Grid;
 /// Indices of the `k` highest scores, highest first, lowest index first among equals.
 pub(crate) fn top_k(scores: &[f32], k: usize) -> Vec<u32> {
     let mut idx: Vec<u32> = (0..scores.len() as u32).collect();
+    // Scores are finite (validated), so partial_cmp is total here and, unlike total_cmp,
+    // treats -0.0 == 0.0 as the SPEC tie rule does.
     let cmp = |a: &u32, b: &u32| {
-        scores[*b as usize]
-            .total_cmp(&scores[*a as usize])
+        let (sa, sb) = (scores[*a as usize], scores[*b as usize]);
+        sb.partial_cmp(&sa)
+            .unwrap_or(std::cmp::Ordering::Equal)
             .then(a.cmp(b))
     };
     if k < idx.len() {
@@ -91,6 +94,7 @@ mod tests {
         assert_eq!(top_k(&[1.0, 5.0, 5.0, 3.0, 5.0], 3), vec![1, 2, 4]);
         assert_eq!(top_k(&[1.0, 5.0, 5.0, 3.0], 4), vec![1, 2, 3, 0]);
         assert_eq!(top_k(&[1.0, 5.0, 5.0, 3.0], 0), Vec::<u32>::new());
+        assert_eq!(top_k(&[-1.0, -0.0, 0.0], 1), vec![1]);
     }
 
     #[test]

@@ -67,7 +67,7 @@ pub(crate) fn divprune(tokens: &Tokens, k: usize, dense_limit: usize) -> Picks {
     if k == 0 {
         return picks;
     }
-    let dense = Tiles::bytes(n) <= dense_limit;
+    let dense = Tiles::bytes(n) <= dense_limit as u64;
     let (nn, tiles) = nearest_similarity(&u, n, d, dense);
     let rows = match tiles {
         Some(t) => Rows::Tiles(t),
@@ -108,8 +108,7 @@ pub(crate) fn idpruner(tokens: &Tokens, k: usize, params: &IdPruner) -> Picks {
     let (n, d) = (tokens.n(), tokens.d());
     let (v, zero_rows) = normalize_rows(tokens, NormPolicy::IdPruner);
     let imp = normalize_importance(params.importance);
-    let lam = params.lambda as f32;
-    let one_minus = (1.0 - params.lambda) as f32;
+    let (lam, one_minus) = params.weights();
     let mut picks = Picks {
         order: Vec::with_capacity(k),
         scores: Vec::with_capacity(k),

@@ -86,19 +86,31 @@ pub(crate) fn dot_rows_portable(a: &[f32], b: &[f32], d: usize, out: &mut [f32],
 }
 
 /// One similarity row per pick: `out[p * n + j] = u_{picks[p]} . u_j` for all N tokens, split
-/// across threads for large N x D.
+/// across threads for large N x D. A single pick (every DivPrune streaming step, IDPruner with
+/// parallel_k = 1) writes straight into `out`, allocating nothing.
 pub(crate) fn similarity_rows(u: &[f32], d: usize, picks: &[usize], out: &mut [f32]) {
     let n = u.len() / d;
-    let mut lhs = Vec::with_capacity(picks.len() * d);
-    for &p in picks {
-        lhs.extend_from_slice(&u[p * d..(p + 1) * d]);
+    let work = n * d * picks.len();
+    // Token chunk per task: everything at once when small, else about 8 tasks.
+    let cols = if work < (1 << 18) { n } else { (n / 8).max(64) };
+    if let [p] = picks {
+        let lhs = &u[p * d..(p + 1) * d];
+        super::par::chunks_mut(&mut out[..n], cols, |c, dst| {
+            let j0 = c * cols;
+            dot_rows(lhs, &u[j0 * d..(j0 + dst.len()) * d], d, dst, dst.len());
+        });
+        return;
     }
-    // Column chunks of the output rows: chunk c covers tokens [c*cols, (c+1)*cols).
-    let cols = if n * d * picks.len() < (1 << 18) {
-        n
-    } else {
-        (n / 8).max(64)
-    };
+    let lhs: Vec<f32> = picks
+        .iter()
+        .flat_map(|&p| &u[p * d..(p + 1) * d])
+        .copied()
+        .collect();
+    if cols >= n {
+        dot_rows(&lhs, u, d, out, n);
+        return;
+    }
+    // Several picks over many tokens: each task fills its columns of every pick's row.
     let chunks = n.div_ceil(cols);
     let mut parts: Vec<Vec<f32>> = vec![Vec::new(); chunks];
     super::par::chunks_mut(&mut parts, 1, |c, part| {
@@ -109,8 +121,8 @@ pub(crate) fn similarity_rows(u: &[f32], d: usize, picks: &[usize], out: &mut [f
     });
     for (c, part) in parts.iter().enumerate() {
         let (j0, j1) = (c * cols, ((c + 1) * cols).min(n));
-        for p in 0..picks.len() {
-            out[p * n + j0..p * n + j1].copy_from_slice(&part[p * (j1 - j0)..(p + 1) * (j1 - j0)]);
+        for (p, src) in part.chunks(j1 - j0).enumerate() {
+            out[p * n + j0..p * n + j1].copy_from_slice(src);
         }
     }
 }
@@ -151,9 +163,18 @@ mod tests {
     fn similarity_rows_large_is_chunked_correctly() {
         let (n, d) = (700, 512);
         let u = data(n * d, 3);
-        let picks = [5, 699, 0];
-        let mut out = vec![0.0; 3 * n];
-        similarity_rows(&u, d, &picks, &mut out);
+        for picks in [&[5usize, 699, 0][..], &[42], &[1, 2]] {
+            check_rows(&u, n, d, picks);
+        }
+        let small = data(30 * 8, 4);
+        for picks in [&[5usize, 29, 0][..], &[7]] {
+            check_rows(&small, 30, 8, picks);
+        }
+    }
+
+    fn check_rows(u: &[f32], n: usize, d: usize, picks: &[usize]) {
+        let mut out = vec![0.0; picks.len() * n];
+        similarity_rows(u, d, picks, &mut out);
         for (p, &pick) in picks.iter().enumerate() {
             for j in (0..n).step_by(37) {
                 let mut want = [0.0f32];

@@ -55,18 +55,9 @@ impl CpuEngine {
                 let p = greedy::idpruner(tokens, k, params);
                 (p.order, p.scores, p.notes)
             }
-            Method::TopK { scores } => {
-                let order = baselines::top_k(scores, k);
-                let s = order.iter().map(|&i| scores[i as usize]).collect();
+            m => {
+                let (order, s) = baseline(m, n, k, tokens.grid()).expect("a baseline method");
                 (order, s, Vec::new())
-            }
-            Method::Random { seed } => {
-                let (order, s) = baselines::random(n, k, *seed);
-                (order, s, Vec::new())
-            }
-            Method::Uniform => {
-                let order = baselines::uniform(n, k, tokens.grid());
-                (order, vec![0.0; k], Vec::new())
             }
         };
         Selection::from_order(req, order, scores, Backend::Cpu, notes)
@@ -78,9 +69,8 @@ impl CpuEngine {
     }
 }
 
-/// A baseline's selection (order, scores) from its inputs alone, exactly as [`CpuEngine::run`]
-/// computes it; `None` for the greedy methods. Used by engines that run baselines on the CPU.
-#[cfg_attr(not(feature = "gpu"), allow(dead_code))]
+/// A baseline's selection (order, scores) from its inputs alone; `None` for the greedy
+/// methods. Every engine runs baselines through this one function.
 pub(crate) fn baseline(
     method: &Method,
     n: usize,

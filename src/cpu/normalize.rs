@@ -7,7 +7,9 @@
 //! - DivPrune (torch `F.normalize`): `u = x / max(||x||, 1e-12)`;
 //! - IDPruner: `v = x / (||x|| + 1e-8)`.
 //!
-//! A zero row stays zero under both: cosine 0 with every token, i.e. DivPrune distance 1.
+//! A zero row stays zero under both: cosine 0 with every token, i.e. DivPrune distance 1. A row
+//! whose values are all below `f32::MIN_POSITIVE` (only subnormals) counts as a zero row too,
+//! on every backend: GPUs may flush subnormals to zero, so this is the one policy all can keep.
 
 use crate::tokens::Tokens;
 
@@ -31,9 +33,14 @@ pub(crate) fn pow2_scale(max_abs: f32) -> f32 {
     f32::from_bits(((127 - e).max(0) as u32) << 23).max(f32::from_bits(1 << 22))
 }
 
-/// Normalises one row into `out`; returns true when the row is all zeros.
+/// Normalises one row into `out`; returns true when it is a zero row (all |x| below
+/// `f32::MIN_POSITIVE`), which becomes the zero vector.
 pub(crate) fn normalize_row(x: &[f32], out: &mut [f32], policy: NormPolicy) -> bool {
     let max_abs = x.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    if max_abs < f32::MIN_POSITIVE {
+        out.fill(0.0);
+        return true;
+    }
     let inv = pow2_scale(max_abs);
     let mut sum = 0.0f32;
     for (o, &v) in out.iter_mut().zip(x) {
@@ -48,7 +55,7 @@ pub(crate) fn normalize_row(x: &[f32], out: &mut [f32], policy: NormPolicy) -> b
     for o in out.iter_mut() {
         *o /= denom;
     }
-    max_abs == 0.0
+    false
 }
 
 /// Normalises every row; returns the matrix and the number of zero rows.
@@ -132,6 +139,18 @@ mod tests {
         assert_eq!(u, vec![0.0; 4]);
         assert!(normalize_row(&[0.0; 4], &mut u, NormPolicy::IdPruner));
         assert_eq!(u, vec![0.0; 4]);
+        // Only subnormals: a zero row (GPUs may flush them), on every backend.
+        assert!(normalize_row(
+            &[1e-40, -3e-39, 0.0, 0.0],
+            &mut u,
+            NormPolicy::DivPrune
+        ));
+        assert_eq!(u, vec![0.0; 4]);
+        assert!(!normalize_row(
+            &[1e-40, f32::MIN_POSITIVE, 0.0, 0.0],
+            &mut u,
+            NormPolicy::DivPrune
+        ));
         // F.normalize divides a row of norm < 1e-12 by 1e-12, not by its norm.
         normalize_row(&[3e-14, 4e-14, 0.0, 0.0], &mut u, NormPolicy::DivPrune);
         assert!(

@@ -35,11 +35,11 @@ fn pair_index(blocks: usize, bi: usize, bj: usize) -> usize {
 }
 
 impl Tiles {
-    /// Bytes the tiles of an `n`-token pool take.
-    pub(crate) fn bytes(n: usize) -> usize {
-        let block = block_for(n);
-        let b = n.div_ceil(block);
-        b * (b + 1) / 2 * block * block * 4
+    /// Bytes the tiles of an `n`-token pool take (in u64: on wasm32 this exceeds usize).
+    pub(crate) fn bytes(n: usize) -> u64 {
+        let block = block_for(n) as u64;
+        let b = (n as u64).div_ceil(block);
+        (b.saturating_mul(b + 1) / 2).saturating_mul(block * block * 4)
     }
 
     /// Writes similarity row `p` (`u_p . u_j` for every j) into `out`.
@@ -147,6 +147,13 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn tile_bytes_do_not_wrap() {
+        // 64 frames of 729 tokens: 4.4 GB of tiles, more than a 32-bit usize holds.
+        assert!(Tiles::bytes(46_656) > 4_000_000_000);
+        assert!(Tiles::bytes(usize::MAX) == u64::MAX);
     }
 
     #[test]

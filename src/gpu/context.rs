@@ -206,14 +206,16 @@ impl ErrorSink {
 pub(crate) fn install_handlers(device: &wgpu::Device, sink: &Arc<ErrorSink>) {
     let s = sink.clone();
     device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
-        s.put(backend_error("uncaptured", &e).to_string());
+        // Stored without the "backend: " prefix: the call that reports it adds one.
+        s.put(match backend_error("uncaptured", &e) {
+            Error::Backend(m) => m,
+            other => other.to_string(),
+        });
     }));
     let s = sink.clone();
     device.set_device_lost_callback(move |reason, msg| {
         if reason != wgpu::DeviceLostReason::Destroyed {
-            s.put(format!(
-                "backend: the GPU device was lost ({reason:?}): {msg}"
-            ));
+            s.put(format!("the GPU device was lost ({reason:?}): {msg}"));
         }
     });
 }
@@ -244,6 +246,17 @@ impl<T> Sender<T> {
             if let Some(w) = g.waker.take() {
                 w.wake();
             }
+        }
+    }
+}
+
+impl<T> Drop for Sender<T> {
+    /// A sender dropped without sending (callback discarded) wakes the receiver, which then
+    /// sees it is alone and resolves to `None` instead of sleeping forever.
+    fn drop(&mut self) {
+        let waker = self.0.lock().ok().and_then(|mut g| g.waker.take());
+        if let Some(w) = waker {
+            w.wake();
         }
     }
 }

@@ -443,10 +443,18 @@ impl GpuEngine {
         self.inner.timestamps
     }
 
-    /// GPU time of the last call that ran kernels, in milliseconds, from timestamp queries
-    /// around its compute pass(es); `None` when unsupported or when the last call ran none.
+    /// GPU time of the last call on this engine (from any thread or clone), in milliseconds,
+    /// from timestamp queries around its compute pass(es); `None` when unsupported, when the
+    /// last call ran no kernel (K = N, baselines) or failed. For a benchmark, call from one
+    /// thread.
     pub fn last_gpu_time_ms(&self) -> Option<f64> {
         self.inner.last_gpu_ms.lock().ok().and_then(|g| *g)
+    }
+
+    fn set_gpu_time(&self, ms: Option<f64>) {
+        if let Ok(mut g) = self.inner.last_gpu_ms.lock() {
+            *g = ms;
+        }
     }
 
     /// Bytes of all the GPU buffers the engine's pool has ever allocated (it grows only when a
@@ -582,6 +590,7 @@ impl GpuEngine {
         method: &Method<'_>,
         budget: Budget,
     ) -> Result<Selection> {
+        self.set_gpu_time(None);
         if n == 0 || d == 0 {
             return Err(Error::Shape(format!(
                 "features in a buffer must have N >= 1 and D >= 1, got {n} x {d}"
@@ -654,8 +663,7 @@ impl GpuEngine {
         let (m, pk, om, imp) = match method {
             Method::DivPrune => (0, 1, 0.0, None),
             Method::IdPruner(p) => {
-                let lam = p.lambda as f32;
-                let om = (1.0 - p.lambda) as f32;
+                let (lam, om) = p.weights();
                 let imp = crate::cpu::greedy::normalize_importance(p.importance)
                     .into_iter()
                     .map(|i| [i, lam * i])
@@ -680,6 +688,7 @@ impl GpuEngine {
 
     /// Runs greedy jobs in as few chunks as the device limits allow; records the GPU time.
     async fn run_jobs(&self, jobs: &[Job<'_>]) -> Result<Vec<JobResult>> {
+        self.set_gpu_time(None);
         if let Some(e) = self.inner.errors.take() {
             return Err(Error::Backend(format!(
                 "an earlier GPU error was reported: {e}"
@@ -698,9 +707,7 @@ impl GpuEngine {
                 _ => None,
             };
         }
-        if let Ok(mut g) = self.inner.last_gpu_ms.lock() {
-            *g = gpu_ms;
-        }
+        self.set_gpu_time(gpu_ms);
         Ok(results)
     }
 
@@ -883,189 +890,178 @@ impl GpuEngine {
             None
         };
 
-        let caught = {
-            let scopes = Scopes::push(device);
-            let queue = &*inner.queue;
-            // Uploads.
-            queue.write_buffer(&b_pools, 0, bytemuck::cast_slice(&table));
-            let mut off = 0u64;
-            for job in jobs {
-                if let Source::Host(data) = job.src {
-                    queue.write_buffer(&b_input, off, bytemuck::cast_slice(data));
-                    off += data.len() as u64 * 4;
+        // Everything from the uploads to the readback; the buffers go back to the pool
+        // afterwards whatever happened, so an error does not leak them.
+        let outcome: Result<Vec<u8>> = async {
+            let caught = {
+                let scopes = Scopes::push(device);
+                let queue = &*inner.queue;
+                // Uploads.
+                queue.write_buffer(&b_pools, 0, bytemuck::cast_slice(&table));
+                let mut off = 0u64;
+                for job in jobs {
+                    if let Source::Host(data) = job.src {
+                        queue.write_buffer(&b_input, off, bytemuck::cast_slice(data));
+                        off += data.len() as u64 * 4;
+                    }
                 }
-            }
-            let mut imp = vec![[0.0f32; 2]; rows as usize];
-            let mut r = 0usize;
-            for job in jobs {
-                if let Some(v) = &job.imp {
-                    imp[r..r + job.n].copy_from_slice(v);
+                let mut imp = vec![[0.0f32; 2]; rows as usize];
+                let mut r = 0usize;
+                for job in jobs {
+                    if let Some(v) = &job.imp {
+                        imp[r..r + job.n].copy_from_slice(v);
+                    }
+                    r += job.n;
                 }
-                r += job.n;
-            }
-            queue.write_buffer(&b_imp, 0, bytemuck::cast_slice(&imp));
-            if !stream.is_empty() {
-                let mut steps = vec![0u8; steps_bytes as usize];
-                for t in 0..=kmax {
-                    let e = StepEntry {
-                        t: t as u32,
-                        pstride: pstride as u32,
-                        pad: [0; 2],
-                    };
-                    let at = t * STEP_STRIDE as usize;
-                    steps[at..at + STEP_BYTES as usize].copy_from_slice(bytemuck::bytes_of(&e));
+                queue.write_buffer(&b_imp, 0, bytemuck::cast_slice(&imp));
+                if !stream.is_empty() {
+                    let mut steps = vec![0u8; steps_bytes as usize];
+                    for t in 0..=kmax {
+                        let e = StepEntry {
+                            t: t as u32,
+                            pstride: pstride as u32,
+                            pad: [0; 2],
+                        };
+                        let at = t * STEP_STRIDE as usize;
+                        steps[at..at + STEP_BYTES as usize].copy_from_slice(bytemuck::bytes_of(&e));
+                    }
+                    queue.write_buffer(&b_steps, 0, &steps);
                 }
-                queue.write_buffer(&b_steps, 0, &steps);
-            }
 
-            let group = |layout: &wgpu::BindGroupLayout, res: Vec<wgpu::BindingResource>| {
-                let entries: Vec<wgpu::BindGroupEntry> = res
-                    .into_iter()
-                    .enumerate()
-                    .map(|(i, resource)| wgpu::BindGroupEntry {
-                        binding: i as u32,
-                        resource,
+                let group = |layout: &wgpu::BindGroupLayout, res: Vec<wgpu::BindingResource>| {
+                    let entries: Vec<wgpu::BindGroupEntry> = res
+                        .into_iter()
+                        .enumerate()
+                        .map(|(i, resource)| wgpu::BindGroupEntry {
+                            binding: i as u32,
+                            resource,
+                        })
+                        .collect();
+                    device.create_bind_group(&wgpu::BindGroupDescriptor {
+                        label: None,
+                        layout,
+                        entries: &entries,
                     })
-                    .collect();
-                device.create_bind_group(&wgpu::BindGroupDescriptor {
-                    label: None,
-                    layout,
-                    entries: &entries,
-                })
-            };
-            let pools_all = || bind(&b_pools, 0, pools_bytes);
-            let stream_pools =
-                || bind(&b_pools, stream_start as u64 * 64, stream.len() as u64 * 64);
-            let input = match src_range {
-                Some((buf, base, size)) => bind(buf, base, size),
-                None => bind(&b_input, 0, input_bytes),
-            };
-            let g_norm = group(
-                &inner.pipes.normalize_layout,
-                vec![
-                    pools_all(),
-                    input,
-                    bind(&b_norm, 0, norm_bytes),
-                    bind(&b_out, 0, out_bytes),
-                ],
-            );
+                };
+                let pools_all = || bind(&b_pools, 0, pools_bytes);
+                let stream_pools =
+                    || bind(&b_pools, stream_start as u64 * 64, stream.len() as u64 * 64);
+                let input = match src_range {
+                    Some((buf, base, size)) => bind(buf, base, size),
+                    None => bind(&b_input, 0, input_bytes),
+                };
+                let g_norm = group(
+                    &inner.pipes.normalize_layout,
+                    vec![
+                        pools_all(),
+                        input,
+                        bind(&b_norm, 0, norm_bytes),
+                        bind(&b_out, 0, out_bytes),
+                    ],
+                );
 
-            let mut enc = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                label: Some("tokenprune"),
-            });
-            enc.clear_buffer(&b_state, 0, Some(state_bytes));
-            enc.clear_buffer(&b_out, 0, Some(out_bytes));
-            {
-                let timestamp_writes = queries.as_ref().map(|q| wgpu::ComputePassTimestampWrites {
-                    query_set: q,
-                    beginning_of_pass_write_index: Some(0),
-                    end_of_pass_write_index: Some(1),
-                });
-                let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                let mut enc = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
                     label: Some("tokenprune"),
-                    timestamp_writes,
                 });
-                // 1. Normalise every row of every pool.
-                let max_dim = inner.limits.max_compute_workgroups_per_dimension;
-                let x = nmax.min(max_dim).max(1);
-                pass.set_pipeline(&inner.pipes.normalize);
-                pass.set_bind_group(0, &g_norm, &[]);
-                pass.dispatch_workgroups(x, nmax.div_ceil(x), entries as u32);
-                // 2. Dense similarity (+ nearest neighbours for DivPrune) and greedy select.
-                if let Some(nd) = n_dense_max {
-                    let t = (nd as u32).div_ceil(TILE);
-                    let g_sim = group(
-                        &inner.pipes.sim_layout,
-                        vec![
-                            pools_all(),
-                            bind(&b_norm, 0, norm_bytes),
-                            bind(&b_sim, 0, sim_bytes),
-                            bind(&b_state, 0, state_bytes),
-                        ],
-                    );
-                    pass.set_pipeline(&inner.pipes.sim_dense);
-                    pass.set_bind_group(0, &g_sim, &[]);
-                    pass.dispatch_workgroups(t, t, dense.len() as u32);
-                    let g_sel = group(
-                        &inner.pipes.select_layout,
-                        vec![
-                            pools_all(),
-                            bind(&b_sim, 0, sim_bytes),
-                            bind(&b_state, 0, state_bytes),
-                            bind(&b_imp, 0, imp_bytes),
-                            bind(&b_out, 0, out_bytes),
-                        ],
-                    );
-                    pass.set_pipeline(&inner.pipes.select);
-                    pass.set_bind_group(0, &g_sel, &[]);
-                    pass.dispatch_workgroups(dense.len() as u32, 1, 1);
-                }
-                // 3. Streaming: nearest neighbours (DivPrune seed), then K + 1 steps.
-                if let Some(ns) = n_stream_max {
-                    if stream_divprune {
-                        let t = (ns as u32).div_ceil(TILE);
-                        let g_nn = group(
+                enc.clear_buffer(&b_state, 0, Some(state_bytes));
+                enc.clear_buffer(&b_out, 0, Some(out_bytes));
+                {
+                    let timestamp_writes =
+                        queries.as_ref().map(|q| wgpu::ComputePassTimestampWrites {
+                            query_set: q,
+                            beginning_of_pass_write_index: Some(0),
+                            end_of_pass_write_index: Some(1),
+                        });
+                    let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                        label: Some("tokenprune"),
+                        timestamp_writes,
+                    });
+                    // 1. Normalise every row of every pool.
+                    let max_dim = inner.limits.max_compute_workgroups_per_dimension;
+                    let x = nmax.min(max_dim).max(1);
+                    pass.set_pipeline(&inner.pipes.normalize);
+                    pass.set_bind_group(0, &g_norm, &[]);
+                    pass.dispatch_workgroups(x, nmax.div_ceil(x), entries as u32);
+                    // 2. Dense similarity (+ nearest neighbours for DivPrune) and greedy select.
+                    if let Some(nd) = n_dense_max {
+                        let t = (nd as u32).div_ceil(TILE);
+                        let g_sim = group(
                             &inner.pipes.sim_layout,
                             vec![
-                                stream_pools(),
+                                pools_all(),
                                 bind(&b_norm, 0, norm_bytes),
-                                bind(&inner.dummy, 0, 256),
+                                bind(&b_sim, 0, sim_bytes),
                                 bind(&b_state, 0, state_bytes),
                             ],
                         );
-                        pass.set_pipeline(&inner.pipes.sim_nearest);
-                        pass.set_bind_group(0, &g_nn, &[]);
-                        pass.dispatch_workgroups(t, t, stream.len() as u32);
+                        pass.set_pipeline(&inner.pipes.sim_dense);
+                        pass.set_bind_group(0, &g_sim, &[]);
+                        pass.dispatch_workgroups(t, t, dense.len() as u32);
+                        let g_sel = group(
+                            &inner.pipes.select_layout,
+                            vec![
+                                pools_all(),
+                                bind(&b_sim, 0, sim_bytes),
+                                bind(&b_state, 0, state_bytes),
+                                bind(&b_imp, 0, imp_bytes),
+                                bind(&b_out, 0, out_bytes),
+                            ],
+                        );
+                        pass.set_pipeline(&inner.pipes.select);
+                        pass.set_bind_group(0, &g_sel, &[]);
+                        pass.dispatch_workgroups(dense.len() as u32, 1, 1);
                     }
-                    let g_stream = group(
-                        &inner.pipes.stream_layout,
-                        vec![
-                            stream_pools(),
-                            bind(&b_norm, 0, norm_bytes),
-                            bind(&b_state, 0, state_bytes),
-                            bind(&b_imp, 0, imp_bytes),
-                            bind(&b_out, 0, out_bytes),
-                            bind(&b_part, 0, part_bytes),
-                            bind(&b_steps, 0, STEP_BYTES),
-                        ],
-                    );
-                    let pmax = stream.iter().map(|&i| table[slot_of[i]].parts).max();
-                    pass.set_pipeline(&inner.pipes.stream);
-                    for t in 0..=kmax {
-                        pass.set_bind_group(0, &g_stream, &[(t as u64 * STEP_STRIDE) as u32]);
-                        pass.dispatch_workgroups(pmax.unwrap_or(1), stream.len() as u32, 1);
+                    // 3. Streaming: nearest neighbours (DivPrune seed), then K + 1 steps.
+                    if let Some(ns) = n_stream_max {
+                        if stream_divprune {
+                            let t = (ns as u32).div_ceil(TILE);
+                            let g_nn = group(
+                                &inner.pipes.sim_layout,
+                                vec![
+                                    stream_pools(),
+                                    bind(&b_norm, 0, norm_bytes),
+                                    bind(&inner.dummy, 0, 256),
+                                    bind(&b_state, 0, state_bytes),
+                                ],
+                            );
+                            pass.set_pipeline(&inner.pipes.sim_nearest);
+                            pass.set_bind_group(0, &g_nn, &[]);
+                            pass.dispatch_workgroups(t, t, stream.len() as u32);
+                        }
+                        let g_stream = group(
+                            &inner.pipes.stream_layout,
+                            vec![
+                                stream_pools(),
+                                bind(&b_norm, 0, norm_bytes),
+                                bind(&b_state, 0, state_bytes),
+                                bind(&b_imp, 0, imp_bytes),
+                                bind(&b_out, 0, out_bytes),
+                                bind(&b_part, 0, part_bytes),
+                                bind(&b_steps, 0, STEP_BYTES),
+                            ],
+                        );
+                        let pmax = stream.iter().map(|&i| table[slot_of[i]].parts).max();
+                        pass.set_pipeline(&inner.pipes.stream);
+                        for t in 0..=kmax {
+                            pass.set_bind_group(0, &g_stream, &[(t as u64 * STEP_STRIDE) as u32]);
+                            pass.dispatch_workgroups(pmax.unwrap_or(1), stream.len() as u32, 1);
+                        }
                     }
                 }
-            }
-            if let (Some(q), Some(r)) = (&queries, &b_resolve) {
-                enc.resolve_query_set(q, 0..2, r, 0);
-                enc.copy_buffer_to_buffer(r, 0, &b_read, ts_off, Some(16));
-            }
-            enc.copy_buffer_to_buffer(&b_out, 0, &b_read, 0, Some(out_bytes));
-            queue.submit([enc.finish()]);
-            scopes.pop()
-        };
-        if let Some(e) = caught.await {
-            return Err(context::backend_error("running the kernels", &e));
-        }
-
-        // Read back.
-        let data = self.read(&b_read, readback_bytes).await?;
-        let words: Vec<u32> = data
-            .chunks_exact(4)
-            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect();
-        let gpu_ms = if inner.timestamps {
-            let at = ts_off as usize;
-            let t = |o: usize| {
-                u64::from_le_bytes(data[at + o..at + o + 8].try_into().unwrap_or([0; 8]))
+                if let (Some(q), Some(r)) = (&queries, &b_resolve) {
+                    enc.resolve_query_set(q, 0..2, r, 0);
+                    enc.copy_buffer_to_buffer(r, 0, &b_read, ts_off, Some(16));
+                }
+                enc.copy_buffer_to_buffer(&b_out, 0, &b_read, 0, Some(out_bytes));
+                queue.submit([enc.finish()]);
+                scopes.pop()
             };
-            let period = inner.queue.get_timestamp_period() as f64;
-            Some(t(8).saturating_sub(t(0)) as f64 * period / 1e6)
-        } else {
-            None
-        };
-
+            if let Some(e) = caught.await {
+                return Err(context::backend_error("running the kernels", &e));
+            }
+            self.read(&b_read, readback_bytes).await
+        }
+        .await;
         // Give the buffers back.
         let pool = &inner.pool;
         for (role, b) in [
@@ -1088,6 +1084,21 @@ impl GpuEngine {
         if let (Some(q), Ok(mut list)) = (queries, inner.queries.lock()) {
             list.push(q);
         }
+        let data = outcome?;
+        let words: Vec<u32> = data
+            .chunks_exact(4)
+            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        let gpu_ms = if inner.timestamps {
+            let at = ts_off as usize;
+            let t = |o: usize| {
+                u64::from_le_bytes(data[at + o..at + o + 8].try_into().unwrap_or([0; 8]))
+            };
+            let period = inner.queue.get_timestamp_period() as f64;
+            Some(t(8).saturating_sub(t(0)) as f64 * period / 1e6)
+        } else {
+            None
+        };
 
         let mut results = Vec::with_capacity(jobs.len());
         for (i, job) in jobs.iter().enumerate() {

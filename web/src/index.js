@@ -5,6 +5,7 @@ import init, { Pruner as RawPruner } from '../dist/tokenprune.js';
 let ready = null;
 let wasmSource = null;
 let wasm = null;
+let loadedFrom = null;
 
 /**
  * Overrides where the `.wasm` is loaded from (a URL, a `Response`, bytes or a
@@ -26,7 +27,11 @@ async function defaultSource() {
 }
 
 function ensureInit(source) {
+  if (ready && source !== undefined && source !== loadedFrom) {
+    throw new Error('tokenprune: the wasm module is already loaded; pass wasmUrl only to the first Pruner.create()');
+  }
   if (!ready) {
+    loadedFrom = source;
     ready = (async () => {
       wasm = await init({ module_or_path: await (source ?? wasmSource ?? defaultSource()) });
     })();

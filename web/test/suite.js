@@ -227,6 +227,9 @@ export async function runSuite(expectBackend) {
     msgs.push(await rejects(pruner.prune(x, { n, d, keep: 3, method: 'nope' }), "method 'nope' is not one of"));
     msgs.push(await rejects(pruner.prune(x, { n, d, keep: 3, grid: [5, 5] }), 'grid 1x5x5 does not multiply to N = 64'));
     msgs.push(await rejects(pruner.prune([1, 2, 3], { n: 1, d: 3, keep: 1 }), 'features must be a Float32Array'));
+    msgs.push(await rejects(pruner.prune(x, { n, d, keep: 3, grid: [2, 'x', 32] }), 'options.grid must be'));
+    msgs.push(await rejects(pruner.prune(x, { n, d, keep: 3, method: 'random', seed: -1 }), 'options.seed must be a non-negative integer, got -1'));
+    msgs.push(await rejects(pruner.prune(x, { n: 64.5, d, keep: 3 }), 'options.n must be a non-negative integer'));
     msgs.push(await rejects(pruner.prune(new Float32Array(0), { n: 0, d: 3, keepRatio: 0.5 }), 'N = 0'));
     msgs.push(await rejects(pruner.pruneBatch([{ features: x, n, d, keep: 3 }, { features: x, n, d, keep: 99 }]), 'batch item 1: budget: keep count 99 exceeds N = 64'));
     msgs.push(await rejects(Pruner.create({ backends: ['metal'] }), "backend 'metal' is not one of webgpu, cpu"));
