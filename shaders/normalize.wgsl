@@ -1,4 +1,5 @@
 // normalize.wgsl: row normalisation. CPU twin: src/cpu/normalize.rs (`normalize_row`, `pow2_scale`).
+// The host prepends common.wgsl (shared declarations) to this file.
 //
 // One workgroup (256 invocations) per row. Each row is scaled by the exact power of two that
 // brings its largest magnitude into [1, 2) (the exponent is read with a bitcast, exactly as
@@ -13,25 +14,6 @@
 // the same exact power-of-two scaling, and no factor is subnormal (GPUs may flush those).
 //
 // Dispatch: (x, y, z) = (rows split over x and y, pool). row = wid.x + wid.y * num_workgroups.x.
-
-struct Pool {
-    n: u32,
-    k: u32,
-    method: u32,
-    pk: u32,
-    d: u32,
-    d4: u32,
-    src_off: u32,
-    u_off: u32,
-    row0: u32,
-    cache_off: u32,
-    sim_off: u32,
-    out_off: u32,
-    parts: u32,
-    iters: u32,
-    part_off: u32,
-    om: f32,
-}
 
 const WG: u32 = 256u;
 const DIVPRUNE: u32 = 0u;

@@ -1,4 +1,5 @@
 // similarity.wgsl: tiled S = U U^T of the normalised rows. CPU twin: src/cpu/similarity.rs
+// The host prepends common.wgsl (shared declarations) to this file.
 // (`nearest_similarity`, `Tiles`, with `dot_rows` in src/cpu/matmul.rs).
 //
 // Each workgroup (16 x 16 invocations) computes one 64 x 64 output tile; each invocation holds a
@@ -18,25 +19,6 @@
 //
 // Dispatch: (x, y, z) = (tile column, tile row, pool).
 
-struct Pool {
-    n: u32,
-    k: u32,
-    method: u32,
-    pk: u32,
-    d: u32,
-    d4: u32,
-    src_off: u32,
-    u_off: u32,
-    row0: u32,
-    cache_off: u32,
-    sim_off: u32,
-    out_off: u32,
-    parts: u32,
-    iters: u32,
-    part_off: u32,
-    om: f32,
-}
-
 const TILE: u32 = 64u;
 const KV: u32 = 4u;
 const DIVPRUNE: u32 = 0u;
@@ -52,12 +34,6 @@ const NONE_SIM: f32 = -4.0;
 var<workgroup> a_tile: array<vec4<f32>, 256>;
 var<workgroup> b_tile: array<vec4<f32>, 256>;
 var<workgroup> fold: array<f32, 1024>;
-
-fn key(x: f32) -> u32 {
-    let b = bitcast<u32>(x);
-    return select(b | 0x80000000u, ~b, (b & 0x80000000u) != 0u);
-}
-
 
 fn tile(wid: vec3<u32>, lid: u32, store: bool) {
     let pool = pools[wid.z];

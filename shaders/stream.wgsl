@@ -1,5 +1,6 @@
 // stream.wgsl: one greedy step of the streaming path (S is never stored).
 // CPU twin: src/cpu/greedy.rs (`divprune` / `idpruner` with `Rows::Stream`, i.e.
+// The host prepends common.wgsl and greedy.wgsl (shared declarations) to this file.
 // `similarity_rows` in src/cpu/matmul.rs) and `argmax_unchosen`.
 //
 // The host records K + 1 dispatches of this kernel in ONE command buffer (step t = 0..K, read
@@ -14,25 +15,6 @@
 // Step 0 computes the seed scores (DivPrune: 1 - nn from similarity.wgsl `nearest`;
 // IDPruner: the normalised importance).
 // Dispatch: (x, y) = (workgroup within the pool, pool).
-
-struct Pool {
-    n: u32,
-    k: u32,
-    method: u32,
-    pk: u32,
-    d: u32,
-    d4: u32,
-    src_off: u32,
-    u_off: u32,
-    row0: u32,
-    cache_off: u32,
-    sim_off: u32,
-    out_off: u32,
-    parts: u32,
-    iters: u32,
-    part_off: u32,
-    om: f32,
-}
 
 struct Step {
     t: u32,
@@ -58,77 +40,8 @@ const NO_INDEX: u32 = 0xffffffffu;
 @group(0) @binding(5) var<storage, read_write> partials: array<vec2<u32>>;
 @group(0) @binding(6) var<uniform> step: Step;
 
-var<workgroup> red_s: array<f32, 256>;
-var<workgroup> red_i: array<u32, 256>;
 // 32 tokens x 32 lanes of partial dot products, row stride 33 (no bank conflicts).
 var<workgroup> dots: array<f32, 1056>;
-
-fn better(sa: f32, ia: u32, sb: f32, ib: u32) -> bool {
-    return sa > sb || (sa == sb && ia < ib);
-}
-
-fn unkey(k: u32) -> f32 {
-    return bitcast<f32>(select(~k, k & 0x7fffffffu, (k & 0x80000000u) != 0u));
-}
-
-fn wg_argmax(lid: u32, s: f32, i: u32) -> vec2<u32> {
-    red_s[lid] = s;
-    red_i[lid] = i;
-    workgroupBarrier();
-    for (var stride = WG / 2u; stride > 0u; stride >>= 1u) {
-        if (lid < stride) {
-            let o = lid + stride;
-            if (better(red_s[o], red_i[o], red_s[lid], red_i[lid])) {
-                red_s[lid] = red_s[o];
-                red_i[lid] = red_i[o];
-            }
-        }
-        workgroupBarrier();
-    }
-    let r = vec2<u32>(bitcast<u32>(red_s[0]), red_i[0]);
-    workgroupBarrier();
-    return r;
-}
-
-// Same state machine as select.wgsl `step_score`.
-fn step_score(pool: Pool, t: u32, prev: u32, new_round: bool, j: u32, s_pj: f32) -> f32 {
-    let g = pool.row0 + j;
-    let c = pool.cache_off + g;
-    if (pool.method == DIVPRUNE) {
-        if (t == 0u) {
-            return 1.0 - unkey(bitcast<u32>(state[g]));
-        }
-        if (j == prev) {
-            state[g] = MASKED;
-            return MASKED;
-        }
-        var m = 1.0 - s_pj;
-        if (t > 1u) {
-            m = min(state[g], m);
-        }
-        state[g] = m;
-        return m;
-    }
-    if (t == 0u) {
-        state[g] = pool.om * -2.0;
-        let s0 = imp[g].x;
-        state[c] = s0;
-        return s0;
-    }
-    if (j == prev) {
-        state[g] = TAKEN;
-        state[c] = MASKED;
-        return MASKED;
-    }
-    let m = max(state[g], pool.om * s_pj);
-    state[g] = m;
-    if (new_round) {
-        let s = imp[g].y - m;
-        state[c] = s;
-        return s;
-    }
-    return state[c];
-}
 
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {

@@ -1,4 +1,5 @@
-//! Every WGSL kernel in `shaders/` parses and validates with naga (no adapter needed), stays
+//! Every WGSL kernel in `shaders/` (with the shared files the host prepends: `common.wgsl`, and
+//! `greedy.wgsl` for the two greedy kernels) parses and validates with naga (no adapter needed), stays
 //! within the portable limits the engine promises (no `enable` extensions, no f16, at most 256
 //! invocations per workgroup, at most 8 storage buffers per stage) and names its CPU twin.
 
@@ -26,13 +27,33 @@ fn every_shader_parses_and_validates() {
     assert_eq!(
         names,
         [
+            "common.wgsl",
+            "greedy.wgsl",
             "normalize.wgsl",
             "select.wgsl",
             "similarity.wgsl",
             "stream.wgsl"
         ]
     );
-    for (name, src) in &all {
+    let file = |n: &str| all.iter().find(|(m, _)| m == n).unwrap().1.clone();
+    let common = file("common.wgsl");
+    let greedy = file("greedy.wgsl");
+    for (name, own) in &all {
+        if name == "common.wgsl" || name == "greedy.wgsl" {
+            assert!(
+                own.lines()
+                    .take(4)
+                    .any(|l| l.contains("CPU twin: src/cpu/")),
+                "{name}: header must name its CPU twin"
+            );
+            continue;
+        }
+        // The same concatenation as src/gpu/pipelines.rs.
+        let src = &if name == "select.wgsl" || name == "stream.wgsl" {
+            format!("{common}\n{greedy}\n{own}\n")
+        } else {
+            format!("{common}\n{own}\n")
+        };
         let module = naga::front::wgsl::parse_str(src)
             .unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(src)));
         let mut validator = naga::valid::Validator::new(
@@ -58,7 +79,7 @@ fn every_shader_parses_and_validates() {
         assert!(!src.contains("f16"), "{name}: uses f16");
         assert!(!src.contains("subgroup"), "{name}: uses subgroups");
         assert!(
-            src.lines()
+            own.lines()
                 .take(3)
                 .any(|l| l.contains("CPU twin: src/cpu/")),
             "{name}: header must name its CPU twin"

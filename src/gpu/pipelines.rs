@@ -1,13 +1,22 @@
 //! The compute pipelines and bind group layouts, created once per engine.
 
+// Each kernel's source is `common.wgsl` (the pool table, the tie rule, the f32 key mapping)
+// followed by the kernel; the two greedy kernels also share `greedy.wgsl` (workgroup argmax and
+// the per-token state machine), so a change to the selection rule is made once.
+macro_rules! wgsl {
+    ($($file:literal),+) => {
+        concat!($(include_str!(concat!("../../shaders/", $file)), "\n"),+)
+    };
+}
+
 /// `normalize.wgsl`.
-pub(crate) const NORMALIZE_WGSL: &str = include_str!("../../shaders/normalize.wgsl");
+pub(crate) const NORMALIZE_WGSL: &str = wgsl!("common.wgsl", "normalize.wgsl");
 /// `similarity.wgsl` (entry points `dense` and `nearest`).
-pub(crate) const SIMILARITY_WGSL: &str = include_str!("../../shaders/similarity.wgsl");
+pub(crate) const SIMILARITY_WGSL: &str = wgsl!("common.wgsl", "similarity.wgsl");
 /// `select.wgsl`.
-pub(crate) const SELECT_WGSL: &str = include_str!("../../shaders/select.wgsl");
+pub(crate) const SELECT_WGSL: &str = wgsl!("common.wgsl", "greedy.wgsl", "select.wgsl");
 /// `stream.wgsl`.
-pub(crate) const STREAM_WGSL: &str = include_str!("../../shaders/stream.wgsl");
+pub(crate) const STREAM_WGSL: &str = wgsl!("common.wgsl", "greedy.wgsl", "stream.wgsl");
 
 /// Bytes of one `Step` uniform (stream.wgsl).
 pub(crate) const STEP_BYTES: u64 = 16;
