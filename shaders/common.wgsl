@@ -3,6 +3,9 @@
 // CPU twin: src/cpu/greedy.rs `argmax_unchosen` (the tie rule); the pool table layout is
 // `PoolEntry` in src/gpu/mod.rs.
 
+// Pool.method: 0 = DivPrune, 1 = IDPruner.
+const DIVPRUNE: u32 = 0u;
+
 struct Pool {
     n: u32,
     k: u32,

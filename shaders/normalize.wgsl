@@ -16,7 +16,6 @@
 // Dispatch: (x, y, z) = (rows split over x and y, pool). row = wid.x + wid.y * num_workgroups.x.
 
 const WG: u32 = 256u;
-const DIVPRUNE: u32 = 0u;
 
 @group(0) @binding(0) var<storage, read> pools: array<Pool>;
 @group(0) @binding(1) var<storage, read> src: array<f32>;

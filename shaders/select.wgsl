@@ -22,13 +22,6 @@
 // Output per pool at out_off: [zero-row count (written by normalize.wgsl), order[k],
 // score bits[k]].
 
-const WG: u32 = 256u;
-const DIVPRUNE: u32 = 0u;
-const MASKED: f32 = -1e30;
-const TAKEN: f32 = 1e30;
-const LOWEST: f32 = -3e38;
-const NO_INDEX: u32 = 0xffffffffu;
-
 @group(0) @binding(0) var<storage, read> pools: array<Pool>;
 @group(0) @binding(1) var<storage, read> sim: array<f32>;
 @group(0) @binding(2) var<storage, read_write> state: array<f32>;

@@ -21,7 +21,6 @@
 
 const TILE: u32 = 64u;
 const KV: u32 = 4u;
-const DIVPRUNE: u32 = 0u;
 // Below every similarity (|s| <= ~1): "no valid entry".
 const NONE_SIM: f32 = -4.0;
 

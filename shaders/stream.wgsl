@@ -24,13 +24,7 @@ struct Step {
     pad1: u32,
 }
 
-const WG: u32 = 256u;
 const GROUP: u32 = 32u;
-const DIVPRUNE: u32 = 0u;
-const MASKED: f32 = -1e30;
-const TAKEN: f32 = 1e30;
-const LOWEST: f32 = -3e38;
-const NO_INDEX: u32 = 0xffffffffu;
 
 @group(0) @binding(0) var<storage, read> pools: array<Pool>;
 @group(0) @binding(1) var<storage, read> u: array<vec4<f32>>;
