@@ -176,6 +176,9 @@ pub fn run(a: Args) -> Result<()> {
         "backend": pruner.backend().to_string(),
         "elapsed_ms": elapsed_ms,
     });
+    if let Some(why) = pruner.fallback_reason() {
+        out["backend_note"] = json!(why);
+    }
     match batch {
         None => merge(&mut out, result_json(&sels[0])),
         Some(b) => {
