@@ -34,6 +34,20 @@ var<workgroup> a_tile: array<vec4<f32>, 256>;
 var<workgroup> b_tile: array<vec4<f32>, 256>;
 var<workgroup> fold: array<f32, 1024>;
 
+// Reduces the 16 partial maxima per token left in `fold` and folds them into the running
+// nearest-neighbour keys of tokens first..first+TILE (atomicMax on the order-preserving key).
+fn flush_fold(lid: u32, first: u32) {
+    if (lid < TILE) {
+        var m = NONE_SIM;
+        for (var q = 0u; q < 16u; q += 1u) {
+            m = max(m, fold[lid * 16u + q]);
+        }
+        if (m > NONE_SIM) {
+            atomicMax(&nn[first + lid], key(m));
+        }
+    }
+}
+
 fn tile(wid: vec3<u32>, lid: u32, store: bool) {
     let pool = pools[wid.z];
     let n = pool.n;
@@ -127,15 +141,7 @@ fn tile(wid: vec3<u32>, lid: u32, store: bool) {
         fold[(ty * 4u + i) * 16u + tx] = m;
     }
     workgroupBarrier();
-    if (lid < TILE) {
-        var m = NONE_SIM;
-        for (var q = 0u; q < 16u; q += 1u) {
-            m = max(m, fold[lid * 16u + q]);
-        }
-        if (m > NONE_SIM) {
-            atomicMax(&nn[pool.row0 + row0 + lid], key(m));
-        }
-    }
+    flush_fold(lid, pool.row0 + row0);
     if (ct == rt) {
         return;
     }
@@ -153,15 +159,7 @@ fn tile(wid: vec3<u32>, lid: u32, store: bool) {
         fold[(tx * 4u + j) * 16u + ty] = m;
     }
     workgroupBarrier();
-    if (lid < TILE) {
-        var m = NONE_SIM;
-        for (var q = 0u; q < 16u; q += 1u) {
-            m = max(m, fold[lid * 16u + q]);
-        }
-        if (m > NONE_SIM) {
-            atomicMax(&nn[pool.row0 + col0 + lid], key(m));
-        }
-    }
+    flush_fold(lid, pool.row0 + col0);
 }
 
 @compute @workgroup_size(256)
