@@ -2,7 +2,7 @@
 
 use crate::cpu::matmul::similarity_rows;
 use crate::cpu::normalize::{normalize_rows, NormPolicy};
-use crate::selection::Selection;
+use crate::error::{Error, Result};
 use crate::tokens::Tokens;
 
 /// Diversity and coverage of a selection, in DivPrune's cosine distance `1 - cos`.
@@ -18,15 +18,26 @@ pub struct KeptSetFigures {
     pub mean_uncovered_distance: Option<f32>,
 }
 
-/// Computes [`KeptSetFigures`] for `sel` over the tokens it was computed from.
-pub fn kept_set_figures(tokens: &Tokens, sel: &Selection) -> KeptSetFigures {
+/// Computes [`KeptSetFigures`] for the kept token indices `kept` (e.g. `Selection::kept`) over
+/// the tokens they were selected from. An index out of range or given twice is an error.
+pub fn kept_set_figures(tokens: &Tokens, kept: &[u32]) -> Result<KeptSetFigures> {
     let n = tokens.n();
+    let mut is_kept = vec![false; n];
+    for &i in kept {
+        match is_kept.get_mut(i as usize) {
+            None => {
+                return Err(Error::Param(format!(
+                    "kept index {i} is out of range for {n} tokens"
+                )))
+            }
+            Some(true) => return Err(Error::Param(format!("kept index {i} is given twice"))),
+            Some(k) => *k = true,
+        }
+    }
     let (u, _) = normalize_rows(tokens, NormPolicy::DivPrune);
-    let kept: Vec<usize> = sel.kept.iter().map(|&i| i as usize).collect();
+    let kept: Vec<usize> = kept.iter().map(|&i| i as usize).collect();
     let mut sims = vec![0.0f32; kept.len() * n];
     similarity_rows(&u, tokens.d(), &kept, &mut sims);
-    let mut is_kept = vec![false; n];
-    kept.iter().for_each(|&i| is_kept[i] = true);
     let mut nearest = vec![f32::INFINITY; n];
     let mut min_pair: Option<f32> = None;
     for (a, row) in sims.chunks(n.max(1)).enumerate() {
@@ -49,9 +60,9 @@ pub fn kept_set_figures(tokens: &Tokens, sel: &Selection) -> KeptSetFigures {
         let mean = pruned.iter().map(|&v| v as f64).sum::<f64>() / pruned.len() as f64;
         (Some(max), Some(mean as f32))
     };
-    KeptSetFigures {
+    Ok(KeptSetFigures {
         min_pairwise_distance: min_pair,
         max_uncovered_distance: max_unc,
         mean_uncovered_distance: mean_unc,
-    }
+    })
 }

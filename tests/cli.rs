@@ -553,26 +553,143 @@ fn bad_input_is_one_clear_line() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Reads a PNG written by `demo` as (width, height, RGB bytes).
+fn read_rgb_png(path: &std::path::Path) -> (usize, usize, Vec<u8>) {
+    let dec = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(path).unwrap()));
+    let mut r = dec.read_info().unwrap();
+    let mut buf = vec![0; r.output_buffer_size().unwrap()];
+    let info = r.next_frame(&mut buf).unwrap();
+    assert_eq!(info.color_type, png::ColorType::Rgb);
+    (info.width as usize, info.height as usize, buf)
+}
+
+/// Kept patches counted off the demo picture: a cell whose top-left pixel has the outline
+/// colour (pruned cells are dimmed far below it). Panel `p` of the 3 x 2 layout.
+fn kept_cells_in_picture(png: &(usize, usize, Vec<u8>), p: usize) -> Vec<usize> {
+    let (w, _, data) = png;
+    let (x0, y0) = (10 + (p % 3) * 394, 10 + (p / 3) * 420 + 26);
+    (0..576)
+        .filter(|&c| {
+            let (x, y) = (x0 + (c % 24) * 16, y0 + (c / 24) * 16);
+            let i = (y * w + x) * 3;
+            data[i..i + 3] == [255, 190, 20]
+        })
+        .collect()
+}
+
 #[test]
-fn demo_runs_and_shows_every_method() {
-    let out = bin().args(["demo"]).output().unwrap();
+fn demo_prunes_real_photo_tokens_and_draws_what_was_kept() {
+    let out_dir = scratch("demo-out");
+    let out = bin()
+        .args(["demo", "--backend", "cpu", "--keep-ratio", "0.1", "--out"])
+        .arg(&out_dir)
+        .output()
+        .unwrap();
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
     let text = String::from_utf8_lossy(&out.stdout);
-    for m in tokenprune::Method::NAMES {
+    for photo in ["astronaut", "chelsea", "coffee"] {
         assert!(
-            text.contains(&format!("| {m:<8} |   58 |")),
-            "{m} row missing:\n{text}"
+            text.contains(&format!("{photo}: 576 tokens x 320 features")),
+            "{text}"
+        );
+        let png = read_rgb_png(&out_dir.join(format!("{photo}.png")));
+        assert_eq!((png.0, png.1), (1192, 850), "{photo}: layout");
+        assert!(
+            kept_cells_in_picture(&png, 0).is_empty(),
+            "{photo}: the photo panel is unmarked"
+        );
+        let panels: Vec<Vec<usize>> = (1..6).map(|p| kept_cells_in_picture(&png, p)).collect();
+        for (m, cells) in tokenprune::Method::NAMES.iter().zip(&panels) {
+            assert_eq!(cells.len(), 58, "{photo} {m}: kept patches drawn");
+        }
+        assert_ne!(
+            panels[0], panels[4],
+            "{photo}: DivPrune and Uniform drew the same patches"
         );
     }
-    // 5 maps of 24 rows with 58 kept patches each
-    let marks: usize = text
-        .lines()
-        .filter(|l| !l.contains("Map:"))
-        .map(|l| l.matches('#').count())
-        .sum();
-    assert_eq!(marks, 5 * 58);
+    for m in tokenprune::Method::NAMES {
+        assert_eq!(
+            text.matches(&format!("| {m:<8} |   58 |")).count(),
+            3,
+            "{m}:\n{text}"
+        );
+    }
+    // DivPrune's kept set is the most diverse of the five on every photo.
+    let col = |m: &str, i: usize| -> Vec<f64> {
+        text.lines()
+            .filter(|l| l.starts_with(&format!("| {m:<8} |")))
+            .map(|l| l.split('|').nth(i).unwrap().trim().parse().unwrap())
+            .collect()
+    };
+    let div = col("divprune", 4);
+    for m in ["idpruner", "topk", "random", "uniform"] {
+        for (a, b) in div.iter().zip(col(m, 4)) {
+            assert!(*a > b, "min kept-kept: divprune {a} <= {m} {b}");
+        }
+    }
+}
+
+#[test]
+fn demo_on_your_own_picture_and_tokens() {
+    let ex = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let out_dir = scratch("demo-own");
+    let out = bin()
+        .args(["demo", "--backend", "cpu", "--image"])
+        .arg(ex.join("photos/coffee.png"))
+        .arg("--features")
+        .arg(ex.join("embeddings/coffee.npy"))
+        .arg("--out")
+        .arg(&out_dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let own = read_rgb_png(&out_dir.join("coffee.png"));
+    let bundled_dir = scratch("demo-bundled");
+    let out = bin()
+        .args(["demo", "--backend", "cpu", "--photo", "coffee", "--out"])
+        .arg(&bundled_dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(
+        own == read_rgb_png(&bundled_dir.join("coffee.png")),
+        "same input, same picture"
+    );
+
+    let feats = scratch("demo-600").join("tokens.npy");
+    write_npy(&feats, &[600, 4], &vec![1.0; 2400]).unwrap();
+    let image = ex.join("photos/chelsea.png");
+    let run = |extra: &[&str]| {
+        let mut c = bin();
+        c.args(["demo", "--backend", "cpu", "--image"])
+            .arg(&image)
+            .arg("--features")
+            .arg(&feats);
+        c.args(extra).output().unwrap()
+    };
+    let e = run(&[]);
+    assert!(String::from_utf8_lossy(&e.stderr)
+        .contains("600 tokens are not a square grid: give --grid H,W"));
+    let e = run(&["--grid", "24,24"]);
+    assert!(
+        String::from_utf8_lossy(&e.stderr).contains("--grid 1,24,24 is not one frame of N = 600")
+    );
+    let d = scratch("demo-600-out");
+    let ok = run(&["--grid", "20,30", "--out", d.to_str().unwrap()]);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let e = bin().args(["demo", "--photo", "lena"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&e.stderr)
+        .contains("--photo 'lena' is not one of astronaut, chelsea, coffee"));
 }

@@ -4,6 +4,7 @@ mod bench;
 mod demo;
 #[cfg(feature = "gpu")]
 mod info;
+mod picture;
 mod select;
 
 use clap::{Parser, Subcommand};
@@ -22,7 +23,7 @@ enum Command {
     Select(select::Args),
     /// Time the engines on the standard sizes; prints a table of medians.
     Bench(bench::Args),
-    /// Prune the bundled example with every method and show what was kept.
+    /// Prune real photos' encoder tokens with every method: PNGs of what was kept, and figures.
     Demo(demo::Args),
     /// List the GPU adapters, their limits, and the path each standard size takes.
     #[cfg(feature = "gpu")]
