@@ -123,6 +123,17 @@ impl Pruner {
         }
     }
 
+    /// True when this pruner's GPU device is lost (destroyed, reset by the driver, removed):
+    /// every call then returns [`Error::Backend`] at once, and the remedy is a new pruner
+    /// ([`Pruner::new`]). Always false on the CPU engine.
+    pub fn is_lost(&self) -> bool {
+        match &self.engine {
+            Engine::Cpu(_) => false,
+            #[cfg(feature = "gpu")]
+            Engine::Gpu(g) => g.is_lost(),
+        }
+    }
+
     /// Why [`BackendChoice::Auto`] fell back to the CPU, when it did.
     pub fn fallback_reason(&self) -> Option<&str> {
         self.fallback.as_deref()

@@ -409,13 +409,16 @@ fn batches_larger_than_a_binding_are_split_into_chunks() {
         let f = if i < 12 { &feats[i] } else { &big };
         check_against_cpu(&format!("chunked pool {i}"), f, req, sel);
     }
-    // A pool whose rows alone exceed the cap is a clear error.
+    // A pool whose rows alone exceed the cap runs on the CPU engine, with a note saying why.
     let wide = random_matrix(100, 400, 7);
     let t = Tokens::new(&wide, 100, 400).unwrap();
     let req = Request::new(t, Method::DivPrune, Budget::Count(5)).unwrap();
-    let e = block(small.run(&req)).unwrap_err().to_string();
-    assert!(
-        e.starts_with("backend: ") && e.contains("binding limit"),
-        "{e}"
+    assert_eq!(small.path_for(100, 400, 5, req.method()), GpuPath::Cpu);
+    let sel = block(small.run(&req)).unwrap();
+    assert_eq!(sel.backend, Backend::Cpu);
+    assert_eq!(sel.order, Pruner::cpu().prune_blocking(&req).unwrap().order);
+    assert_eq!(
+        sel.notes,
+        ["ran on the CPU engine: a 100 x 400 pool needs a 160000-byte buffer (features) on the dense path, above the GPU binding limit of 65536 bytes"]
     );
 }

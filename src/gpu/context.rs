@@ -170,9 +170,9 @@ pub(crate) async fn request_device(adapter: &wgpu::Adapter) -> Result<(wgpu::Dev
 /// Turns a wgpu error into the crate's error.
 pub(crate) fn backend_error(what: &str, e: &wgpu::Error) -> Error {
     match e {
-        wgpu::Error::OutOfMemory { .. } => {
-            Error::Backend(format!("{what}: the GPU is out of memory"))
-        }
+        wgpu::Error::OutOfMemory { .. } => Error::Backend(format!(
+            "{what}: the GPU is out of memory (free GPU memory, prune fewer or smaller pools per call, lower GpuOptions::max_binding_bytes, or use the CPU engine)"
+        )),
         wgpu::Error::Validation { description, .. } => {
             Error::Backend(format!("{what}: wgpu validation error: {description}"))
         }
@@ -187,9 +187,23 @@ pub(crate) fn backend_error(what: &str, e: &wgpu::Error) -> Error {
 #[derive(Debug, Default)]
 pub(crate) struct ErrorSink {
     msg: Mutex<Option<String>>,
+    /// Set once the device is lost; never cleared (a lost device stays lost).
+    lost: Mutex<Option<String>>,
 }
 
 impl ErrorSink {
+    /// Marks the device lost (the first reason is kept).
+    pub(crate) fn set_lost(&self, msg: String) {
+        if let Ok(mut g) = self.lost.lock() {
+            g.get_or_insert(msg);
+        }
+    }
+
+    /// Why the device is lost, when it is.
+    pub(crate) fn lost(&self) -> Option<String> {
+        self.lost.lock().ok().and_then(|g| g.clone())
+    }
+
     pub(crate) fn put(&self, msg: String) {
         if let Ok(mut g) = self.msg.lock() {
             g.get_or_insert(msg);
@@ -214,9 +228,12 @@ pub(crate) fn install_handlers(device: &wgpu::Device, sink: &Arc<ErrorSink>) {
     }));
     let s = sink.clone();
     device.set_device_lost_callback(move |reason, msg| {
-        if reason != wgpu::DeviceLostReason::Destroyed {
-            s.put(format!("the GPU device was lost ({reason:?}): {msg}"));
-        }
+        let msg = msg.trim();
+        s.set_lost(match reason {
+            wgpu::DeviceLostReason::Destroyed => "the GPU device is lost (destroyed)".to_string(),
+            _ if msg.is_empty() => format!("the GPU device is lost ({reason:?})"),
+            _ => format!("the GPU device is lost ({reason:?}: {msg})"),
+        });
     });
 }
 

@@ -86,7 +86,10 @@ impl Default for GpuOptions {
 pub enum GpuPath {
     /// K = N: every token is kept, nothing is computed.
     Host,
-    /// A baseline (TopK, Random, Uniform): run on the CPU, results identical to the CPU engine.
+    /// Run on the CPU with the CPU engine's own code, results identical to it: a baseline
+    /// (TopK, Random, Uniform), or a DivPrune / IDPruner pool that does not fit this device's
+    /// limits even on the streaming path (its selection then says so in `notes` and carries
+    /// [`Backend::Cpu`]).
     Cpu,
     /// The N x N similarity matrix is stored; all K picks in one dispatch.
     Dense,
@@ -98,7 +101,7 @@ impl std::fmt::Display for GpuPath {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             GpuPath::Host => "none (K = N)",
-            GpuPath::Cpu => "cpu (baseline)",
+            GpuPath::Cpu => "cpu",
             GpuPath::Dense => "dense",
             GpuPath::Streaming => "streaming",
         })
@@ -168,42 +171,51 @@ impl Job<'_> {
         self.d.div_ceil(4)
     }
 
-    /// Streaming: 32-token groups per workgroup (so at most 256 workgroups per pool) and the
-    /// workgroup count.
     fn stream_shape(&self) -> (u32, u32) {
-        let g = STREAM_GROUP as usize;
-        let iters = self.n.div_ceil(g * WG as usize).max(1);
-        let parts = self.n.div_ceil(g * iters);
-        (iters as u32, parts as u32)
+        stream_shape(self.n)
     }
 
     /// Bytes this job needs in each buffer: input, norm, sim, state, imp, out, partials.
     fn bytes(&self) -> [u64; 7] {
-        let (n, d, k) = (self.n as u64, self.d as u64, self.k as u64);
-        let input = match self.src {
-            Source::Host(_) => n * d * 4,
-            Source::Buffer { .. } => 0,
-        };
-        let sim = if self.path == GpuPath::Dense && self.k > 0 {
-            n * n * 4
-        } else {
-            0
-        };
-        let parts = if self.path == GpuPath::Streaming {
-            self.stream_shape().1 as u64
-        } else {
-            0
-        };
-        [
-            input,
-            n * self.d4() as u64 * 16,
-            sim,
-            n * 8,
-            n * 8,
-            (1 + 2 * k) * 4,
-            parts * 16,
-        ]
+        let host = matches!(self.src, Source::Host(_));
+        job_bytes(self.n, self.d, self.k, self.path, host)
     }
+}
+
+/// Bytes a pool needs in each buffer: input (host features only), norm, sim, state, imp, out,
+/// partials.
+fn job_bytes(n: usize, d: usize, k: usize, path: GpuPath, host: bool) -> [u64; 7] {
+    let (n, d4, k) = (n as u64, d.div_ceil(4) as u64, k as u64);
+    let d = d as u64;
+    let input = if host { n * d * 4 } else { 0 };
+    let sim = if path == GpuPath::Dense && k > 0 {
+        n * n * 4
+    } else {
+        0
+    };
+    let parts = if path == GpuPath::Streaming {
+        stream_shape(n as usize).1 as u64
+    } else {
+        0
+    };
+    [
+        input,
+        n * d4 * 16,
+        sim,
+        n * 8,
+        n * 8,
+        (1 + 2 * k) * 4,
+        parts * 16,
+    ]
+}
+
+/// Streaming: 32-token groups per workgroup (so at most 256 workgroups per pool) and the
+/// workgroup count, for a pool of `n` tokens.
+fn stream_shape(n: usize) -> (u32, u32) {
+    let g = STREAM_GROUP as usize;
+    let iters = n.div_ceil(g * WG as usize).max(1);
+    let parts = n.div_ceil(g * iters);
+    (iters as u32, parts as u32)
 }
 
 /// A binding of `size` bytes of `buffer` from `offset`.
@@ -464,6 +476,23 @@ impl GpuEngine {
         self.inner.pool.created_bytes()
     }
 
+    /// True once the engine's device is lost (destroyed, reset by the driver, unplugged) or
+    /// results can no longer be read back from it. A lost engine stays lost: every later call
+    /// returns [`Error::Backend`] at once; build a new [`GpuEngine`] (or [`crate::Pruner`]).
+    pub fn is_lost(&self) -> bool {
+        self.inner.errors.lost().is_some()
+    }
+
+    /// The error every call on a lost engine returns.
+    fn check_lost(&self) -> Result<()> {
+        match self.inner.errors.lost() {
+            None => Ok(()),
+            Some(why) => Err(Error::Backend(format!(
+                "{why}; this GPU engine cannot be used again: build a new Pruner / GpuEngine, or use the CPU engine"
+            ))),
+        }
+    }
+
     /// The backend tag of this engine's selections: the adapter's name, or, where the platform
     /// hides it (browsers do), what is known of it.
     pub fn backend(&self) -> Backend {
@@ -496,8 +525,9 @@ impl GpuEngine {
     ///   N^2 D/2 GEMM, streaming K GEMVs of N D; a GEMV is memory-bound and runs roughly 16x
     ///   fewer multiply-adds per second than the tiled GEMM, so dense when
     ///   `N^2 D / 2 <= 16 K N D`, i.e. `N <= 32 K` (and S fits), else streaming.
+    /// - A pool whose buffers exceed the device's limits even when streaming (the N x D
+    ///   features, or the streaming step table) runs on the CPU engine: [`GpuPath::Cpu`].
     pub fn path_for(&self, n: usize, d: usize, keep: usize, method: &Method) -> GpuPath {
-        let _ = d;
         let idpruner = match method {
             Method::DivPrune => false,
             Method::IdPruner(_) => true,
@@ -506,7 +536,11 @@ impl GpuEngine {
         if keep == n {
             return GpuPath::Host;
         }
-        self.greedy_path(n, keep, idpruner)
+        let path = self.greedy_path(n, keep, idpruner);
+        if self.misfit(n, d, keep, path, true).is_some() {
+            return GpuPath::Cpu;
+        }
+        path
     }
 
     fn greedy_path(&self, n: usize, k: usize, idpruner: bool) -> GpuPath {
@@ -535,7 +569,13 @@ impl GpuEngine {
     /// Prunes many independent pools; every greedy pool of the batch runs in the same
     /// dispatches (one command buffer) while the device limits allow, else in consecutive
     /// chunks. Results are in request order and equal to pruning each alone.
+    ///
+    /// A greedy pool that does not fit this device's limits even on the streaming path runs on
+    /// the CPU engine instead: its selection carries [`Backend::Cpu`] and a note saying why
+    /// (the other pools of the batch still run on the GPU). Once the device is lost every call
+    /// is an [`Error::Backend`] saying so (see [`GpuEngine::is_lost`]).
     pub async fn run_batch(&self, reqs: &[Request<'_>]) -> Result<Vec<Selection>> {
+        self.check_lost()?;
         let backend = self.backend();
         let mut out: Vec<Option<Selection>> = vec![None; reqs.len()];
         let mut jobs = Vec::new();
@@ -548,12 +588,21 @@ impl GpuEngine {
             } else {
                 self.job(n, tokens.d(), k, req.method(), Source::Host(tokens.data()))
             };
-            match job {
-                Some(j) => {
+            let misfit = job
+                .as_ref()
+                .and_then(|j| self.misfit(j.n, j.d, j.k, j.path, true));
+            match (job, misfit) {
+                (Some(j), None) => {
                     jobs.push(j);
                     job_req.push(i);
                 }
-                None => {
+                (Some(_), Some(why)) => {
+                    // Too large for this device: the CPU engine, tagged as such, with a note.
+                    let mut sel = CpuEngine::default().run(req);
+                    sel.notes.push(format!("ran on the CPU engine: {why}"));
+                    out[i] = Some(sel);
+                }
+                (None, _) => {
                     // K = N or a baseline: the CPU engine's own code, retagged.
                     let mut sel = CpuEngine::default().run(req);
                     sel.backend = backend.clone();
@@ -591,6 +640,7 @@ impl GpuEngine {
         budget: Budget,
     ) -> Result<Selection> {
         self.set_gpu_time(None);
+        self.check_lost()?;
         if n == 0 || d == 0 {
             return Err(Error::Shape(format!(
                 "features in a buffer must have N >= 1 and D >= 1, got {n} x {d}"
@@ -625,6 +675,11 @@ impl GpuEngine {
         let (order, scores, notes) = if k == n {
             ((0..n as u32).collect(), vec![0.0; n], Vec::new())
         } else if let Some(job) = self.job(n, d, k, method, Source::Buffer { buffer, offset }) {
+            if let Some(why) = self.misfit(n, d, k, job.path, false) {
+                return Err(Error::Backend(format!(
+                    "{why}; features in a GPU buffer cannot fall back to the CPU engine: copy them to the host and call run(), or prune fewer tokens"
+                )));
+            }
             let mut r = self.run_jobs(&[job]).await?;
             let r = r
                 .pop()
@@ -689,6 +744,7 @@ impl GpuEngine {
     /// Runs greedy jobs in as few chunks as the device limits allow; records the GPU time.
     async fn run_jobs(&self, jobs: &[Job<'_>]) -> Result<Vec<JobResult>> {
         self.set_gpu_time(None);
+        self.check_lost()?;
         if let Some(e) = self.inner.errors.take() {
             return Err(Error::Backend(format!(
                 "an earlier GPU error was reported: {e}"
@@ -711,43 +767,81 @@ impl GpuEngine {
         Ok(results)
     }
 
+    /// The largest step table (streaming uniforms, 256 bytes per pick) one submission may use.
+    fn steps_cap(&self) -> u64 {
+        self.inner
+            .limits
+            .max_buffer_size
+            .min(self.options.max_binding_bytes.unwrap_or(u64::MAX))
+    }
+
+    /// Why a pool of `n` x `d` keeping `k` on `path` cannot run on this device at all (a buffer
+    /// above the binding cap, more workgroups than a dispatch dimension allows, a step table
+    /// above the buffer cap), or `None` when it fits. `host`: the features are uploaded.
+    fn misfit(&self, n: usize, d: usize, k: usize, path: GpuPath, host: bool) -> Option<String> {
+        let cap = self.binding_cap();
+        let b = job_bytes(n, d, k, path, host);
+        const NAMES: [&str; 7] = [
+            "features",
+            "normalised features",
+            "N x N similarity",
+            "per-token state",
+            "importance",
+            "results",
+            "partial argmax",
+        ];
+        if let Some(i) = (0..7).find(|&i| b[i] > cap) {
+            return Some(format!(
+                "a {n} x {d} pool needs a {}-byte buffer ({}) on the {} path, above the GPU binding limit of {cap} bytes",
+                b[i],
+                NAMES[i],
+                path
+            ));
+        }
+        let max_dim = self.inner.limits.max_compute_workgroups_per_dimension as usize;
+        let tiles = n.div_ceil(TILE as usize);
+        let rows_y = n.div_ceil(n.min(max_dim).max(1));
+        if tiles > max_dim || rows_y > max_dim {
+            return Some(format!(
+                "a pool of {n} tokens needs more workgroups than the GPU's {max_dim} per dimension"
+            ));
+        }
+        let steps = (k as u64 + 1) * STEP_STRIDE;
+        if path == GpuPath::Streaming && steps > self.steps_cap() {
+            return Some(format!(
+                "K = {k} streaming steps need {steps} bytes of step uniforms, above the GPU buffer limit of {} bytes",
+                self.steps_cap()
+            ));
+        }
+        None
+    }
+
     /// Splits jobs into consecutive chunks whose buffers each fit one binding and whose pool
-    /// count fits one dispatch dimension.
+    /// count fits one dispatch dimension. Every job must fit alone (see [`GpuEngine::misfit`]).
     fn chunks(&self, jobs: &[Job]) -> Result<Vec<std::ops::Range<usize>>> {
         let cap = self.binding_cap();
         let l = &self.inner.limits;
         let max_dim = l.max_compute_workgroups_per_dimension as usize;
         let max_pools = max_dim.saturating_sub(8).max(1);
+        let steps_cap = self.steps_cap();
         let mut out = Vec::new();
         let mut start = 0;
         let mut sum = [0u64; 7];
         let mut kmax = 0usize;
         for (i, job) in jobs.iter().enumerate() {
+            let host = matches!(job.src, Source::Host(_));
+            if let Some(why) = self.misfit(job.n, job.d, job.k, job.path, host) {
+                return Err(Error::Backend(why));
+            }
             let b = job.bytes();
-            if let Some(big) = b.iter().find(|&&x| x > cap) {
-                return Err(Error::Backend(format!(
-                    "a pool of {} x {} needs a {big}-byte buffer, above this adapter's binding limit of {cap} bytes",
-                    job.n, job.d
-                )));
-            }
-            let tiles = job.n.div_ceil(TILE as usize);
-            let rows_y = job.n.div_ceil(job.n.min(max_dim));
-            if tiles > max_dim || rows_y > max_dim {
-                return Err(Error::Backend(format!(
-                    "a pool of {} tokens needs more workgroups than this adapter's {max_dim} per dimension",
-                    job.n
-                )));
-            }
-            let steps = (job.k as u64 + 1) * STEP_STRIDE;
-            if job.path == GpuPath::Streaming && steps > l.max_buffer_size {
-                return Err(Error::Backend(format!(
-                    "K = {} streaming steps need {steps} bytes of step uniforms, above max_buffer_size",
-                    job.k
-                )));
-            }
+            let k_stream = if job.path == GpuPath::Streaming {
+                job.k
+            } else {
+                0
+            };
             let fits = (0..7).all(|x| sum[x] + b[x] <= cap)
                 && i - start < max_pools
-                && (kmax.max(job.k) as u64 + 1) * STEP_STRIDE <= l.max_buffer_size;
+                && (kmax.max(k_stream) as u64 + 1) * STEP_STRIDE <= steps_cap;
             if !fits && i > start {
                 out.push(start..i);
                 start = i;
@@ -757,7 +851,7 @@ impl GpuEngine {
             for x in 0..7 {
                 sum[x] += b[x];
             }
-            kmax = kmax.max(job.k);
+            kmax = kmax.max(k_stream);
         }
         out.push(start..jobs.len());
         Ok(out)
@@ -1130,33 +1224,37 @@ impl GpuEngine {
         Ok((results, gpu_ms))
     }
 
-    /// Maps `buffer` and copies its first `size` bytes out.
+    /// Maps `buffer` and copies its first `size` bytes out. A mapping that fails or is
+    /// abandoned means the device is lost (the engine's own buffers are always mappable): the
+    /// engine is marked lost so later calls fail at once.
     async fn read(&self, buffer: &wgpu::Buffer, size: u64) -> Result<Vec<u8>> {
         let slice = buffer.slice(0..size);
         let (tx, rx) = context::oneshot();
-        slice.map_async(wgpu::MapMode::Read, move |r| tx.send(r));
+        let caught = {
+            let scopes = Scopes::push(&self.inner.device);
+            slice.map_async(wgpu::MapMode::Read, move |r| tx.send(r));
+            scopes.pop()
+        };
+        if let Some(e) = caught.await {
+            return Err(context::backend_error("reading the results back", &e));
+        }
         #[cfg(not(target_arch = "wasm32"))]
         self.inner
             .device
             .poll(wgpu::PollType::wait_indefinitely())
             .map_err(|e| Error::Backend(format!("waiting for the GPU: {e}")))?;
-        match rx.await {
-            Some(Ok(())) => {}
-            Some(Err(e)) => {
-                return Err(Error::Backend(format!(
-                    "reading the results back failed: {e}{}",
-                    self.inner
-                        .errors
-                        .take()
-                        .map(|m| format!(" ({m})"))
-                        .unwrap_or_default()
-                )))
-            }
-            None => {
-                return Err(Error::Backend(
-                    "reading the results back was abandoned (device lost?)".into(),
-                ))
-            }
+        let failed = match rx.await {
+            Some(Ok(())) => None,
+            Some(Err(e)) => Some(format!("reading the results back failed ({e})")),
+            None => Some("reading the results back was abandoned".to_string()),
+        };
+        if let Some(what) = failed {
+            let extra = self.inner.errors.take();
+            self.inner.errors.set_lost(match extra {
+                Some(m) => format!("the GPU device is lost or unusable ({what}: {m})"),
+                None => format!("the GPU device is lost or unusable ({what})"),
+            });
+            self.check_lost()?;
         }
         let data = {
             let view = slice
