@@ -2,11 +2,13 @@
 //! nothing once the pool has seen their sizes.
 //!
 //! A call takes the buffers it needs out of the pool (under a short-lived lock) and gives them
-//! back when it is done, so concurrent calls on one engine never share a buffer. Sizes are
+//! back when it is done, so concurrent calls on one engine never share a buffer. The pool keeps
+//! as many buffers per role as calls were ever in flight at once (at least two). Sizes are
 //! rounded up to a power of two (the size class); a taken buffer is the smallest free one of
 //! its role that is large enough.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 /// What a buffer is used for (each role has its own usages).
@@ -55,6 +57,18 @@ pub(crate) struct BufferPool {
     free: Mutex<HashMap<Role, Vec<wgpu::Buffer>>>,
     /// Bytes of every buffer ever created by the pool.
     created: std::sync::atomic::AtomicU64,
+    /// Calls holding buffers now, and the most there ever were at once.
+    busy: AtomicUsize,
+    peak: AtomicUsize,
+}
+
+/// One call holding buffers of the pool (see [`BufferPool::enter`]).
+pub(crate) struct InFlight<'a>(&'a BufferPool);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.busy.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// The size class of a request: the next power of two (at least 256 bytes), or the exact
@@ -69,6 +83,15 @@ fn size_class(size: u64, max: u64) -> u64 {
 }
 
 impl BufferPool {
+    /// Marks one call as holding buffers until the guard drops. The pool keeps as many
+    /// buffers per role as the most calls ever in flight at once (at least 2), so steady
+    /// concurrent use reuses buffers instead of creating and dropping them on every call.
+    pub(crate) fn enter(&self) -> InFlight<'_> {
+        let now = self.busy.fetch_add(1, Ordering::AcqRel) + 1;
+        self.peak.fetch_max(now, Ordering::AcqRel);
+        InFlight(self)
+    }
+
     /// A buffer of `role` with at least `size` bytes (reused when one is free).
     pub(crate) fn take(
         &self,
@@ -102,15 +125,16 @@ impl BufferPool {
     }
 
     /// Returns a buffer to the pool. Smaller buffers of the same role are dropped when a larger
-    /// one comes back (grow-only: the pool keeps the largest few).
+    /// one comes back (grow-only: the pool keeps the largest few, one per concurrent call).
     pub(crate) fn give(&self, role: Role, buffer: wgpu::Buffer) {
         if let Ok(mut free) = self.free.lock() {
             let list = free.entry(role).or_default();
             list.push(buffer);
-            // Keep at most 2 per role (two concurrent callers), the largest ones.
-            if list.len() > 2 {
+            // Keep one per call that was ever in flight at once (at least 2), the largest.
+            let keep = self.peak.load(Ordering::Acquire).max(2);
+            if list.len() > keep {
                 list.sort_by_key(|b| std::cmp::Reverse(b.size()));
-                list.truncate(2);
+                list.truncate(keep);
             }
         }
     }

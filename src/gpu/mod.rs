@@ -860,6 +860,7 @@ impl GpuEngine {
     /// Runs one chunk: upload, one compute pass, readback.
     async fn execute(&self, jobs: &[Job<'_>]) -> Result<(Vec<JobResult>, Option<f64>)> {
         let inner = &*self.inner;
+        let _in_flight = inner.pool.enter();
         let device = &*inner.device;
         let max_buffer = inner.limits.max_buffer_size;
         let align = (inner.limits.min_storage_buffer_offset_alignment as usize / 64).max(1);
