@@ -352,3 +352,39 @@ fn prefix(e: JsValue, i: usize) -> JsValue {
         .unwrap_or_default();
     JsError::new(&format!("batch item {i}: {msg}")).into()
 }
+
+fn figure(v: Option<f32>) -> JsValue {
+    v.map_or(JsValue::NULL, |v| JsValue::from_f64(v as f64))
+}
+
+/// Diversity and coverage of a kept set (see [`crate::metrics::kept_set_figures`]):
+/// `{ minPairwiseDistance, maxUncoveredDistance, meanUncoveredDistance }`, each `null` when
+/// undefined (fewer than two kept, nothing pruned).
+#[wasm_bindgen(js_name = keptSetFigures)]
+pub fn kept_set_figures(
+    features: JsValue,
+    n: usize,
+    d: usize,
+    kept: Uint32Array,
+) -> Result<JsValue, JsValue> {
+    let feats = floats(&features, "features")?;
+    let tokens = Tokens::new(&feats, n, d).map_err(js_err)?;
+    let f = crate::metrics::kept_set_figures(&tokens, &kept.to_vec()).map_err(js_err)?;
+    let o = Object::new();
+    let _ = Reflect::set(
+        &o,
+        &"minPairwiseDistance".into(),
+        &figure(f.min_pairwise_distance),
+    );
+    let _ = Reflect::set(
+        &o,
+        &"maxUncoveredDistance".into(),
+        &figure(f.max_uncovered_distance),
+    );
+    let _ = Reflect::set(
+        &o,
+        &"meanUncoveredDistance".into(),
+        &figure(f.mean_uncovered_distance),
+    );
+    Ok(o.into())
+}

@@ -65,6 +65,22 @@ export interface PruneResult {
   notes: string[];
 }
 
+/** How diverse a kept set is and how well it covers what was pruned, in cosine distance `1 - cos`. */
+export interface KeptSetFigures {
+  /** Smallest distance between two kept tokens (higher = more diverse); `null` with fewer than two kept. */
+  minPairwiseDistance: number | null;
+  /** Largest distance from a pruned token to its nearest kept one (lower = better coverage); `null` when nothing was pruned. */
+  maxUncoveredDistance: number | null;
+  /** Mean distance from a pruned token to its nearest kept one; `null` when nothing was pruned. */
+  meanUncoveredDistance: number | null;
+}
+
+/**
+ * Computes the kept-set figures of `result` over the `[n, d]` `features` it was computed from
+ * (on the CPU, in wasm). Loads the module when needed.
+ */
+export function keptSetFigures(features: Features, result: Pick<PruneResult, 'n' | 'd' | 'kept'>): Promise<KeptSetFigures>;
+
 /** Options of `Pruner.create`. */
 export interface CreateOptions {
   /** Backends in order of preference (default `['webgpu', 'cpu']`); the first available is used. */

@@ -1,6 +1,6 @@
 // tokenprune: visual-token pruning for multimodal LLMs, in the browser (WebGPU) or on the CPU.
 // A thin layer over the wasm module built from the Rust crate (see ../README.md).
-import init, { Pruner as RawPruner } from '../dist/tokenprune.js';
+import init, { Pruner as RawPruner, keptSetFigures as rawFigures } from '../dist/tokenprune.js';
 
 let ready = null;
 let wasmSource = null;
@@ -43,6 +43,16 @@ function ensureInit(source) {
 /** Bytes of wasm linear memory in use by the module (diagnostics; 0 before the first create). */
 export function wasmMemoryBytes() {
   return wasm ? wasm.memory.buffer.byteLength : 0;
+}
+
+/**
+ * Diversity and coverage of the tokens a result kept, in cosine distance `1 - cos`:
+ * `{ minPairwiseDistance, maxUncoveredDistance, meanUncoveredDistance }` (see the .d.ts).
+ * `features` are the `[n, d]` tokens the result was computed from.
+ */
+export async function keptSetFigures(features, result) {
+  await ensureInit();
+  return rawFigures(features, result.n, result.d, result.kept);
 }
 
 function backendName(raw) {

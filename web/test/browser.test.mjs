@@ -108,6 +108,7 @@ const CHECKS = [
   'conformance v01_divprune', 'conformance v02_divprune', 'conformance v05_idpruner', 'conformance v06_idpruner', 'conformance v10_divprune',
   'f16 input (Uint16Array bits) equals f32 of the same values',
   'grid coords and gather',
+  'keptSetFigures equals a brute force, and rejects bad indices',
   'every method and budget',
   'batch equals single calls',
   'bad input rejects with the native message',

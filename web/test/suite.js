@@ -1,6 +1,6 @@
 // In-page test suite: runs in Chromium against the packed npm package.
 // Every check returns { name, ok, detail }; test/browser.test.mjs asserts them.
-import { Pruner, wasmMemoryBytes } from '/node_modules/tokenprune/src/index.js';
+import { Pruner, keptSetFigures, wasmMemoryBytes } from '/node_modules/tokenprune/src/index.js';
 
 const MAX_DEFICIT = 1e-5;
 
@@ -180,6 +180,28 @@ export async function runSuite(expectBackend) {
     }
     const rows = pruner.gather(x, r);
     assert(rows.length === 16 * d && rows[d] === x[r.kept[1] * d], 'gather rows');
+  }));
+
+  results.push(await check('keptSetFigures equals a brute force, and rejects bad indices', async () => {
+    const r = await pruner.prune(x, { n, d, method: 'divprune', keep: 9 });
+    const f = await keptSetFigures(x, r);
+    const cos = (i, j) => {
+      let ab = 0, aa = 0, bb = 0;
+      for (let c = 0; c < d; c++) { ab += x[i * d + c] * x[j * d + c]; aa += x[i * d + c] ** 2; bb += x[j * d + c] ** 2; }
+      return ab / Math.sqrt(aa * bb);
+    };
+    const kept = [...r.kept];
+    let minPair = Infinity;
+    for (const i of kept) for (const j of kept) if (i !== j) minPair = Math.min(minPair, 1 - cos(i, j));
+    const nearest = [];
+    for (let j = 0; j < n; j++) if (!kept.includes(j)) nearest.push(Math.min(...kept.map((i) => 1 - cos(i, j))));
+    const close = (a, b) => Math.abs(a - b) <= 1e-5;
+    assert(close(f.minPairwiseDistance, minPair), `min pairwise ${f.minPairwiseDistance} vs ${minPair}`);
+    assert(close(f.maxUncoveredDistance, Math.max(...nearest)), `max uncovered ${f.maxUncoveredDistance}`);
+    assert(close(f.meanUncoveredDistance, nearest.reduce((a, b) => a + b) / nearest.length), 'mean uncovered');
+    assert(f.maxUncoveredDistance <= f.minPairwiseDistance + 1e-6, 'greedy max-min: coverage within the kept spacing');
+    await rejects(keptSetFigures(x, { n, d, kept: new Uint32Array([1, 1]) }), 'kept index 1 is given twice');
+    await rejects(keptSetFigures(x, { n, d, kept: new Uint32Array([n]) }), `kept index ${n} is out of range for ${n} tokens`);
   }));
 
   results.push(await check('every method and budget', async () => {
