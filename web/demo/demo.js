@@ -1,7 +1,6 @@
 // The demo page: photo -> encoder (onnxruntime-web) -> tokenprune (WebGPU or CPU) -> pictures
 // of what each method kept, and figures of the kept sets.
 import { Pruner, keptSetFigures } from '/tokenprune/src/index.js';
-import { efficientNetLite0 } from '/demo/encoder.js';
 
 const PHOTOS = ['astronaut', 'chelsea', 'coffee'];
 const METHODS = {
@@ -39,9 +38,10 @@ function backendLabel(p) {
 }
 
 async function makePruner(choice) {
-  state.pruner?.free();
-  state.pruner = null;
-  state.pruner = await Pruner.create({ backends: choice === 'cpu' ? ['cpu'] : ['webgpu', 'cpu'] });
+  const next = await Pruner.create({ backends: choice === 'cpu' ? ['cpu'] : ['webgpu', 'cpu'] });
+  const old = state.pruner;
+  state.pruner = next;
+  old?.free();
 }
 
 /** Centre square crop of an image or bitmap, at its own resolution. */
@@ -105,6 +105,15 @@ function keepRatio() {
 
 async function pruneAll() {
   const gen = ++state.generation;
+  try {
+    await pruneAllFor(gen);
+  } catch (e) {
+    // A newer request (or a replaced pruner) makes this one's failure irrelevant.
+    if (gen === state.generation) throw e;
+  }
+}
+
+async function pruneAllFor(gen) {
   const { features, n, d, grid } = state.tokens;
   setStatus('pruning', `Pruning on ${backendLabel(state.pruner)}…`);
   const results = {};
@@ -177,7 +186,7 @@ function render() {
   }));
   const prune = state.results.divprune;
   $('#timings').textContent =
-    `Encode: ${state.timings.encodeMs.toFixed(0)} ms (${state.encoder.runtime}) · ` +
+    `Encode: ${state.timings.encodeMs.toFixed(0)} ms (${state.encoder.runtime ?? state.encoder.name}) · ` +
     `Prune (DivPrune): ${prune.wallMs.toFixed(1)} ms on ${backendLabel(state.pruner)} · ` +
     `${state.tokens.n} tokens × ${state.tokens.d}`;
 }
@@ -210,6 +219,7 @@ async function main() {
   };
   for (const sel of [$('#method-a'), $('#method-b')]) sel.onchange = () => state.tokens && render();
   $('#backend').onchange = async () => {
+    state.generation++; // drop results of the pruner being replaced
     try {
       await makePruner($('#backend').value);
       if (state.tokens) await pruneAll();
@@ -227,7 +237,9 @@ async function main() {
   };
 
   setStatus('loading', 'Loading the encoder and the pruner…');
-  [state.encoder] = await Promise.all([efficientNetLite0(), makePruner($('#backend').value)]);
+  // Any module whose default export resolves to an encoder (see encoder.js) can replace it.
+  const encoderModule = await import(params.get('encoder') ?? '/demo/encoder.js');
+  [state.encoder] = await Promise.all([encoderModule.default(), makePruner($('#backend').value)]);
   const first = params.get('photo') ?? 'astronaut';
   await loadPhoto(`/photos/${first}.png`, first);
 }

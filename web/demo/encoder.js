@@ -1,4 +1,6 @@
-// Encoders for the demo. An encoder is any object with
+// The demo's default encoder. The page loads an encoder module (this one, or the module named
+// by the page's ?encoder=<url> parameter) and calls its default export, which resolves to an
+// encoder: any object with
 //   name: string, inputSize: number (the square side it wants),
 //   encode(canvas) -> Promise<{ features: Float32Array, n, d, grid: [height, width] }>
 // where `canvas` holds the picture at inputSize x inputSize and `features` are the [n, d]
@@ -35,3 +37,6 @@ export async function efficientNetLite0({ modelUrl = '/model/efficientnet-lite0-
     },
   };
 }
+
+/** The page calls this: the default encoder. */
+export default efficientNetLite0;

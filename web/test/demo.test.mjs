@@ -75,12 +75,16 @@ function lumaStd(img) {
   return Math.sqrt(s2 / n - (s / n) ** 2);
 }
 
-/** Kept patches read off a screenshot of a panel's canvas: cells whose corner is outlined. */
-function keptCells(img, grid = 24) {
+/**
+ * Kept patches read off a screenshot of a panel's canvas: cells whose left edge, probed halfway
+ * down the cell, is outlined (pruned cells are dimmed far below the outline colour). Halfway,
+ * because an element screenshot may start a fractional pixel above the canvas.
+ */
+function keptCells(img, [gh, gw] = [24, 24]) {
   const cells = [];
-  for (let c = 0; c < grid * grid; c++) {
-    const x = Math.floor(((c % grid) * img.width) / grid);
-    const y = Math.floor((Math.floor(c / grid) * img.height) / grid);
+  for (let c = 0; c < gh * gw; c++) {
+    const x = Math.floor(((c % gw) * img.width) / gw);
+    const y = Math.floor(((Math.floor(c / gw) + 0.5) * img.height) / gh);
     if (rgb(img, x, y).every((v, i) => v === KEPT[i])) cells.push(c);
   }
   return cells;
@@ -208,4 +212,25 @@ test('your own picture, and the CPU backend', async () => {
   console.log(`DivPrune on coffee.png: WebGPU and CPU kept sets share ${same} of 58 tokens`);
   assert.ok(same >= 55, `WebGPU and CPU kept sets share only ${same} of 58`);
   assert.ok(!logs.some((l) => l.startsWith('pageerror')), logs.join('\n'));
+});
+
+test('encoders are pluggable: a module named by ?encoder= with a 6 x 8 grid', async () => {
+  // Any module whose default export resolves to { name, inputSize, encode(canvas) }.
+  const encoder = `export default async () => ({
+    name: 'test encoder', inputSize: 64,
+    async encode(canvas) {
+      const px = canvas.getContext('2d').getImageData(0, 0, 64, 64).data;
+      const n = 48, d = 5, features = new Float32Array(n * d);
+      for (let i = 0; i < n; i++) for (let j = 0; j < d; j++) features[i * d + j] = Math.sin(i * 1.7 + j * 0.3) + px[(i * 4 + j) * 4] / 255;
+      return { features, n, d, grid: [6, 8] };
+    },
+  });`;
+  await page.route('**/test-encoder.js', (route) => route.fulfill({ body: encoder, contentType: 'text/javascript' }));
+  await page.goto(`${server.url}?encoder=/test-encoder.js&photo=astronaut`);
+  const status = await waitReady('custom encoder');
+  assert.match(status, /^astronaut: kept 12 of 48 tokens \(25%\) on WebGPU/);
+  assert.match(await page.textContent('#timings'), /^Encode: \d+ ms \(test encoder\)/);
+  const kept = await page.evaluate(() => Array.from(globalThis.demo.results.divprune.result.kept));
+  assert.equal(kept.length, 12);
+  assert.deepEqual(keptCells(await panelShot('panel-a'), [6, 8]), kept);
 });
