@@ -31,6 +31,12 @@ enum Command {
 }
 
 fn main() -> std::process::ExitCode {
+    // Mesa's Vulkan drivers print "error: XDG_RUNTIME_DIR is invalid or not set" when probed
+    // without it (containers, CI); harmless, but it reads like a failure of ours. Set before
+    // any thread exists.
+    if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
+        std::env::set_var("XDG_RUNTIME_DIR", std::env::temp_dir());
+    }
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Select(a) => select::run(a),
