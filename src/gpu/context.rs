@@ -297,3 +297,28 @@ impl<T> Future for Receiver<T> {
         }
     }
 }
+
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn out_of_memory_says_what_to_do_and_loss_is_sticky() {
+        let oom = wgpu::Error::OutOfMemory {
+            source: "vkAllocateMemory failed".into(),
+        };
+        let msg = backend_error("running the kernels", &oom).to_string();
+        assert!(
+            msg.starts_with("backend: running the kernels: the GPU is out of memory (free GPU memory, prune fewer or smaller pools per call"),
+            "{msg}"
+        );
+        assert!(msg.ends_with("or use the CPU engine)"), "{msg}");
+        let sink = ErrorSink::default();
+        assert_eq!(sink.lost(), None);
+        sink.set_lost("first".into());
+        sink.set_lost("second".into());
+        assert_eq!(sink.lost().as_deref(), Some("first"));
+        assert_eq!(sink.lost().as_deref(), Some("first"), "stays lost");
+        assert_eq!(sink.take(), None, "loss is not a one-shot error");
+    }
+}
