@@ -136,7 +136,7 @@ pub fn read_npy(bytes: &[u8], name: &str) -> Result<Tensor> {
 pub fn npy_bytes(shape: &[usize], data: &[f32]) -> Vec<u8> {
     let dict = format!(
         "{{'descr': '<f4', 'fortran_order': False, 'shape': {}, }}",
-        shape_tuple(shape)
+        shape_literal(shape)
     );
     // Version 1.0 has a u16 header length; fall back to 2.0 only for absurdly long shapes.
     let (version, len_size) = if dict.len() + 64 <= usize::from(u16::MAX) {
@@ -235,7 +235,17 @@ fn join_dims(shape: &[usize], sep: &str) -> String {
     out
 }
 
-/// Python tuple syntax: "()", "(5,)", "(2, 3)" (elided beyond eight dimensions).
+/// Python tuple syntax with every dimension, as the writer must emit it: "()", "(5,)",
+/// "(2, 3)". (Messages use [`shape_tuple`], which elides long shapes.)
+fn shape_literal(shape: &[usize]) -> String {
+    let dims: Vec<String> = shape.iter().map(usize::to_string).collect();
+    match shape {
+        [d] => format!("({d},)"),
+        _ => format!("({})", dims.join(", ")),
+    }
+}
+
+/// Python tuple syntax: "()", "(5,)", "(2, 3)" (elided beyond eight dimensions; for messages).
 fn shape_tuple(shape: &[usize]) -> String {
     match shape {
         [] => "()".to_string(),
