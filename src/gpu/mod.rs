@@ -767,11 +767,13 @@ impl GpuEngine {
         Ok(results)
     }
 
-    /// The largest step table (streaming uniforms, 256 bytes per pick) one submission may use.
+    /// The largest step table (streaming uniforms, 256 bytes per pick) one submission may use
+    /// (also under 4 GiB: its dynamic offsets are u32).
     fn steps_cap(&self) -> u64 {
         self.inner
             .limits
             .max_buffer_size
+            .min(BIND_CAP)
             .min(self.options.max_binding_bytes.unwrap_or(u64::MAX))
     }
 
