@@ -239,8 +239,12 @@ fn print_table(input: &Input, rows: &[Row], path: &Path) {
         input.grid.width,
         path.display()
     );
-    println!("| method   | kept |      ms | min kept-kept | max pruned->kept | mean pruned->kept |");
-    println!("|----------|-----:|--------:|--------------:|-----------------:|------------------:|");
+    println!(
+        "| method   | kept |      ms | min kept-kept | max pruned->kept | mean pruned->kept |"
+    );
+    println!(
+        "|----------|-----:|--------:|--------------:|-----------------:|------------------:|"
+    );
     for r in rows {
         println!(
             "| {:<8} | {:>4} | {:>7.2} | {:>13} | {:>16} | {:>17} |",
