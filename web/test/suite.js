@@ -243,6 +243,15 @@ export async function runSuite(expectBackend) {
     msgs.push(await rejects(pruner.prune(x, { n, d, keep: 2, keepRatio: 0.5 }), 'exactly one of'));
     const bad = x.slice(); bad[30] = NaN;
     msgs.push(await rejects(pruner.prune(bad, { n, d, keep: 3 }), 'features has a non-finite value (NaN) at row 1, column 6'));
+    // f16 infinities / NaN (e.g. a pipeline's f16 overflow: 70000 -> +inf) as Uint16Array bits
+    const h = new Uint16Array(6).fill(0x3c00); // 1.0
+    for (const [bits, what] of [[0x7c00, 'inf'], [0xfc00, '-inf'], [0x7e00, 'NaN']]) {
+      h[4] = bits;
+      msgs.push(await rejects(pruner.prune(h, { n: 2, d: 3, keep: 1 }), `features has a non-finite value (${what}) at row 1, column 1`));
+    }
+    if (typeof Float16Array !== 'undefined') {
+      msgs.push(await rejects(pruner.prune(new Float16Array([1, 2, 70000, 4]), { n: 2, d: 2, keep: 1 }), 'features has a non-finite value (inf) at row 1, column 0'));
+    }
     msgs.push(await rejects(pruner.prune(x, { n, d, keep: 3, method: 'idpruner' }), 'needs options.importance'));
     msgs.push(await rejects(pruner.prune(x, { n, d, keep: 3, method: 'idpruner', importance: imp.subarray(1) }), 'importance has 63 values but there are N = 64 tokens'));
     msgs.push(await rejects(pruner.prune(x, { n, d, keep: 3, method: 'idpruner', importance: imp, lambda: 2 }), 'lambda 2 is outside [0, 1]'));
