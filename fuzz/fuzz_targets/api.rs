@@ -1,4 +1,4 @@
-//! The public API on fuzzed requests: random N and D (N x D <= 64k), values with NaN, +-Inf,
+//! The public API on fuzzed requests: random N and D (mostly small; up to N x D = 64k), values with NaN, +-Inf,
 //! subnormals, huge and tiny magnitudes, f16 / bf16 bit patterns, ties; every budget kind with
 //! out-of-range counts and ratios; every method with random parameters; valid and invalid
 //! grids. Each call must give a clean one-line `Err` or a well-formed selection, on the CPU
@@ -168,8 +168,16 @@ fn grid(u: &mut Unstructured, n: usize) -> Result<Option<Grid>> {
 }
 
 fn run(u: &mut Unstructured) -> Result<()> {
-    let d = u.int_in_range(0usize..=256)?;
-    let n = u.int_in_range(0usize..=(65536 / d.max(1)).min(1024))?;
+    // Mostly small pools (fast, where the edge cases are); one in eight up to N x D = 64k
+    // (several similarity tiles and work chunks, N up to 1024, D up to 256).
+    let large = u.ratio(1u8, 8u8)?;
+    let (max_n, max_d, max_nd) = if large {
+        (1024, 256, 65536)
+    } else {
+        (64, 32, 2048)
+    };
+    let d = u.int_in_range(0usize..=max_d)?;
+    let n = u.int_in_range(0usize..=(max_nd / d.max(1)).min(max_n))?;
     let mut len = n * d;
     if u.ratio(1u8, 32u8)? {
         len = if u.arbitrary()? {
@@ -243,11 +251,11 @@ fn run(u: &mut Unstructured) -> Result<()> {
         .expect("valid request");
     common::check_selection(&req, &streaming);
     common::check_paths_agree(&dense, &streaming);
-    // Repeatable.
-    assert_eq!(
-        Pruner::cpu().prune_blocking(&req).expect("valid request"),
-        dense
-    );
+    // Repeatable (checked on small pools only, to keep the target fast).
+    if n * d <= 4096 {
+        let again = Pruner::cpu().prune_blocking(&req).expect("valid request");
+        assert_eq!(again, dense);
+    }
 
     if batch {
         let both = Pruner::cpu()
