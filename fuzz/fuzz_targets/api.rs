@@ -138,7 +138,7 @@ fn ratio(u: &mut Unstructured) -> Result<f64> {
 }
 
 fn divisor(u: &mut Unstructured, n: usize) -> Result<usize> {
-    let divs: Vec<usize> = (1..=n).filter(|d| n % d == 0).collect();
+    let divs: Vec<usize> = (1..=n).filter(|d| n.is_multiple_of(*d)).collect();
     Ok(*u.choose(&divs)?)
 }
 
