@@ -13,6 +13,28 @@ pub use self::safetensors::read_safetensors;
 use crate::error::{Error, Result};
 use std::path::Path;
 
+/// Narrows float64 values to f32. A finite value beyond the f32 range is an error naming it:
+/// rounded with `as` it would become ±inf and be reported as a non-finite value, hiding that
+/// the file held a finite number. NaN and ±inf pass through (`Tokens` reports them).
+pub(crate) fn narrow_f64(
+    values: impl Iterator<Item = f64>,
+) -> std::result::Result<Vec<f32>, String> {
+    values
+        .enumerate()
+        .map(|(i, v)| {
+            let f = v as f32;
+            if v.is_finite() && !f.is_finite() {
+                Err(format!(
+                    "float64 value {v:e} at element {i} (in file order) is beyond the float32 range (largest {:e})",
+                    f32::MAX
+                ))
+            } else {
+                Ok(f)
+            }
+        })
+        .collect()
+}
+
 /// A dense row-major f32 tensor read from a file (converted from its stored dtype).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Tensor {

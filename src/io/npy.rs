@@ -116,7 +116,7 @@ pub fn read_npy(bytes: &[u8], name: &str) -> Result<Tensor> {
     }
 
     // Only now, with the size matched against real bytes, allocate.
-    let values = decode(data, header.dtype.kind, header.dtype.big_endian);
+    let values = decode(data, header.dtype.kind, header.dtype.big_endian).map_err(fail)?;
     let values = if header.fortran_order {
         fortran_to_c(&values, &header.shape)
     } else {
@@ -256,8 +256,8 @@ fn shape_tuple(shape: &[usize]) -> String {
     }
 }
 
-fn decode(data: &[u8], kind: Kind, big: bool) -> Vec<f32> {
-    match kind {
+fn decode(data: &[u8], kind: Kind, big: bool) -> std::result::Result<Vec<f32>, String> {
+    Ok(match kind {
         Kind::F32 => data
             .chunks_exact(4)
             .map(|c| {
@@ -281,19 +281,15 @@ fn decode(data: &[u8], kind: Kind, big: bool) -> Vec<f32> {
                 h.to_f32()
             })
             .collect(),
-        Kind::F64 => data
-            .chunks_exact(8)
-            .map(|c| {
-                let b = [c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]];
-                let v = if big {
-                    f64::from_be_bytes(b)
-                } else {
-                    f64::from_le_bytes(b)
-                };
-                v as f32
-            })
-            .collect(),
-    }
+        Kind::F64 => super::narrow_f64(data.chunks_exact(8).map(|c| {
+            let b = [c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]];
+            if big {
+                f64::from_be_bytes(b)
+            } else {
+                f64::from_le_bytes(b)
+            }
+        }))?,
+    })
 }
 
 /// Reorders column-major (Fortran) data of any rank into row-major order.
@@ -843,20 +839,25 @@ mod tests {
         assert_eq!(t.data, halves);
         assert_eq!(t.dtype, "float16");
 
-        let doubles = [0.1f64, -1e300, 3.0, 1e-50];
+        let doubles = [0.1f64, -1e30, 3.0, 1e-50];
         let le: Vec<u8> = doubles.iter().flat_map(|v| v.to_le_bytes()).collect();
-        let t = read_npy(
-            &npy(
-                "{'descr': '<f8', 'fortran_order': False, 'shape': (2, 2), }",
-                &le,
-            ),
-            "d.npy",
-        )
-        .unwrap();
+        let header = "{'descr': '<f8', 'fortran_order': False, 'shape': (2, 2), }";
+        let t = read_npy(&npy(header, &le), "d.npy").unwrap();
         let want: Vec<f32> = doubles.iter().map(|&v| v as f32).collect();
         assert_eq!(t.data, want);
-        assert_eq!(t.data[1], f32::NEG_INFINITY, "f64 -> f32 rounds with `as`");
         assert_eq!(t.dtype, "float64");
+        // A finite double beyond f32 is named, not turned into -inf.
+        let le: Vec<u8> = [0.1f64, -1e300, f64::INFINITY, 1.0]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
+        let e = read_npy(&npy(header, &le), "d.npy")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "d.npy: float64 value -1e300 at element 1 (in file order) is beyond the float32 range (largest 3.4028235e38)"
+        );
     }
 
     #[test]

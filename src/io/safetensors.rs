@@ -85,10 +85,11 @@ pub fn read_safetensors(bytes: &[u8], name: &str, tensor: Option<&str>) -> Resul
             .chunks_exact(2)
             .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32())
             .collect(),
-        Dtype::F64 => raw
-            .chunks_exact(8)
-            .map(|c| f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) as f32)
-            .collect(),
+        Dtype::F64 => super::narrow_f64(
+            raw.chunks_exact(8)
+                .map(|c| f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]])),
+        )
+        .map_err(|e| fail(format!("tensor '{}': {e}", printable(chosen))))?,
         _ => raw
             .chunks_exact(4)
             .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
@@ -281,7 +282,7 @@ mod tests {
         let vals = [1.0f32, -0.5, 0.099975586, 65504.0, 0.0, -3.0];
         let h: Vec<half::f16> = vals.iter().map(|&v| half::f16::from_f32(v)).collect();
         let b: Vec<half::bf16> = vals.iter().map(|&v| half::bf16::from_f32(v)).collect();
-        let d = [0.1f64, -1e300, 2.0, 3.5, 1e-60, 7.0];
+        let d = [0.1f64, -1e30, 2.0, 3.5, 1e-60, 7.0];
         let file = build(&[
             (
                 "half",
