@@ -553,6 +553,18 @@ fn bad_input_is_one_clear_line() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Runs `tokenprune demo --backend cpu <args>`; panics with stderr on failure, returns stdout.
+fn demo(args: &[&std::ffi::OsStr]) -> String {
+    let out = bin()
+        .args(["demo", "--backend", "cpu"])
+        .args(args)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "demo {args:?} failed: {stderr}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// Reads a PNG written by `demo` as (width, height, RGB bytes).
 fn read_rgb_png(path: &std::path::Path) -> (usize, usize, Vec<u8>) {
     let dec = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(path).unwrap()));
@@ -580,17 +592,12 @@ fn kept_cells_in_picture(png: &(usize, usize, Vec<u8>), p: usize) -> Vec<usize> 
 #[test]
 fn demo_prunes_real_photo_tokens_and_draws_what_was_kept() {
     let out_dir = scratch("demo-out");
-    let out = bin()
-        .args(["demo", "--backend", "cpu", "--keep-ratio", "0.1", "--out"])
-        .arg(&out_dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = demo(&[
+        "--keep-ratio".as_ref(),
+        "0.1".as_ref(),
+        "--out".as_ref(),
+        out_dir.as_ref(),
+    ]);
     for photo in ["astronaut", "chelsea", "coffee"] {
         assert!(
             text.contains(&format!("{photo}: 576 tokens x 320 features")),
@@ -637,28 +644,26 @@ fn demo_prunes_real_photo_tokens_and_draws_what_was_kept() {
 fn demo_on_your_own_picture_and_tokens() {
     let ex = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples");
     let out_dir = scratch("demo-own");
-    let out = bin()
-        .args(["demo", "--backend", "cpu", "--image"])
-        .arg(ex.join("photos/coffee.png"))
-        .arg("--features")
-        .arg(ex.join("embeddings/coffee.npy"))
-        .arg("--out")
-        .arg(&out_dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let (image, features) = (
+        ex.join("photos/coffee.png"),
+        ex.join("embeddings/coffee.npy"),
     );
+    demo(&[
+        "--image".as_ref(),
+        image.as_ref(),
+        "--features".as_ref(),
+        features.as_ref(),
+        "--out".as_ref(),
+        out_dir.as_ref(),
+    ]);
     let own = read_rgb_png(&out_dir.join("coffee.png"));
     let bundled_dir = scratch("demo-bundled");
-    let out = bin()
-        .args(["demo", "--backend", "cpu", "--photo", "coffee", "--out"])
-        .arg(&bundled_dir)
-        .output()
-        .unwrap();
-    assert!(out.status.success());
+    demo(&[
+        "--photo".as_ref(),
+        "coffee".as_ref(),
+        "--out".as_ref(),
+        bundled_dir.as_ref(),
+    ]);
     assert!(
         own == read_rgb_png(&bundled_dir.join("coffee.png")),
         "same input, same picture"
