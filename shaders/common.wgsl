@@ -1,10 +1,8 @@
-// common.wgsl: declarations shared by every kernel; the host prepends this file to each
-// kernel's source (src/gpu/pipelines.rs), and tests/shaders.rs validates them together.
-// CPU twin: src/cpu/greedy.rs `argmax_unchosen` (the tie rule); the pool table layout is
-// `PoolEntry` in src/gpu/mod.rs.
-
-// Pool.method: 0 = DivPrune, 1 = IDPruner.
-const DIVPRUNE: u32 = 0u;
+// common.wgsl: declarations shared by every kernel; every kernel's source is the generated
+// constant prelude (WG, TILE, STREAM_GROUP, the method codes DIVPRUNE / IDPRUNER), then this
+// file, then its own (the kernel table in src/gpu/kernels.rs, checked there with naga).
+// CPU twin: src/cpu/greedy.rs `argmax_unchosen` (the tie rule); `Pool` is `PoolEntry` in
+// src/gpu/kernels.rs (member offsets checked by its tests).
 
 struct Pool {
     n: u32,

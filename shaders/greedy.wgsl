@@ -2,15 +2,14 @@
 // (stream.wgsl) paths; the host prepends it (after common.wgsl) to both.
 // CPU twin: src/cpu/greedy.rs (`divprune`, `idpruner`, `argmax_unchosen`).
 
-const WG: u32 = 256u;
 // Chosen tokens' score (and IDPruner's state): finite sentinels beyond any real value.
 const MASKED: f32 = -1e30;
 const TAKEN: f32 = 1e30;
 const LOWEST: f32 = -3e38;
 const NO_INDEX: u32 = 0xffffffffu;
 
-var<workgroup> red_s: array<f32, 256>;
-var<workgroup> red_i: array<u32, 256>;
+var<workgroup> red_s: array<f32, WG>;
+var<workgroup> red_i: array<u32, WG>;
 
 // Workgroup argmax of (score, index); every invocation gets (score bits, index).
 fn wg_argmax(lid: u32, s: f32, i: u32) -> vec2<u32> {

@@ -1,5 +1,5 @@
 // normalize.wgsl: row normalisation. CPU twin: src/cpu/normalize.rs (`normalize_row`, `pow2_scale`).
-// The host prepends common.wgsl (shared declarations) to this file.
+// The host prepends the constant prelude and common.wgsl (src/gpu/kernels.rs).
 //
 // One workgroup (256 invocations) per row. Each row is scaled by the exact power of two that
 // brings its largest magnitude into [1, 2) (the exponent is read with a bitcast, exactly as
@@ -15,14 +15,12 @@
 //
 // Dispatch: (x, y, z) = (rows split over x and y, pool). row = wid.x + wid.y * num_workgroups.x.
 
-const WG: u32 = 256u;
-
 @group(0) @binding(0) var<storage, read> pools: array<Pool>;
 @group(0) @binding(1) var<storage, read> src: array<f32>;
 @group(0) @binding(2) var<storage, read_write> u: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read_write> out: array<atomic<u32>>;
 
-var<workgroup> red: array<f32, 256>;
+var<workgroup> red: array<f32, WG>;
 
 // Elements 4v..4v+3 of the row starting at `base`, zero past D.
 fn load4(base: u32, v: u32, d: u32) -> vec4<f32> {
@@ -40,7 +38,7 @@ fn pow2(p: i32) -> f32 {
     return bitcast<f32>(u32(p + 127) << 23u);
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WG)
 fn main(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,

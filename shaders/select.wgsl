@@ -1,6 +1,6 @@
 // select.wgsl: greedy selection on the dense path (all K picks in ONE dispatch).
 // CPU twin: src/cpu/greedy.rs (`divprune`, `idpruner`, `argmax_unchosen`).
-// The host prepends common.wgsl and greedy.wgsl (shared declarations) to this file.
+// The host prepends the constant prelude, common.wgsl and greedy.wgsl (src/gpu/kernels.rs).
 //
 // One workgroup of 256 invocations per pool, so a batch of pools runs in parallel in one
 // dispatch (dispatch x = pool). Invocation `lid` owns tokens lid, lid + 256, ... and is the only
@@ -28,7 +28,7 @@
 @group(0) @binding(3) var<storage, read> imp: array<vec2<f32>>;
 @group(0) @binding(4) var<storage, read_write> out: array<u32>;
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let pool = pools[wid.x];
     let n = pool.n;

@@ -1,6 +1,6 @@
 // similarity.wgsl: tiled S = U U^T of the normalised rows. CPU twin: src/cpu/similarity.rs
-// The host prepends common.wgsl (shared declarations) to this file.
 // (`nearest_similarity`, `Tiles`, with `dot_rows` in src/cpu/matmul.rs).
+// The host prepends the constant prelude (TILE = 64, WG = 256) and common.wgsl.
 //
 // Each workgroup (16 x 16 invocations) computes one 64 x 64 output tile; each invocation holds a
 // 4 x 4 register block (rows ty*4.., columns tx*4..). K is walked in chunks of 16 floats (4 vec4
@@ -19,8 +19,11 @@
 //
 // Dispatch: (x, y, z) = (tile column, tile row, pool).
 
-const TILE: u32 = 64u;
+// Invocations per tile side (16 x 16 = WG), each owning a 4 x 4 block of the tile.
+const SUB: u32 = TILE / 4u;
+// vec4s of k staged per pass and row, i.e. KC = 16 floats of k.
 const KV: u32 = 4u;
+const KC: u32 = KV * 4u;
 // Below every similarity (|s| <= ~1): "no valid entry".
 const NONE_SIM: f32 = -4.0;
 
@@ -29,18 +32,18 @@ const NONE_SIM: f32 = -4.0;
 @group(0) @binding(2) var<storage, read_write> sim: array<f32>;
 @group(0) @binding(3) var<storage, read_write> nn: array<atomic<u32>>;
 
-// [k in 0..16][row / 4 in 0..16]: vec4 holds 4 consecutive rows at one k.
-var<workgroup> a_tile: array<vec4<f32>, 256>;
-var<workgroup> b_tile: array<vec4<f32>, 256>;
-var<workgroup> fold: array<f32, 1024>;
+// [k in 0..KC][row / 4 in 0..SUB]: vec4 holds 4 consecutive rows at one k.
+var<workgroup> a_tile: array<vec4<f32>, KC * SUB>;
+var<workgroup> b_tile: array<vec4<f32>, KC * SUB>;
+var<workgroup> fold: array<f32, TILE * SUB>;
 
-// Reduces the 16 partial maxima per token left in `fold` and folds them into the running
+// Reduces the SUB = 16 partial maxima per token left in `fold` and folds them into the running
 // nearest-neighbour keys of tokens first..first+TILE (atomicMax on the order-preserving key).
 fn flush_fold(lid: u32, first: u32) {
     if (lid < TILE) {
         var m = NONE_SIM;
-        for (var q = 0u; q < 16u; q += 1u) {
-            m = max(m, fold[lid * 16u + q]);
+        for (var q = 0u; q < SUB; q += 1u) {
+            m = max(m, fold[lid * SUB + q]);
         }
         if (m > NONE_SIM) {
             atomicMax(&nn[first + lid], key(m));
@@ -60,8 +63,8 @@ fn tile(wid: vec3<u32>, lid: u32, store: bool) {
     if (!store && !fold_nn) {
         return;
     }
-    let tx = lid % 16u;
-    let ty = lid / 16u;
+    let tx = lid % SUB;
+    let ty = lid / SUB;
     let row0 = rt * TILE;
     let col0 = ct * TILE;
     let d4 = pool.d4;
@@ -87,18 +90,18 @@ fn tile(wid: vec3<u32>, lid: u32, store: bool) {
             bv = u[pool.u_off + rb * d4 + kk];
         }
         let k0 = kv * 4u;
-        a_tile[(k0 + 0u) * 16u + slot][comp] = av.x;
-        a_tile[(k0 + 1u) * 16u + slot][comp] = av.y;
-        a_tile[(k0 + 2u) * 16u + slot][comp] = av.z;
-        a_tile[(k0 + 3u) * 16u + slot][comp] = av.w;
-        b_tile[(k0 + 0u) * 16u + slot][comp] = bv.x;
-        b_tile[(k0 + 1u) * 16u + slot][comp] = bv.y;
-        b_tile[(k0 + 2u) * 16u + slot][comp] = bv.z;
-        b_tile[(k0 + 3u) * 16u + slot][comp] = bv.w;
+        a_tile[(k0 + 0u) * SUB + slot][comp] = av.x;
+        a_tile[(k0 + 1u) * SUB + slot][comp] = av.y;
+        a_tile[(k0 + 2u) * SUB + slot][comp] = av.z;
+        a_tile[(k0 + 3u) * SUB + slot][comp] = av.w;
+        b_tile[(k0 + 0u) * SUB + slot][comp] = bv.x;
+        b_tile[(k0 + 1u) * SUB + slot][comp] = bv.y;
+        b_tile[(k0 + 2u) * SUB + slot][comp] = bv.z;
+        b_tile[(k0 + 3u) * SUB + slot][comp] = bv.w;
         workgroupBarrier();
-        for (var k = 0u; k < 16u; k += 1u) {
-            let a = a_tile[k * 16u + ty];
-            let b = b_tile[k * 16u + tx];
+        for (var k = 0u; k < KC; k += 1u) {
+            let a = a_tile[k * SUB + ty];
+            let b = b_tile[k * SUB + tx];
             acc0 += a.x * b;
             acc1 += a.y * b;
             acc2 += a.z * b;
@@ -138,7 +141,7 @@ fn tile(wid: vec3<u32>, lid: u32, store: bool) {
                 m = max(m, acc[i][j]);
             }
         }
-        fold[(ty * 4u + i) * 16u + tx] = m;
+        fold[(ty * 4u + i) * SUB + tx] = m;
     }
     workgroupBarrier();
     flush_fold(lid, pool.row0 + row0);
@@ -156,18 +159,18 @@ fn tile(wid: vec3<u32>, lid: u32, store: bool) {
                 m = max(m, acc[i][j]);
             }
         }
-        fold[(tx * 4u + j) * 16u + ty] = m;
+        fold[(tx * 4u + j) * SUB + ty] = m;
     }
     workgroupBarrier();
     flush_fold(lid, pool.row0 + col0);
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WG)
 fn dense(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     tile(wid, lid, true);
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WG)
 fn nearest(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     tile(wid, lid, false);
 }

@@ -1,7 +1,7 @@
 // stream.wgsl: one greedy step of the streaming path (S is never stored).
 // CPU twin: src/cpu/greedy.rs (`divprune` / `idpruner` with `Rows::Stream`, i.e.
-// The host prepends common.wgsl and greedy.wgsl (shared declarations) to this file.
 // `similarity_rows` in src/cpu/matmul.rs) and `argmax_unchosen`.
+// The host prepends the constant prelude, common.wgsl and greedy.wgsl (src/gpu/kernels.rs).
 //
 // The host records K + 1 dispatches of this kernel in ONE command buffer (step t = 0..K, read
 // from a uniform with a dynamic offset); the pick index never leaves the GPU:
@@ -24,8 +24,6 @@ struct Step {
     pad1: u32,
 }
 
-const GROUP: u32 = 32u;
-
 @group(0) @binding(0) var<storage, read> pools: array<Pool>;
 @group(0) @binding(1) var<storage, read> u: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read_write> state: array<f32>;
@@ -34,10 +32,15 @@ const GROUP: u32 = 32u;
 @group(0) @binding(5) var<storage, read_write> partials: array<vec2<u32>>;
 @group(0) @binding(6) var<uniform> step: Step;
 
-// 32 tokens x 32 lanes of partial dot products, row stride 33 (no bank conflicts).
-var<workgroup> dots: array<f32, 1056>;
+// Token groups of STREAM_GROUP lanes in a workgroup (8); each takes 4 tokens per pass.
+const GROUPS: u32 = WG / STREAM_GROUP;
+// Row stride of `dots`: one more than STREAM_GROUP (no bank conflicts).
+const DOTS_ROW: u32 = STREAM_GROUP + 1u;
 
-@compute @workgroup_size(256)
+// STREAM_GROUP tokens x STREAM_GROUP lanes of partial dot products.
+var<workgroup> dots: array<f32, STREAM_GROUP * DOTS_ROW>;
+
+@compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let pool = pools[wid.y];
     let w = wid.x;
@@ -69,48 +72,48 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     let n = pool.n;
     let d4 = pool.d4;
     let new_round = (t % pool.pk) == 0u;
-    let lane = lid % GROUP;
-    let grp = lid / GROUP;
+    let lane = lid % STREAM_GROUP;
+    let grp = lid / STREAM_GROUP;
     let prow = pool.u_off + prev * d4;
     var best_s = LOWEST;
     var best_i = NO_INDEX;
     for (var it = 0u; it < pool.iters; it += 1u) {
-        let jb = (w * pool.iters + it) * GROUP;
+        let jb = (w * pool.iters + it) * STREAM_GROUP;
         if (t > 0u) {
-            // Tokens jb + grp + 8q, q = 0..3.
+            // Tokens jb + grp + GROUPS * q, q = 0..3.
             let j0 = jb + grp;
             var acc0 = 0.0;
             var acc1 = 0.0;
             var acc2 = 0.0;
             var acc3 = 0.0;
-            for (var v = lane; v < d4; v += GROUP) {
+            for (var v = lane; v < d4; v += STREAM_GROUP) {
                 let a = u[prow + v];
                 if (j0 < n) {
                     acc0 += dot(a, u[pool.u_off + j0 * d4 + v]);
                 }
-                if (j0 + 8u < n) {
-                    acc1 += dot(a, u[pool.u_off + (j0 + 8u) * d4 + v]);
+                if (j0 + GROUPS < n) {
+                    acc1 += dot(a, u[pool.u_off + (j0 + GROUPS) * d4 + v]);
                 }
-                if (j0 + 16u < n) {
-                    acc2 += dot(a, u[pool.u_off + (j0 + 16u) * d4 + v]);
+                if (j0 + 2u * GROUPS < n) {
+                    acc2 += dot(a, u[pool.u_off + (j0 + 2u * GROUPS) * d4 + v]);
                 }
-                if (j0 + 24u < n) {
-                    acc3 += dot(a, u[pool.u_off + (j0 + 24u) * d4 + v]);
+                if (j0 + 3u * GROUPS < n) {
+                    acc3 += dot(a, u[pool.u_off + (j0 + 3u * GROUPS) * d4 + v]);
                 }
             }
-            dots[grp * 33u + lane] = acc0;
-            dots[(grp + 8u) * 33u + lane] = acc1;
-            dots[(grp + 16u) * 33u + lane] = acc2;
-            dots[(grp + 24u) * 33u + lane] = acc3;
+            dots[grp * DOTS_ROW + lane] = acc0;
+            dots[(grp + GROUPS) * DOTS_ROW + lane] = acc1;
+            dots[(grp + 2u * GROUPS) * DOTS_ROW + lane] = acc2;
+            dots[(grp + 3u * GROUPS) * DOTS_ROW + lane] = acc3;
         }
         workgroupBarrier();
-        if (lid < GROUP) {
+        if (lid < STREAM_GROUP) {
             let j = jb + lid;
             if (j < n) {
                 var s_pj = 0.0;
                 if (t > 0u) {
-                    for (var l = 0u; l < GROUP; l += 1u) {
-                        s_pj += dots[lid * 33u + l];
+                    for (var l = 0u; l < STREAM_GROUP; l += 1u) {
+                        s_pj += dots[lid * DOTS_ROW + l];
                     }
                 }
                 let s = step_score(pool, t, prev, new_round, j, s_pj);

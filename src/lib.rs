@@ -18,33 +18,40 @@
 //! # Ok::<(), tokenprune::Error>(())
 //! ```
 //!
-//! Layout: the API types ([`Tokens`], [`Budget`], [`Method`], [`Request`], [`Selection`],
-//! [`Pruner`]), the selector math in [`cpu`], the WGSL engine in `gpu`, file readers in [`io`].
+//! The API types ([`Tokens`], [`Budget`], [`Method`], [`Request`], [`Selection`], [`Pruner`])
+//! are re-exported here; the GPU engine's extras live in `gpu` (feature `gpu`), the file
+//! readers in `io` (feature `io`), kept-set figures in [`metrics`]. How the crate is built
+//! (the select layer, the engines, the kernels): ARCHITECTURE.md.
 
-pub mod budget;
-pub mod cpu;
-pub mod error;
+mod budget;
+mod cpu;
+mod error;
 #[cfg(feature = "gpu")]
 pub mod gpu;
+#[cfg(feature = "io")]
 pub mod io;
-pub mod method;
+mod method;
 pub mod metrics;
-pub mod pruner;
-pub mod selection;
-pub mod tokens;
+mod pruner;
+pub mod schema;
+mod select;
+mod selection;
+mod tokens;
 #[cfg(target_arch = "wasm32")]
-pub mod wasm;
+mod wasm;
 
 pub use budget::Budget;
+pub use cpu::{CpuEngine, DEFAULT_DENSE_LIMIT};
 pub use error::{Error, Result};
 pub use method::{IdPruner, Method, Request};
 pub use pruner::{BackendChoice, Pruner, PrunerOptions};
 pub use selection::{Backend, Selection};
-pub use tokens::{Grid, Tokens};
+#[cfg(feature = "gpu")]
+pub use tokens::DeviceTokens;
+pub use tokens::{Features, Grid, Tokens};
 
 #[cfg(feature = "gpu")]
 pub use gpu::{GpuEngine, GpuOptions, GpuPath};
-/// The wgpu crate this build uses (for [`GpuEngine::from_device`] and
-/// [`GpuEngine::run_on_buffer`]).
+/// The wgpu crate this build uses (for [`GpuEngine::from_device`] and [`DeviceTokens`]).
 #[cfg(feature = "gpu")]
 pub use wgpu;

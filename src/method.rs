@@ -2,7 +2,7 @@
 
 use crate::budget::Budget;
 use crate::error::{Error, Result};
-use crate::tokens::{check_scores, Tokens};
+use crate::tokens::{check_scores, Features, Grid, Tokens};
 
 /// IDPruner parameters (SPEC "IDPruner"): maximal marginal relevance of importance and
 /// diversity.
@@ -31,12 +31,6 @@ impl<'a> IdPruner<'a> {
     pub fn lambda(mut self, lambda: f64) -> Self {
         self.lambda = lambda;
         self
-    }
-
-    /// `(lambda, 1 - lambda)` as the f32 factors every backend multiplies by (the subtraction
-    /// is done in f64 first, as Python does before torch casts the scalar).
-    pub fn weights(&self) -> (f32, f32) {
-        (self.lambda as f32, (1.0 - self.lambda) as f32)
     }
 
     /// Sets the number of tokens taken per round.
@@ -81,9 +75,6 @@ impl Method<'_> {
         }
     }
 
-    /// Every method name, in CLI order.
-    pub const NAMES: [&'static str; 5] = ["divprune", "idpruner", "topk", "random", "uniform"];
-
     pub(crate) fn validate(&self, n: usize) -> Result<()> {
         match self {
             Method::IdPruner(p) => {
@@ -105,34 +96,61 @@ impl Method<'_> {
     }
 }
 
-/// One pool to prune: tokens, method and budget, checked against each other.
+/// One pool to prune: features, method and budget, checked against each other.
 ///
 /// A `Request` that exists is valid: the keep count is known and every per-token input has
 /// length N and finite values.
 #[derive(Debug, Clone, Copy)]
 pub struct Request<'a> {
-    tokens: Tokens<'a>,
+    features: Features<'a>,
     method: Method<'a>,
     budget: Budget,
     keep: usize,
 }
 
 impl<'a> Request<'a> {
-    /// Checks the method's inputs and the budget against the tokens.
-    pub fn new(tokens: Tokens<'a>, method: Method<'a>, budget: Budget) -> Result<Self> {
-        method.validate(tokens.n())?;
-        let keep = budget.keep_count(tokens.n())?;
+    /// Checks the method's inputs and the budget against the features ([`Tokens`] in host
+    /// memory, or [`crate::DeviceTokens`] in a GPU buffer).
+    pub fn new(
+        features: impl Into<Features<'a>>,
+        method: Method<'a>,
+        budget: Budget,
+    ) -> Result<Self> {
+        let features = features.into();
+        let n = features.n();
+        method.validate(n)?;
+        let keep = crate::select::keep_count(&method, n, features.grid(), budget)?;
         Ok(Request {
-            tokens,
+            features,
             method,
             budget,
             keep,
         })
     }
 
-    /// The tokens.
-    pub fn tokens(&self) -> &Tokens<'a> {
-        &self.tokens
+    /// The features.
+    pub fn features(&self) -> &Features<'a> {
+        &self.features
+    }
+
+    /// The host token matrix (`None` for features in a GPU buffer).
+    pub fn tokens(&self) -> Option<&Tokens<'a>> {
+        self.features.host()
+    }
+
+    /// Number of tokens N.
+    pub fn n(&self) -> usize {
+        self.features.n()
+    }
+
+    /// Feature width D.
+    pub fn d(&self) -> usize {
+        self.features.d()
+    }
+
+    /// The grid, when one was attached to the features.
+    pub fn grid(&self) -> Option<Grid> {
+        self.features.grid()
     }
 
     /// The method.
@@ -150,21 +168,20 @@ impl<'a> Request<'a> {
         self.keep
     }
 
-    /// Splits a request whose tokens carry a multi-frame grid into one request per frame,
+    /// Splits a request whose features carry a multi-frame grid into one request per frame,
     /// each with the same budget applied to its own frame. Returns each frame's first token
     /// index with it.
     pub fn per_frame(&self) -> Result<Vec<(usize, Request<'a>)>> {
-        let grid = self.tokens.grid().ok_or_else(|| {
+        let grid = self.grid().ok_or_else(|| {
             Error::Shape("per-frame budgets need a grid (frames, height, width)".into())
         })?;
         let hw = grid.frame_len();
         (0..grid.frames)
             .map(|f| {
                 let (start, end) = (f * hw, (f + 1) * hw);
-                let tokens = self
-                    .tokens
-                    .rows(start, end)
-                    .with_grid(crate::tokens::Grid::new(1, grid.height, grid.width))?;
+                let features =
+                    self.features
+                        .rows(start, end, Grid::new(1, grid.height, grid.width))?;
                 let method = match self.method {
                     Method::IdPruner(p) => Method::IdPruner(IdPruner {
                         importance: &p.importance[start..end],
@@ -178,7 +195,7 @@ impl<'a> Request<'a> {
                     },
                     m => m,
                 };
-                Ok((start, Request::new(tokens, method, self.budget)?))
+                Ok((start, Request::new(features, method, self.budget)?))
             })
             .collect()
     }

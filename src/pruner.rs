@@ -5,6 +5,7 @@ use crate::error::{Error, Result};
 #[cfg(feature = "gpu")]
 use crate::gpu::{GpuEngine, GpuOptions};
 use crate::method::Request;
+use crate::select::{self, Engine};
 use crate::selection::{Backend, Selection};
 
 /// Which engine a [`Pruner`] should use.
@@ -47,18 +48,16 @@ pub struct PrunerOptions {
     pub gpu: GpuOptions,
 }
 
-#[derive(Debug)]
-enum Engine {
-    Cpu(CpuEngine),
-    #[cfg(feature = "gpu")]
-    Gpu(GpuEngine),
-}
-
 /// Prunes visual tokens. Build one and reuse it: set-up work happens once here, and each call
 /// does only what it needs. `Send + Sync`: share it between threads.
 #[derive(Debug)]
 pub struct Pruner {
-    engine: Engine,
+    /// The GPU engine, when this pruner runs on one.
+    #[cfg(feature = "gpu")]
+    gpu: Option<GpuEngine>,
+    /// The CPU engine: the engine itself, or a GPU pruner's fallback for pools over the
+    /// GPU's limits.
+    cpu: CpuEngine,
     /// Why `Auto` did not pick the GPU, when it did not.
     fallback: Option<String>,
 }
@@ -69,7 +68,9 @@ impl Pruner {
         match options.backend {
             BackendChoice::Cpu => Ok(Pruner::cpu_with(options.cpu)),
             #[cfg(feature = "gpu")]
-            BackendChoice::Gpu => Ok(Pruner::from_gpu(GpuEngine::new(options.gpu).await?)),
+            BackendChoice::Gpu => {
+                Ok(Pruner::from_gpu(GpuEngine::new(options.gpu).await?).with_cpu(options.cpu))
+            }
             #[cfg(feature = "gpu")]
             BackendChoice::Auto => {
                 let why = match GpuEngine::new(options.gpu).await {
@@ -77,7 +78,7 @@ impl Pruner {
                         let software = g.adapter_info().device_type == wgpu::DeviceType::Cpu;
                         let named = crate::gpu::adapter_named_by_env();
                         if !software || named {
-                            return Ok(Pruner::from_gpu(g));
+                            return Ok(Pruner::from_gpu(g).with_cpu(options.cpu));
                         }
                         format!(
                             "the only GPU adapter, '{}', is a software rasteriser (set {} to use it)",
@@ -104,34 +105,53 @@ impl Pruner {
         }
     }
 
-    /// A pruner on an existing GPU engine (shares its device, pipelines and buffers).
+    /// A pruner on an existing GPU engine (shares its device, pipelines and buffers); pools
+    /// over the GPU's limits run on a default CPU engine (see [`Pruner::with_cpu`]).
     #[cfg(feature = "gpu")]
     pub fn from_gpu(engine: GpuEngine) -> Self {
         Pruner {
-            engine: Engine::Gpu(engine),
+            gpu: Some(engine),
+            cpu: CpuEngine::default(),
             fallback: None,
         }
+    }
+
+    /// The same pruner with other CPU engine settings (the engine itself, or a GPU pruner's
+    /// fallback).
+    pub fn with_cpu(mut self, cpu: CpuEngine) -> Self {
+        self.cpu = cpu;
+        self
     }
 
     /// The GPU engine, when this pruner runs on one (e.g. for
     /// [`GpuEngine::last_gpu_time_ms`]).
     #[cfg(feature = "gpu")]
     pub fn gpu(&self) -> Option<&GpuEngine> {
-        match &self.engine {
-            Engine::Gpu(g) => Some(g),
-            _ => None,
+        self.gpu.as_ref()
+    }
+
+    /// The CPU engine settings in force.
+    pub fn cpu_engine(&self) -> &CpuEngine {
+        &self.cpu
+    }
+
+    fn engine(&self) -> Engine<'_> {
+        #[cfg(feature = "gpu")]
+        if let Some(g) = &self.gpu {
+            return Engine::Gpu(g);
         }
+        Engine::Cpu(&self.cpu)
     }
 
     /// True when this pruner's GPU device is lost (destroyed, reset by the driver, removed):
     /// every call then returns [`Error::Backend`] at once, and the remedy is a new pruner
     /// ([`Pruner::new`]). Always false on the CPU engine.
     pub fn is_lost(&self) -> bool {
-        match &self.engine {
-            Engine::Cpu(_) => false,
-            #[cfg(feature = "gpu")]
-            Engine::Gpu(g) => g.is_lost(),
+        #[cfg(feature = "gpu")]
+        if let Some(g) = &self.gpu {
+            return g.is_lost();
         }
+        false
     }
 
     /// Why [`BackendChoice::Auto`] fell back to the CPU, when it did.
@@ -147,48 +167,43 @@ impl Pruner {
     /// A pruner on the CPU engine with the given settings.
     pub fn cpu_with(engine: CpuEngine) -> Self {
         Pruner {
-            engine: Engine::Cpu(engine),
+            #[cfg(feature = "gpu")]
+            gpu: None,
+            cpu: engine,
             fallback: None,
         }
     }
 
     /// The backend this pruner runs on.
     pub fn backend(&self) -> Backend {
-        match &self.engine {
-            Engine::Cpu(_) => Backend::Cpu,
-            #[cfg(feature = "gpu")]
-            Engine::Gpu(g) => g.backend(),
+        #[cfg(feature = "gpu")]
+        if let Some(g) = &self.gpu {
+            return g.backend();
         }
+        Backend::Cpu
     }
 
     /// Prunes one pool.
     pub async fn prune(&self, req: &Request<'_>) -> Result<Selection> {
-        match &self.engine {
-            Engine::Cpu(e) => Ok(e.run(req)),
-            #[cfg(feature = "gpu")]
-            Engine::Gpu(g) => g.run(req).await,
-        }
+        self.prune_batch(std::slice::from_ref(req))
+            .await?
+            .pop()
+            .ok_or_else(|| Error::Backend("internal: no result".into()))
     }
 
     /// Prunes many independent pools (a batch of images) in one call; results are in request
-    /// order and equal to pruning each alone.
+    /// order and equal to pruning each alone. On the GPU every greedy pool of the batch runs
+    /// in the same dispatches while the device's limits allow; a pool over them runs on the
+    /// CPU engine (its selection says so in `notes` and carries [`Backend::Cpu`]).
     pub async fn prune_batch(&self, reqs: &[Request<'_>]) -> Result<Vec<Selection>> {
-        match &self.engine {
-            Engine::Cpu(e) => Ok(e.run_batch(reqs)),
-            #[cfg(feature = "gpu")]
-            Engine::Gpu(g) => g.run_batch(reqs).await,
-        }
+        select::prune_batch(self.engine(), &self.cpu, reqs).await
     }
 
     /// Prunes a multi-frame pool (a video) frame by frame, each frame with the request's
     /// budget applied to its own tokens, and returns one selection over the whole pool
     /// (indices and coordinates global). To prune a video as one pool, call [`Pruner::prune`].
     pub async fn prune_per_frame(&self, req: &Request<'_>) -> Result<Selection> {
-        let frames = req.per_frame()?;
-        let reqs: Vec<Request> = frames.iter().map(|(_, r)| *r).collect();
-        let parts = self.prune_batch(&reqs).await?;
-        let parts = frames.iter().map(|(s, _)| *s).zip(parts).collect();
-        Ok(Selection::merge_frames(req, parts))
+        select::prune_per_frame(self.engine(), &self.cpu, req).await
     }
 }
 

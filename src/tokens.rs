@@ -1,4 +1,6 @@
-//! The validated input: an [N, D] f32 token matrix, borrowed, with an optional (t, h, w) grid.
+//! The validated input: an [N, D] f32 token matrix, borrowed, with an optional (t, h, w) grid;
+//! in host memory ([`Tokens`]) or, with the GPU engine, in a device buffer ([`DeviceTokens`]).
+//! A request's features are either ([`Features`]).
 
 use crate::error::{Error, Result};
 
@@ -118,13 +120,7 @@ impl<'a> Tokens<'a> {
 
     /// Attaches a grid so kept tokens report (t, h, w) coordinates; it must multiply to N.
     pub fn with_grid(mut self, grid: Grid) -> Result<Self> {
-        if grid.len() != Some(self.n) {
-            return Err(Error::Shape(format!(
-                "grid {}x{}x{} does not multiply to N = {}",
-                grid.frames, grid.height, grid.width, self.n
-            )));
-        }
-        self.grid = Some(grid);
+        self.grid = Some(check_grid(grid, self.n)?);
         Ok(self)
     }
 
@@ -162,6 +158,168 @@ impl<'a> Tokens<'a> {
             grid: None,
         }
     }
+}
+
+/// Features already on the GPU: `n` rows of `d` f32 values, row-major, at byte `offset` of a
+/// wgpu buffer created with `BufferUsages::STORAGE` on the device of the [`crate::Pruner`] that
+/// prunes them. No upload, no copy: the normalisation kernel reads the buffer in place. The
+/// values are never read on the host, so they are not checked for NaN/inf.
+#[cfg(feature = "gpu")]
+#[derive(Debug, Clone, Copy)]
+pub struct DeviceTokens<'a> {
+    buffer: &'a wgpu::Buffer,
+    offset: u64,
+    n: usize,
+    d: usize,
+    grid: Option<Grid>,
+}
+
+#[cfg(feature = "gpu")]
+impl<'a> DeviceTokens<'a> {
+    /// Validates the shape and the buffer: N, D >= 1, `offset` a multiple of 4, the rows
+    /// inside the buffer, `STORAGE` usage.
+    pub fn new(buffer: &'a wgpu::Buffer, offset: u64, n: usize, d: usize) -> Result<Self> {
+        if n == 0 || d == 0 {
+            return Err(Error::Shape(format!(
+                "features in a buffer must have N >= 1 and D >= 1, got {n} x {d}"
+            )));
+        }
+        let bytes = (n as u64)
+            .checked_mul(d as u64)
+            .and_then(|x| x.checked_mul(4))
+            .ok_or_else(|| Error::Shape(format!("N x D = {n} x {d} overflows")))?;
+        if !offset.is_multiple_of(4) {
+            return Err(Error::Shape(format!(
+                "buffer offset {offset} is not a multiple of 4"
+            )));
+        }
+        if offset
+            .checked_add(bytes)
+            .is_none_or(|end| end > buffer.size())
+        {
+            return Err(Error::Shape(format!(
+                "{n} x {d} f32 features at offset {offset} need {bytes} bytes but the buffer holds {}",
+                buffer.size()
+            )));
+        }
+        if !buffer.usage().contains(wgpu::BufferUsages::STORAGE) {
+            return Err(Error::Param(
+                "the features buffer needs BufferUsages::STORAGE".into(),
+            ));
+        }
+        Ok(DeviceTokens {
+            buffer,
+            offset,
+            n,
+            d,
+            grid: None,
+        })
+    }
+
+    /// Attaches a grid (see [`Tokens::with_grid`]).
+    pub fn with_grid(mut self, grid: Grid) -> Result<Self> {
+        self.grid = Some(check_grid(grid, self.n)?);
+        Ok(self)
+    }
+
+    /// The buffer.
+    pub fn buffer(&self) -> &'a wgpu::Buffer {
+        self.buffer
+    }
+
+    /// Byte offset of row 0.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+}
+
+/// Where a request's features are: host memory, or (GPU engine) a device buffer.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub enum Features<'a> {
+    /// A host matrix.
+    Host(Tokens<'a>),
+    /// A GPU buffer.
+    #[cfg(feature = "gpu")]
+    Device(DeviceTokens<'a>),
+}
+
+impl<'a> Features<'a> {
+    /// Number of tokens N.
+    pub fn n(&self) -> usize {
+        match self {
+            Features::Host(t) => t.n,
+            #[cfg(feature = "gpu")]
+            Features::Device(t) => t.n,
+        }
+    }
+
+    /// Feature width D.
+    pub fn d(&self) -> usize {
+        match self {
+            Features::Host(t) => t.d,
+            #[cfg(feature = "gpu")]
+            Features::Device(t) => t.d,
+        }
+    }
+
+    /// The grid, when one was attached.
+    pub fn grid(&self) -> Option<Grid> {
+        match self {
+            Features::Host(t) => t.grid,
+            #[cfg(feature = "gpu")]
+            Features::Device(t) => t.grid,
+        }
+    }
+
+    /// The host matrix, when the features are in host memory.
+    pub fn host(&self) -> Option<&Tokens<'a>> {
+        match self {
+            Features::Host(t) => Some(t),
+            #[cfg(feature = "gpu")]
+            Features::Device(_) => None,
+        }
+    }
+
+    /// Rows `start..end` as their own features, with the given grid.
+    pub(crate) fn rows(&self, start: usize, end: usize, grid: Grid) -> Result<Features<'a>> {
+        Ok(match self {
+            Features::Host(t) => Features::Host(t.rows(start, end).with_grid(grid)?),
+            #[cfg(feature = "gpu")]
+            Features::Device(t) => Features::Device(
+                DeviceTokens {
+                    offset: t.offset + (start * t.d * 4) as u64,
+                    n: end - start,
+                    grid: None,
+                    ..*t
+                }
+                .with_grid(grid)?,
+            ),
+        })
+    }
+}
+
+impl<'a> From<Tokens<'a>> for Features<'a> {
+    fn from(t: Tokens<'a>) -> Self {
+        Features::Host(t)
+    }
+}
+
+#[cfg(feature = "gpu")]
+impl<'a> From<DeviceTokens<'a>> for Features<'a> {
+    fn from(t: DeviceTokens<'a>) -> Self {
+        Features::Device(t)
+    }
+}
+
+fn check_grid(grid: Grid, n: usize) -> Result<Grid> {
+    if grid.len() != Some(n) {
+        return Err(Error::Shape(format!(
+            "grid {}x{}x{} does not multiply to N = {n}",
+            grid.frames, grid.height, grid.width
+        )));
+    }
+    Ok(grid)
 }
 
 /// Checks a per-token score vector (importance, TopK scores): length N and finite.

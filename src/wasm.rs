@@ -1,6 +1,7 @@
 //! JavaScript bindings (wasm32 only): the npm package's `Pruner`, a thin layer over
-//! [`crate::Pruner`]. Inputs are validated by the same code as natively, so errors carry the
-//! same messages; they reject the returned promise with a JS `Error`.
+//! [`crate::Pruner`]. Option objects are read with the request schema ([`crate::schema`]), so
+//! the names, defaults, checks and messages are the same as on the command line and in Rust;
+//! errors reject the returned promise with a JS `Error`.
 
 use std::rc::Rc;
 
@@ -8,9 +9,9 @@ use js_sys::{Array, Float32Array, Object, Reflect, Uint16Array, Uint32Array};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
+use crate::schema::{self, Field, Kind, Surface, Value, Values};
 use crate::{
-    BackendChoice, Budget, Error, Grid, IdPruner, Method, Pruner, PrunerOptions, Request,
-    Selection, Tokens,
+    Backend, BackendChoice, Error, Grid, Pruner, PrunerOptions, Request, Selection, Tokens,
 };
 
 /// A pruner bound to one backend (WebGPU or CPU), created once and reused.
@@ -27,36 +28,21 @@ fn param(msg: impl Into<String>) -> JsValue {
     js_err(Error::Param(msg.into()))
 }
 
-fn get(obj: &JsValue, key: &str) -> Option<JsValue> {
-    Reflect::get(obj, &JsValue::from_str(key))
-        .ok()
-        .filter(|v| !v.is_undefined() && !v.is_null())
-}
-
-fn number(obj: &JsValue, key: &str) -> Result<Option<f64>, JsValue> {
-    match get(obj, key) {
-        None => Ok(None),
-        Some(v) => v
-            .as_f64()
-            .map(Some)
-            .ok_or_else(|| param(format!("options.{key} must be a number"))),
-    }
-}
-
-fn count(obj: &JsValue, key: &str) -> Result<Option<usize>, JsValue> {
-    match number(obj, key)? {
-        None => Ok(None),
-        Some(v) if v >= 0.0 && v.fract() == 0.0 && v <= u32::MAX as f64 => Ok(Some(v as usize)),
-        Some(v) => Err(param(format!(
-            "options.{key} must be a non-negative integer, got {v}"
-        ))),
-    }
-}
-
 fn name_of(v: &JsValue) -> String {
     v.dyn_ref::<Object>()
         .map(|o| String::from(o.constructor().name()))
         .unwrap_or_else(|| format!("{:?}", v.js_typeof()))
+}
+
+/// Reads `obj[key]` (a throwing getter is an error naming the option).
+fn read(obj: &JsValue, key: &str, what: &str) -> Result<JsValue, JsValue> {
+    Reflect::get(obj, &JsValue::from_str(key)).map_err(|e| {
+        let msg = e
+            .dyn_ref::<js_sys::Error>()
+            .map(|e| String::from(e.message()))
+            .unwrap_or_else(|| format!("{e:?}"));
+        param(format!("{what}: reading it threw: {msg}"))
+    })
 }
 
 /// Copies a Float32Array, or f16 bits from a Float16Array / Uint16Array, into f32.
@@ -67,13 +53,9 @@ fn floats(v: &JsValue, what: &str) -> Result<Vec<f32>, JsValue> {
     let bits = if let Some(a) = v.dyn_ref::<Uint16Array>() {
         a.to_vec()
     } else if name_of(v) == "Float16Array" {
-        let buf = Reflect::get(v, &"buffer".into()).unwrap_or_default();
-        let off = Reflect::get(v, &"byteOffset".into())
-            .ok()
-            .and_then(|x| x.as_f64());
-        let len = Reflect::get(v, &"length".into())
-            .ok()
-            .and_then(|x| x.as_f64());
+        let buf = read(v, "buffer", what)?;
+        let off = read(v, "byteOffset", what)?.as_f64();
+        let len = read(v, "length", what)?.as_f64();
         match (buf.dyn_ref::<js_sys::ArrayBuffer>(), off, len) {
             (Some(b), Some(o), Some(l)) => {
                 Uint16Array::new_with_byte_offset_and_length(b, o as u32, l as u32).to_vec()
@@ -92,128 +74,182 @@ fn floats(v: &JsValue, what: &str) -> Result<Vec<f32>, JsValue> {
         .collect())
 }
 
-/// The owned inputs of one pool, parsed from JS.
+/// One option as read from JS, owning its data.
+enum Raw {
+    Number(f64),
+    Name(String),
+    Flag(bool),
+    Grid(Grid),
+    Floats(Vec<f32>),
+}
+
+fn integer(v: f64, max: f64) -> bool {
+    v >= 0.0 && v.fract() == 0.0 && v <= max
+}
+
+/// Reads one option of `kind` from a JS value.
+fn raw(f: &Field, v: &JsValue) -> Result<Raw, JsValue> {
+    let what = f.display(Surface::Js);
+    let number = || {
+        v.as_f64()
+            .ok_or_else(|| param(format!("{what} must be a number, got {}", name_of(v))))
+    };
+    Ok(match f.kind {
+        Kind::Number => Raw::Number(number()?),
+        Kind::Count | Kind::Seed => {
+            let x = number()?;
+            let max = if f.kind == Kind::Seed {
+                9007199254740991.0
+            } else {
+                u32::MAX as f64
+            };
+            if !integer(x, max) {
+                return Err(param(format!(
+                    "{what} must be a non-negative integer, got {x}"
+                )));
+            }
+            Raw::Number(x)
+        }
+        Kind::Choice(names) => {
+            let s = v
+                .as_string()
+                .ok_or_else(|| param(format!("{what} must be one of {}", names.join(", "))))?;
+            Raw::Name(s)
+        }
+        Kind::Flag => Raw::Flag(
+            v.as_bool()
+                .ok_or_else(|| param(format!("{what} must be true or false")))?,
+        ),
+        Kind::Grid => {
+            let bad = || {
+                param(format!(
+                    "{what} must be [frames, height, width] or [height, width] of non-negative integers"
+                ))
+            };
+            if !Array::is_array(v) {
+                return Err(bad());
+            }
+            let a = Array::from(v);
+            if !(2..=3).contains(&a.length()) {
+                return Err(bad());
+            }
+            let parts: Vec<f64> = a.iter().filter_map(|x| x.as_f64()).collect();
+            if parts.len() != a.length() as usize
+                || !parts.iter().all(|&x| integer(x, u32::MAX as f64))
+            {
+                return Err(bad());
+            }
+            let p: Vec<usize> = parts.iter().map(|&x| x as usize).collect();
+            Raw::Grid(match p[..] {
+                [t, h, w] => Grid::new(t, h, w),
+                [h, w] => Grid::new(1, h, w),
+                _ => return Err(bad()),
+            })
+        }
+        Kind::PerToken => Raw::Floats(floats(v, &what)?),
+    })
+}
+
+/// The nearest option name to an unknown key (for "did you mean").
+fn suggest(key: &str) -> Option<&'static str> {
+    fn distance(a: &str, b: &str) -> usize {
+        let b: Vec<char> = b.chars().collect();
+        let mut row: Vec<usize> = (0..=b.len()).collect();
+        for (i, ca) in a.chars().enumerate() {
+            let mut prev = row[0];
+            row[0] = i + 1;
+            for (j, &cb) in b.iter().enumerate() {
+                let cur = row[j + 1];
+                row[j + 1] = (prev + usize::from(ca != cb)).min(row[j] + 1).min(cur + 1);
+                prev = cur;
+            }
+        }
+        row[b.len()]
+    }
+    schema::fields()
+        .chain(schema::SHAPE.iter())
+        .map(|f| (distance(key, f.js), f.js))
+        .filter(|(d, _)| *d <= 2)
+        .min()
+        .map(|(_, js)| js)
+}
+
+/// The owned inputs of one pool, read from JS.
 struct Pool {
     feats: Vec<f32>,
     n: usize,
     d: usize,
-    method: String,
-    budget: Budget,
-    scores: Option<Vec<f32>>,
-    lambda: f64,
-    parallel_k: usize,
-    seed: u64,
-    grid: Option<Grid>,
-    per_frame: bool,
+    options: Vec<(&'static Field, Raw)>,
 }
 
 impl Pool {
-    fn parse(features: &JsValue, o: &JsValue) -> Result<Pool, JsValue> {
-        if !o.is_object() {
+    /// Reads `features` and the option object `o` (`extra`: keys allowed besides the schema's,
+    /// e.g. a batch item's `features`).
+    fn parse(features: &JsValue, o: &JsValue, extra: &[&str]) -> Result<Pool, JsValue> {
+        if !o.is_object() || Array::is_array(o) {
             return Err(param(
                 "options must be an object { n, d, method, keep | keepRatio | pruneRatio, ... }",
             ));
         }
-        let feats = floats(features, "features")?;
-        let n = count(o, "n")?.ok_or_else(|| param("options.n (number of tokens) is required"))?;
-        let d = count(o, "d")?.ok_or_else(|| param("options.d (feature width) is required"))?;
-        let method = match get(o, "method") {
-            None => "divprune".to_string(),
-            Some(m) => m
-                .as_string()
-                .ok_or_else(|| param("options.method must be a string"))?,
-        };
-        let budget = match (
-            count(o, "keep")?,
-            number(o, "keepRatio")?,
-            number(o, "pruneRatio")?,
-        ) {
-            (Some(k), None, None) => Budget::Count(k),
-            (None, Some(r), None) => Budget::KeepRatio(r),
-            (None, None, Some(p)) => Budget::PruneRatio(p),
-            _ => {
-                return Err(js_err(Error::Budget(
-                    "give exactly one of options.keep, options.keepRatio, options.pruneRatio"
-                        .into(),
-                )))
+        let keys = Reflect::own_keys(o.unchecked_ref())
+            .map_err(|_| param("options: its keys cannot be read"))?;
+        let mut n = None;
+        let mut d = None;
+        let mut options = Vec::new();
+        for key in keys.iter() {
+            let Some(key) = key.as_string() else { continue };
+            if extra.contains(&key.as_str()) {
+                continue;
             }
-        };
-        let scores = match get(o, "importance").or_else(|| get(o, "scores")) {
-            Some(v) => Some(floats(&v, "options.importance")?),
-            None => None,
-        };
-        let grid = match get(o, "grid") {
-            None => None,
-            Some(g) => {
-                let items: Vec<JsValue> = Array::from(&g).iter().collect();
-                let parts: Vec<f64> = items.iter().filter_map(|x| x.as_f64()).collect();
-                if parts.len() != items.len() {
-                    return Err(param("options.grid must be [frames, height, width] or [height, width] of integers"));
-                }
-                match parts[..] {
-                    [t, h, w] if [t, h, w].iter().all(|x| *x >= 0.0 && x.fract() == 0.0) => Some(Grid::new(t as usize, h as usize, w as usize)),
-                    [h, w] if [h, w].iter().all(|x| *x >= 0.0 && x.fract() == 0.0) => Some(Grid::new(1, h as usize, w as usize)),
-                    _ => return Err(param("options.grid must be [frames, height, width] or [height, width] of integers")),
-                }
+            let Some(f) = schema::fields()
+                .chain(schema::SHAPE.iter())
+                .find(|f| f.js == key || f.aliases.contains(&key.as_str()))
+            else {
+                let hint = suggest(&key)
+                    .map(|s| format!(" (did you mean {s}?)"))
+                    .unwrap_or_default();
+                return Err(param(format!("options.{key} is not an option{hint}")));
+            };
+            let v = read(o, &key, &f.display(Surface::Js))?;
+            if v.is_undefined() || v.is_null() {
+                continue;
             }
-        };
+            let r = raw(f, &v)?;
+            match (f.name, &r) {
+                ("n", Raw::Number(x)) => n = Some(*x as usize),
+                ("d", Raw::Number(x)) => d = Some(*x as usize),
+                _ => options.push((f, r)),
+            }
+        }
+        let n = n.ok_or_else(|| param("options.n (number of tokens) is required"))?;
+        let d = d.ok_or_else(|| param("options.d (feature width) is required"))?;
         Ok(Pool {
-            feats,
+            feats: floats(features, "features")?,
             n,
             d,
-            method,
-            budget,
-            scores,
-            lambda: number(o, "lambda")?.unwrap_or(0.5),
-            parallel_k: count(o, "parallelK")?.unwrap_or(1),
-            seed: match number(o, "seed")? {
-                None => 0,
-                Some(v) if v >= 0.0 && v.fract() == 0.0 && v <= 9007199254740991.0 => v as u64,
-                Some(v) => {
-                    return Err(param(format!(
-                        "options.seed must be a non-negative integer, got {v}"
-                    )))
-                }
-            },
-            grid,
-            per_frame: get(o, "perFrame")
-                .and_then(|v| v.as_bool())
-                .unwrap_or(false),
+            options,
         })
     }
 
-    fn request(&self) -> Result<Request<'_>, JsValue> {
-        let mut tokens = Tokens::new(&self.feats, self.n, self.d).map_err(js_err)?;
-        if let Some(g) = self.grid {
-            tokens = tokens.with_grid(g).map_err(js_err)?;
+    /// The request and whether it asks for per-frame budgets.
+    fn request(&self) -> Result<(Request<'_>, bool), JsValue> {
+        let mut values = Values::new(Surface::Js);
+        for (f, r) in &self.options {
+            values.set(
+                f,
+                match r {
+                    Raw::Number(x) => Value::Number(*x),
+                    Raw::Name(s) => Value::Name(s),
+                    Raw::Flag(b) => Value::Flag(*b),
+                    Raw::Grid(g) => Value::Grid(*g),
+                    Raw::Floats(v) => Value::Floats(v),
+                },
+            );
         }
-        let need = |m: &str| {
-            self.scores.as_deref().ok_or_else(|| {
-                param(format!(
-                    "method '{m}' needs options.importance (one score per token)"
-                ))
-            })
-        };
-        let method = match self.method.as_str() {
-            "divprune" => Method::DivPrune,
-            "idpruner" => Method::IdPruner(IdPruner {
-                importance: need("idpruner")?,
-                lambda: self.lambda,
-                parallel_k: self.parallel_k,
-            }),
-            "topk" => Method::TopK {
-                scores: need("topk")?,
-            },
-            "random" => Method::Random { seed: self.seed },
-            "uniform" => Method::Uniform,
-            m => {
-                return Err(param(format!(
-                    "method '{m}' is not one of {}",
-                    Method::NAMES.join(", ")
-                )))
-            }
-        };
-        Request::new(tokens, method, self.budget).map_err(js_err)
+        let parsed = values.parse().map_err(js_err)?;
+        let tokens = Tokens::new(&self.feats, self.n, self.d).map_err(js_err)?;
+        let req = parsed.request(tokens).map_err(js_err)?;
+        Ok((req, parsed.per_frame))
     }
 }
 
@@ -230,31 +266,38 @@ fn now_ms() -> f64 {
         .unwrap_or_else(js_sys::Date::now)
 }
 
+fn set(o: &Object, k: &str, v: JsValue) {
+    let _ = Reflect::set(o, &k.into(), &v);
+}
+
+/// `{ kind: 'webgpu' | 'cpu', adapter: string | null }`.
+fn backend_js(b: &Backend) -> JsValue {
+    let o = Object::new();
+    let (kind, adapter) = match b {
+        Backend::Cpu => ("cpu", JsValue::NULL),
+        Backend::Gpu(name) => ("webgpu", JsValue::from_str(name)),
+    };
+    set(&o, "kind", JsValue::from_str(kind));
+    set(&o, "adapter", adapter);
+    o.into()
+}
+
 fn to_js(s: &Selection, elapsed_ms: f64) -> JsValue {
     let o = Object::new();
-    let set = |k: &str, v: JsValue| {
-        let _ = Reflect::set(&o, &k.into(), &v);
-    };
-    set("kept", Uint32Array::from(&s.kept[..]).into());
-    set("order", Uint32Array::from(&s.order[..]).into());
-    set("scores", Float32Array::from(&s.scores[..]).into());
+    set(&o, "kept", Uint32Array::from(&s.kept[..]).into());
+    set(&o, "order", Uint32Array::from(&s.order[..]).into());
+    set(&o, "scores", Float32Array::from(&s.scores[..]).into());
     if let Some(c) = &s.coords {
         let flat: Vec<u32> = c.iter().flatten().copied().collect();
-        set("coords", Uint32Array::from(&flat[..]).into());
+        set(&o, "coords", Uint32Array::from(&flat[..]).into());
     }
-    set("backend", JsValue::from_str(&s.backend.to_string()));
-    set("method", JsValue::from_str(s.method));
-    set("n", JsValue::from_f64(s.n as f64));
-    set("d", JsValue::from_f64(s.d as f64));
-    set("elapsedMs", JsValue::from_f64(elapsed_ms));
-    set(
-        "notes",
-        s.notes
-            .iter()
-            .map(|n| JsValue::from_str(n))
-            .collect::<Array>()
-            .into(),
-    );
+    set(&o, "backend", backend_js(&s.backend));
+    set(&o, "method", JsValue::from_str(s.method));
+    set(&o, "n", JsValue::from_f64(s.n as f64));
+    set(&o, "d", JsValue::from_f64(s.d as f64));
+    set(&o, "elapsedMs", JsValue::from_f64(elapsed_ms));
+    let notes: Array = s.notes.iter().map(|n| JsValue::from_str(n)).collect();
+    set(&o, "notes", notes.into());
     o.into()
 }
 
@@ -293,21 +336,21 @@ impl JsPruner {
         ))))
     }
 
-    /// The backend in use: `"cpu"` or `"gpu (<adapter>)"`.
+    /// The backend in use: `{ kind: 'webgpu' | 'cpu', adapter: string | null }`.
     #[wasm_bindgen(getter)]
-    pub fn backend(&self) -> String {
-        self.inner.backend().to_string()
+    pub fn backend(&self) -> JsValue {
+        backend_js(&self.inner.backend())
     }
 
     /// Prunes one pool. Resolves to `{ kept, order, scores, coords?, backend, elapsedMs, ... }`.
     pub fn prune(&self, features: JsValue, options: JsValue) -> js_sys::Promise {
         let inner = self.inner.clone();
-        let pool = Pool::parse(&features, &options);
+        let pool = Pool::parse(&features, &options, &[]);
         wasm_bindgen_futures::future_to_promise(async move {
             let pool = pool?;
-            let req = pool.request()?;
+            let (req, per_frame) = pool.request()?;
             let t = now_ms();
-            let sel = if pool.per_frame {
+            let sel = if per_frame {
                 inner.prune_per_frame(&req).await
             } else {
                 inner.prune(&req).await
@@ -318,6 +361,7 @@ impl JsPruner {
     }
 
     /// Prunes many pools in one call: `items` is an array of `{ features, ...options }`.
+    /// Items with `perFrame` run frame by frame; the others together in one batch.
     #[wasm_bindgen(js_name = pruneBatch)]
     pub fn prune_batch(&self, items: Array) -> js_sys::Promise {
         let inner = self.inner.clone();
@@ -325,9 +369,11 @@ impl JsPruner {
             .iter()
             .enumerate()
             .map(|(i, it)| {
-                let f = get(&it, "features")
-                    .ok_or_else(|| param(format!("batch item {i}: features missing")))?;
-                Pool::parse(&f, &it).map_err(|e| prefix(e, i))
+                let f = read(&it, "features", &format!("batch item {i}: features"))?;
+                if f.is_undefined() || f.is_null() {
+                    return Err(param(format!("batch item {i}: features missing")));
+                }
+                Pool::parse(&f, &it, &["features"]).map_err(|e| prefix(e, i))
             })
             .collect();
         wasm_bindgen_futures::future_to_promise(async move {
@@ -338,9 +384,20 @@ impl JsPruner {
                 .map(|(i, p)| p.request().map_err(|e| prefix(e, i)))
                 .collect::<Result<Vec<_>, _>>()?;
             let t = now_ms();
-            let sels = inner.prune_batch(&reqs).await.map_err(js_err)?;
+            let whole: Vec<Request> = reqs.iter().filter(|r| !r.1).map(|r| r.0).collect();
+            let mut batch = inner.prune_batch(&whole).await.map_err(js_err)?.into_iter();
+            let mut out = Vec::with_capacity(reqs.len());
+            for (req, per_frame) in &reqs {
+                out.push(if *per_frame {
+                    inner.prune_per_frame(req).await.map_err(js_err)?
+                } else {
+                    batch
+                        .next()
+                        .ok_or_else(|| js_err(Error::Backend("internal: missing result".into())))?
+                });
+            }
             let ms = now_ms() - t;
-            Ok(sels.iter().map(|s| to_js(s, ms)).collect::<Array>().into())
+            Ok(out.iter().map(|s| to_js(s, ms)).collect::<Array>().into())
         })
     }
 }
@@ -371,20 +428,12 @@ pub fn kept_set_figures(
     let tokens = Tokens::new(&feats, n, d).map_err(js_err)?;
     let f = crate::metrics::kept_set_figures(&tokens, &kept.to_vec()).map_err(js_err)?;
     let o = Object::new();
-    let _ = Reflect::set(
+    set(&o, "minPairwiseDistance", figure(f.min_pairwise_distance));
+    set(&o, "maxUncoveredDistance", figure(f.max_uncovered_distance));
+    set(
         &o,
-        &"minPairwiseDistance".into(),
-        &figure(f.min_pairwise_distance),
-    );
-    let _ = Reflect::set(
-        &o,
-        &"maxUncoveredDistance".into(),
-        &figure(f.max_uncovered_distance),
-    );
-    let _ = Reflect::set(
-        &o,
-        &"meanUncoveredDistance".into(),
-        &figure(f.mean_uncovered_distance),
+        "meanUncoveredDistance",
+        figure(f.mean_uncovered_distance),
     );
     Ok(o.into())
 }

@@ -610,7 +610,11 @@ fn demo_prunes_real_photo_tokens_and_draws_what_was_kept() {
             "{photo}: the photo panel is unmarked"
         );
         let panels: Vec<Vec<usize>> = (1..6).map(|p| kept_cells_in_picture(&png, p)).collect();
-        for (m, cells) in tokenprune::Method::NAMES.iter().zip(&panels) {
+        for (m, cells) in tokenprune::schema::METHODS
+            .iter()
+            .map(|m| m.name)
+            .zip(&panels)
+        {
             assert_eq!(cells.len(), 58, "{photo} {m}: kept patches drawn");
         }
         assert_ne!(
@@ -618,7 +622,7 @@ fn demo_prunes_real_photo_tokens_and_draws_what_was_kept() {
             "{photo}: DivPrune and Uniform drew the same patches"
         );
     }
-    for m in tokenprune::Method::NAMES {
+    for m in tokenprune::schema::METHODS.iter().map(|m| m.name) {
         assert_eq!(
             text.matches(&format!("| {m:<8} |   58 |")).count(),
             3,

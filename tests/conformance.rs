@@ -2,7 +2,7 @@
 
 mod common;
 
-use tokenprune::cpu::CpuEngine;
+use tokenprune::CpuEngine;
 use tokenprune::Pruner;
 
 #[test]

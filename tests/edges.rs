@@ -23,7 +23,7 @@ fn is_greedy(m: &Method) -> bool {
 /// CPU's run never came within 1e-5 of a tie.
 fn check(what: &str, req: &Request, sel: &Selection) {
     let cpu = Pruner::cpu().prune_blocking(req).unwrap();
-    let t = req.tokens();
+    let t = req.tokens().unwrap();
     let (n, d) = (t.n(), t.d());
     assert_eq!(sel.len(), cpu.len(), "{what}: K");
     assert_eq!(sel.notes, cpu.notes, "{what}: notes");

@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use common::{gpu, random_matrix};
 use tokenprune::wgpu;
 use tokenprune::{
-    Backend, BackendChoice, Budget, GpuEngine, GpuOptions, GpuPath, IdPruner, Method, Pruner,
-    PrunerOptions, Request, Tokens,
+    Backend, BackendChoice, Budget, DeviceTokens, GpuEngine, GpuOptions, GpuPath, IdPruner, Method,
+    Pruner, PrunerOptions, Request, Tokens,
 };
 
 /// Runs `f` on its own thread and fails the test if it takes longer than `secs` (a hang), or
@@ -69,7 +69,9 @@ fn lose_and_recover(engine: GpuEngine, label: &str) {
     let before = Pruner::cpu().prune_batch_blocking(&reqs).unwrap();
     let e = engine.clone();
     let r = reqs.clone();
-    let ok = within(60, "before the loss", move || e.run_batch_blocking(&r));
+    let ok = within(60, "before the loss", move || {
+        Pruner::from_gpu(e.clone()).prune_batch_blocking(&r)
+    });
     assert_eq!(ok.unwrap().len(), 2, "{label}: works before the loss");
     assert!(!engine.is_lost(), "{label}");
 
@@ -78,7 +80,7 @@ fn lose_and_recover(engine: GpuEngine, label: &str) {
     let r = reqs.clone();
     let t0 = Instant::now();
     let first = within(30, "first call after the loss", move || {
-        e.run_batch_blocking(&r)
+        Pruner::from_gpu(e.clone()).prune_batch_blocking(&r)
     });
     let first_ms = t0.elapsed().as_secs_f64() * 1e3;
     let msg = first.expect_err("a lost device must fail").to_string();
@@ -92,8 +94,8 @@ fn lose_and_recover(engine: GpuEngine, label: &str) {
     let r = reqs.clone();
     let later = within(5, "later calls", move || {
         let t0 = Instant::now();
-        let a = e.run_batch_blocking(&r);
-        let b = pollster::block_on(e.run(&r[1]));
+        let a = Pruner::from_gpu(e.clone()).prune_batch_blocking(&r);
+        let b = Pruner::from_gpu(e).prune_blocking(&r[1]);
         (a, b, t0.elapsed())
     });
     assert!(later.0.unwrap_err().to_string().contains("lost"), "{label}");
@@ -174,14 +176,15 @@ fn a_device_with_small_limits_streams_chunks_or_falls_back_never_panics() {
     }
     let paths: Vec<GpuPath> = reqs
         .iter()
-        .map(|r| engine.path_for(r.tokens().n(), r.tokens().d(), r.keep(), r.method()))
+        .map(|r| engine.path_for(r.n(), r.d(), r.keep(), r.method()))
         .collect();
     use GpuPath::*;
     assert_eq!(
         paths,
         [Dense, Dense, Streaming, Streaming, Cpu, Cpu, Cpu, Cpu]
     );
-    let batch = engine.run_batch_blocking(&reqs).unwrap();
+    let pruner = Pruner::from_gpu(engine.clone());
+    let batch = pruner.prune_batch_blocking(&reqs).unwrap();
     let cpu = Pruner::cpu().prune_batch_blocking(&reqs).unwrap();
     for (i, ((sel, c), path)) in batch.iter().zip(&cpu).zip(&paths).enumerate() {
         assert_eq!(sel.order, c.order, "pool {i}");
@@ -196,7 +199,7 @@ fn a_device_with_small_limits_streams_chunks_or_falls_back_never_panics() {
             assert!(sel.notes.is_empty(), "pool {i}");
         }
         // Each alone gives the same as in the batch.
-        assert_eq!(&engine.run_batch_blocking(&reqs[i..=i]).unwrap()[0], sel);
+        assert_eq!(&pruner.prune_batch_blocking(&reqs[i..=i]).unwrap()[0], sel);
     }
     // Features already in a GPU buffer cannot fall back: a typed error.
     let (dev, q) = engine.device();
@@ -210,16 +213,9 @@ fn a_device_with_small_limits_streams_chunks_or_falls_back_never_panics() {
     q.write_buffer(&buf, 0, bytemuck::cast_slice(&x));
     // 5000 x 1 in place: 20 KB of features fit, but the 80 KB of normalised rows (padded to
     // vec4) do not.
-    let e = pollster::block_on(engine.run_on_buffer(
-        &buf,
-        0,
-        5000,
-        1,
-        &Method::DivPrune,
-        Budget::Count(4),
-    ))
-    .unwrap_err()
-    .to_string();
+    let on_device = DeviceTokens::new(&buf, 0, 5000, 1).unwrap();
+    let req = Request::new(on_device, Method::DivPrune, Budget::Count(4)).unwrap();
+    let e = pruner.prune_blocking(&req).unwrap_err().to_string();
     assert!(
         e.starts_with("backend: ") && e.contains("cannot fall back"),
         "{e}"

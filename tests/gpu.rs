@@ -18,6 +18,45 @@ fn block<F: std::future::Future>(f: F) -> F::Output {
     pollster::block_on(f)
 }
 
+/// Pruning through a Pruner on the engine (TEMPORARY shim while the tests are restructured).
+trait Run {
+    async fn run(&self, req: &Request<'_>) -> tokenprune::Result<Selection>;
+    async fn run_batch(&self, reqs: &[Request<'_>]) -> tokenprune::Result<Vec<Selection>>;
+    #[allow(clippy::too_many_arguments)]
+    async fn run_on_buffer(
+        &self,
+        b: &wgpu::Buffer,
+        offset: u64,
+        n: usize,
+        d: usize,
+        m: &Method<'_>,
+        budget: Budget,
+    ) -> tokenprune::Result<Selection>;
+}
+
+impl Run for GpuEngine {
+    async fn run(&self, req: &Request<'_>) -> tokenprune::Result<Selection> {
+        Pruner::from_gpu(self.clone()).prune(req).await
+    }
+    async fn run_batch(&self, reqs: &[Request<'_>]) -> tokenprune::Result<Vec<Selection>> {
+        Pruner::from_gpu(self.clone()).prune_batch(reqs).await
+    }
+    async fn run_on_buffer(
+        &self,
+        b: &wgpu::Buffer,
+        offset: u64,
+        n: usize,
+        d: usize,
+        m: &Method<'_>,
+        budget: Budget,
+    ) -> tokenprune::Result<Selection> {
+        let t = tokenprune::DeviceTokens::new(b, offset, n, d)?;
+        Pruner::from_gpu(self.clone())
+            .prune(&Request::new(t, *m, budget)?)
+            .await
+    }
+}
+
 /// The shared engine on its dense path (default options) and forced onto streaming.
 fn engines() -> Option<[(&'static str, GpuEngine); 2]> {
     let g = gpu()?;
@@ -42,7 +81,7 @@ fn is_greedy(m: &Method) -> bool {
 /// whenever the CPU's own run never came within 1e-5 of a tie.
 fn check_against_cpu(what: &str, feats: &[f32], req: &Request, sel: &Selection) {
     let cpu = Pruner::cpu().prune_blocking(req).unwrap();
-    let (n, d) = (req.tokens().n(), req.tokens().d());
+    let (n, d) = (req.n(), req.d());
     assert!(matches!(sel.backend, Backend::Gpu(_)), "{what}: backend");
     assert_eq!(sel.len(), cpu.len(), "{what}: K");
     assert_eq!(sel.notes, cpu.notes, "{what}: notes");
@@ -195,7 +234,7 @@ fn a_mixed_batch_runs_together_and_equals_each_alone() {
         .collect();
     let paths: Vec<GpuPath> = reqs
         .iter()
-        .map(|r| mixed.path_for(r.tokens().n(), r.tokens().d(), r.keep(), r.method()))
+        .map(|r| mixed.path_for(r.n(), r.d(), r.keep(), r.method()))
         .collect();
     assert!(paths.contains(&GpuPath::Dense) && paths.contains(&GpuPath::Streaming));
     let batch = block(mixed.run_batch(&reqs)).unwrap();

@@ -9,7 +9,7 @@
 
 use arbitrary::{Result, Unstructured};
 use libfuzzer_sys::fuzz_target;
-use tokenprune::cpu::CpuEngine;
+use tokenprune::CpuEngine;
 use tokenprune::{Budget, Grid, IdPruner, Method, Pruner, Request, Tokens};
 
 #[path = "common.rs"]
@@ -267,7 +267,7 @@ fn run(u: &mut Unstructured) -> Result<()> {
         match Pruner::cpu().prune_per_frame_blocking(&req) {
             Err(e) => common::check_error(&e),
             Ok(sel) => {
-                let g = req.tokens().grid().expect("per-frame needs a grid");
+                let g = req.grid().expect("per-frame needs a grid");
                 let per = budget.keep_count(g.frame_len()).expect("frames validated");
                 assert_eq!(sel.len(), per * g.frames);
                 let mut sorted = sel.order.clone();

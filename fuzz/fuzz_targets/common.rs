@@ -14,10 +14,9 @@ pub fn check_error(e: &Error) {
 /// A selection is well formed for its request: K = the request's keep count, unique in-range
 /// indices, `kept` = sorted `order`, one finite score per pick, coordinates that match the grid.
 pub fn check_selection(req: &Request, sel: &Selection) {
-    let tokens = req.tokens();
-    let (n, k) = (tokens.n(), req.keep());
+    let (n, k) = (req.n(), req.keep());
     assert_eq!(sel.n, n);
-    assert_eq!(sel.d, tokens.d());
+    assert_eq!(sel.d, req.d());
     assert_eq!(sel.method, req.method().name());
     assert_eq!(sel.len(), k, "K");
     assert_eq!(sel.order.len(), k);
@@ -44,7 +43,7 @@ pub fn check_selection(req: &Request, sel: &Selection) {
         assert!(sel.order.iter().enumerate().all(|(i, &o)| o as usize == i));
         assert!(sel.scores.iter().all(|&s| s == 0.0));
     }
-    match (tokens.grid(), &sel.coords) {
+    match (req.grid(), &sel.coords) {
         (None, None) => {}
         (Some(g), Some(c)) => {
             assert_eq!(c.len(), k);
@@ -80,6 +79,7 @@ pub fn check_selection(req: &Request, sel: &Selection) {
         }
         _ => {}
     }
+    let tokens = req.tokens().expect("host features");
     let rows = sel.gather(tokens);
     assert_eq!(rows.len(), k * tokens.d());
     for (r, &i) in sel.kept.iter().enumerate() {

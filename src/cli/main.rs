@@ -5,6 +5,7 @@ mod demo;
 #[cfg(feature = "gpu")]
 mod info;
 mod picture;
+mod request;
 mod select;
 
 use clap::{Parser, Subcommand};

@@ -5,7 +5,7 @@
 use super::matmul::similarity_rows;
 use super::normalize::{normalize_rows, NormPolicy};
 use super::similarity::{nearest_similarity, Tiles};
-use crate::method::IdPruner;
+use crate::select::{Mmr, Picks};
 use crate::tokens::Tokens;
 
 /// The argmax every selector uses: the highest score among tokens not yet chosen, the lowest
@@ -18,23 +18,6 @@ pub(crate) fn argmax_unchosen(scores: &[f32], chosen: &[bool]) -> Option<(usize,
         }
     }
     best
-}
-
-/// What a greedy run produced: picks in order with their scores, plus notes.
-pub(crate) struct Picks {
-    pub order: Vec<u32>,
-    pub scores: Vec<f32>,
-    pub notes: Vec<String>,
-}
-
-pub(crate) fn zero_row_note(zero_rows: usize) -> Vec<String> {
-    if zero_rows == 0 {
-        Vec::new()
-    } else {
-        vec![format!(
-            "{zero_rows} all-zero row(s) normalised to the zero vector (cosine 0 with every token)"
-        )]
-    }
 }
 
 /// Where greedy steps get their similarity rows from.
@@ -62,7 +45,7 @@ pub(crate) fn divprune(tokens: &Tokens, k: usize, dense_limit: usize) -> Picks {
     let mut picks = Picks {
         order: Vec::with_capacity(k),
         scores: Vec::with_capacity(k),
-        notes: zero_row_note(zero_rows),
+        zero_rows,
     };
     if k == 0 {
         return picks;
@@ -104,15 +87,15 @@ pub(crate) fn divprune(tokens: &Tokens, k: usize, dense_limit: usize) -> Picks {
 
 /// IDPruner: rounds of `parallel_k` picks by MMR score
 /// `lambda * imp - (1 - lambda) * maxsim`; the first round by normalised importance alone.
-pub(crate) fn idpruner(tokens: &Tokens, k: usize, params: &IdPruner) -> Picks {
+pub(crate) fn idpruner(tokens: &Tokens, k: usize, params: &Mmr) -> Picks {
     let (n, d) = (tokens.n(), tokens.d());
     let (v, zero_rows) = normalize_rows(tokens, NormPolicy::IdPruner);
-    let imp = normalize_importance(params.importance);
-    let (lam, one_minus) = params.weights();
+    let imp = &params.imp;
+    let (lam, one_minus) = (params.lambda, params.one_minus);
     let mut picks = Picks {
         order: Vec::with_capacity(k),
         scores: Vec::with_capacity(k),
-        notes: zero_row_note(zero_rows),
+        zero_rows,
     };
     let mut chosen = vec![false; n];
     let mut max_sim = vec![-2.0f32; n];
@@ -121,7 +104,7 @@ pub(crate) fn idpruner(tokens: &Tokens, k: usize, params: &IdPruner) -> Picks {
     while picks.order.len() < k {
         let step = params.parallel_k.min(k - picks.order.len());
         if !picks.order.is_empty() {
-            for ((s, &i), &m) in score.iter_mut().zip(&imp).zip(&max_sim) {
+            for ((s, &i), &m) in score.iter_mut().zip(imp).zip(&max_sim) {
                 *s = lam * i - one_minus * m;
             }
         }
@@ -148,22 +131,6 @@ pub(crate) fn idpruner(tokens: &Tokens, k: usize, params: &IdPruner) -> Picks {
     picks
 }
 
-/// `(w - min w) / (max w - min w + 1e-6)`, in f32 as upstream. Where the f32 range overflows
-/// (scores near +-3e38, upstream would produce NaN) the same formula runs in f64.
-pub(crate) fn normalize_importance(w: &[f32]) -> Vec<f32> {
-    let lo = w.iter().copied().fold(f32::INFINITY, f32::min);
-    let hi = w.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let denom = (hi - lo) + 1e-6;
-    if denom.is_finite() {
-        w.iter().map(|&x| (x - lo) / denom).collect()
-    } else {
-        let denom = (hi as f64 - lo as f64) + 1e-6;
-        w.iter()
-            .map(|&x| ((x as f64 - lo as f64) / denom) as f32)
-            .collect()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -178,15 +145,5 @@ mod tests {
         );
         assert_eq!(argmax_unchosen(&s, &[true; 4]), None);
         assert_eq!(argmax_unchosen(&[-0.0, 0.0], &[false; 2]), Some((0, -0.0)));
-    }
-
-    #[test]
-    fn importance_all_equal_is_zero_not_nan() {
-        assert_eq!(normalize_importance(&[3.0; 4]), vec![0.0; 4]);
-        let imp = normalize_importance(&[1.0, 2.0, 3.0]);
-        assert!((imp[2] - 1.0).abs() < 1e-5 && imp[0] == 0.0);
-        let huge = normalize_importance(&[-3e38, 0.0, 3e38]);
-        assert!(huge.iter().all(|v| v.is_finite()), "{huge:?}");
-        assert!((huge[1] - 0.5).abs() < 1e-6 && huge[2] == 1.0);
     }
 }

@@ -3,15 +3,14 @@
 //! WGSL twin's name. It is the test oracle for every other backend and the fallback where no
 //! GPU exists (wasm included). Multi-threaded natively (rayon), single-threaded on wasm32.
 
-pub(crate) mod baselines;
 pub(crate) mod greedy;
 pub(crate) mod matmul;
 pub(crate) mod normalize;
 mod par;
 pub(crate) mod similarity;
 
-use crate::method::{Method, Request};
-use crate::selection::{Backend, Selection};
+use crate::error::{Error, Result};
+use crate::select::{Greedy, GreedyJob, Picks};
 
 /// Default cap on the bytes of similarity tiles kept for the greedy steps (native).
 #[cfg(not(target_arch = "wasm32"))]
@@ -37,54 +36,26 @@ impl Default for CpuEngine {
 }
 
 impl CpuEngine {
-    /// Prunes one pool.
-    pub fn run(&self, req: &Request) -> Selection {
-        let tokens = req.tokens();
-        let (n, k) = (tokens.n(), req.keep());
-        if k == n {
-            // SPEC: K = N keeps everything in positional order, nothing is computed.
-            let order = (0..n as u32).collect();
-            return Selection::from_order(req, order, vec![0.0; n], Backend::Cpu, Vec::new());
-        }
-        let (order, scores, notes) = match req.method() {
-            Method::DivPrune => {
-                let p = greedy::divprune(tokens, k, self.dense_limit);
-                (p.order, p.scores, p.notes)
-            }
-            Method::IdPruner(params) => {
-                let p = greedy::idpruner(tokens, k, params);
-                (p.order, p.scores, p.notes)
-            }
-            m => {
-                let (order, s) = baseline(m, n, k, tokens.grid()).expect("a baseline method");
-                (order, s, Vec::new())
-            }
-        };
-        Selection::from_order(req, order, scores, Backend::Cpu, notes)
-    }
-
-    /// Prunes many independent pools, in parallel natively.
-    pub fn run_batch(&self, reqs: &[Request]) -> Vec<Selection> {
-        par::map(reqs, |r| self.run(r))
-    }
-}
-
-/// A baseline's selection (order, scores) from its inputs alone; `None` for the greedy
-/// methods. Every engine runs baselines through this one function.
-pub(crate) fn baseline(
-    method: &Method,
-    n: usize,
-    k: usize,
-    grid: Option<crate::tokens::Grid>,
-) -> Option<(Vec<u32>, Vec<f32>)> {
-    match method {
-        Method::TopK { scores } => {
-            let order = baselines::top_k(scores, k);
-            let s = order.iter().map(|&i| scores[i as usize]).collect();
-            Some((order, s))
-        }
-        Method::Random { seed } => Some(baselines::random(n, k, *seed)),
-        Method::Uniform => Some((baselines::uniform(n, k, grid), vec![0.0; k])),
-        _ => None,
+    /// Runs greedy jobs, in parallel natively; results in job order. Features must be in
+    /// host memory.
+    pub(crate) fn run_greedy(&self, jobs: &[GreedyJob]) -> Result<Vec<Picks>> {
+        let tokens = jobs
+            .iter()
+            .map(|j| j.features.host())
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| {
+                Error::Backend(
+                    "features in a GPU buffer need a Pruner on the GPU engine (this one runs on the CPU)".into(),
+                )
+            })?;
+        let work: Vec<_> = jobs
+            .iter()
+            .zip(tokens)
+            .map(|(j, t)| (t, j.k, &j.greedy))
+            .collect();
+        Ok(par::map(&work, |&(tokens, k, rule)| match rule {
+            Greedy::DivPrune => greedy::divprune(tokens, k, self.dense_limit),
+            Greedy::IdPruner(mmr) => greedy::idpruner(tokens, k, mmr),
+        }))
     }
 }

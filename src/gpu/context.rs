@@ -13,11 +13,32 @@ pub const ENV_BACKEND: &str = "TOKENPRUNE_WGPU_BACKEND";
 /// Environment variable selecting the adapter by a case-insensitive substring of its name.
 pub const ENV_ADAPTER: &str = "TOKENPRUNE_ADAPTER";
 
-/// What the kernels need from a device: 256 invocations per workgroup (256 along x), six
-/// storage buffers and 12 KiB of workgroup memory per stage.
-pub(crate) const NEED_INVOCATIONS: u32 = 256;
-pub(crate) const NEED_STORAGE_BUFFERS: u32 = 6;
-pub(crate) const NEED_WORKGROUP_BYTES: u32 = 12 * 1024;
+/// What the kernels need from a device (from the kernel table, `kernels.rs`): WG invocations
+/// per workgroup (all along x), their storage buffers and workgroup memory per stage.
+pub(crate) fn too_small(l: &wgpu::Limits) -> Option<String> {
+    use super::kernels::{storage_buffers_needed, NEED_WORKGROUP_BYTES, WG};
+    if l.max_compute_invocations_per_workgroup < WG || l.max_compute_workgroup_size_x < WG {
+        return Some(format!(
+            "workgroups of {} invocations (need {WG})",
+            l.max_compute_invocations_per_workgroup
+                .min(l.max_compute_workgroup_size_x)
+        ));
+    }
+    let storage = storage_buffers_needed();
+    if l.max_storage_buffers_per_shader_stage < storage {
+        return Some(format!(
+            "{} storage buffers per stage (need {storage})",
+            l.max_storage_buffers_per_shader_stage
+        ));
+    }
+    if l.max_compute_workgroup_storage_size < NEED_WORKGROUP_BYTES {
+        return Some(format!(
+            "{} bytes of workgroup memory (need {NEED_WORKGROUP_BYTES})",
+            l.max_compute_workgroup_storage_size
+        ));
+    }
+    None
+}
 
 /// The backends named by `TOKENPRUNE_WGPU_BACKEND`, or all of them.
 pub(crate) fn backends_from_env() -> Result<wgpu::Backends> {
@@ -55,6 +76,36 @@ fn type_rank(t: wgpu::DeviceType) -> u8 {
     }
 }
 
+/// A summary of one wgpu adapter, for `tokenprune info`.
+#[derive(Debug, Clone)]
+pub struct AdapterSummary {
+    /// Name, backend, device type, driver.
+    pub info: wgpu::AdapterInfo,
+    /// The adapter's limits.
+    pub limits: wgpu::Limits,
+    /// Whether it supports timestamp queries.
+    pub timestamps: bool,
+    /// Why the engine cannot use it, if it cannot.
+    pub unsuitable: Option<String>,
+}
+
+/// Every adapter wgpu sees on the backends the environment allows.
+pub async fn adapters() -> Result<Vec<AdapterSummary>> {
+    let instance = instance()?;
+    let backends = backends_from_env()?;
+    Ok(instance
+        .enumerate_adapters(backends)
+        .await
+        .into_iter()
+        .map(|a| AdapterSummary {
+            info: a.get_info(),
+            limits: a.limits(),
+            timestamps: a.features().contains(wgpu::Features::TIMESTAMP_QUERY),
+            unsuitable: unsuitable(&a),
+        })
+        .collect())
+}
+
 /// A new wgpu instance on the backends the environment allows.
 pub(crate) fn instance() -> Result<wgpu::Instance> {
     let backends = backends_from_env()?;
@@ -69,28 +120,7 @@ pub(crate) fn unsuitable(adapter: &wgpu::Adapter) -> Option<String> {
     if !caps.flags.contains(wgpu::DownlevelFlags::COMPUTE_SHADERS) {
         return Some("no compute shaders".into());
     }
-    let l = adapter.limits();
-    if l.max_compute_invocations_per_workgroup < NEED_INVOCATIONS
-        || l.max_compute_workgroup_size_x < NEED_INVOCATIONS
-    {
-        return Some(format!(
-            "workgroups of {} invocations (need {NEED_INVOCATIONS})",
-            l.max_compute_invocations_per_workgroup
-        ));
-    }
-    if l.max_storage_buffers_per_shader_stage < NEED_STORAGE_BUFFERS {
-        return Some(format!(
-            "{} storage buffers per stage (need {NEED_STORAGE_BUFFERS})",
-            l.max_storage_buffers_per_shader_stage
-        ));
-    }
-    if l.max_compute_workgroup_storage_size < NEED_WORKGROUP_BYTES {
-        return Some(format!(
-            "{} bytes of workgroup memory (need {NEED_WORKGROUP_BYTES})",
-            l.max_compute_workgroup_storage_size
-        ));
-    }
-    None
+    too_small(&adapter.limits())
 }
 
 /// The adapter to use: the environment's choice, else the best suitable one (discrete, then
@@ -178,6 +208,39 @@ pub(crate) fn backend_error(what: &str, e: &wgpu::Error) -> Error {
         }
         wgpu::Error::Internal { description, .. } => {
             Error::Backend(format!("{what}: wgpu internal error: {description}"))
+        }
+    }
+}
+
+/// Error scopes around one batch of wgpu calls (validation, out-of-memory, internal).
+pub(crate) struct Scopes {
+    oom: wgpu::ErrorScopeGuard,
+    internal: wgpu::ErrorScopeGuard,
+    validation: wgpu::ErrorScopeGuard,
+}
+
+impl Scopes {
+    pub(crate) fn push(device: &wgpu::Device) -> Self {
+        Scopes {
+            oom: device.push_error_scope(wgpu::ErrorFilter::OutOfMemory),
+            internal: device.push_error_scope(wgpu::ErrorFilter::Internal),
+            validation: device.push_error_scope(wgpu::ErrorFilter::Validation),
+        }
+    }
+
+    /// Pops the scopes (innermost first); the future yields the first error caught.
+    pub(crate) fn pop(self) -> impl Future<Output = Option<wgpu::Error>> {
+        let v = self.validation.pop();
+        let i = self.internal.pop();
+        let o = self.oom.pop();
+        async move {
+            if let Some(e) = v.await {
+                return Some(e);
+            }
+            if let Some(e) = i.await {
+                return Some(e);
+            }
+            o.await
         }
     }
 }

@@ -1,162 +1,96 @@
-//! The compute pipelines and bind group layouts, created once per engine.
+//! The compute pipelines and their bind group layouts, built once per engine from the kernel
+//! table (`kernels.rs`): a kernel's layout is its table entry's bindings, its source the
+//! generated prelude plus its files.
 
-// Each kernel's source is `common.wgsl` (the pool table, the tie rule, the f32 key mapping)
-// followed by the kernel; the two greedy kernels also share `greedy.wgsl` (workgroup argmax and
-// the per-token state machine), so a change to the selection rule is made once.
-macro_rules! wgsl {
-    ($($file:literal),+) => {
-        concat!($(include_str!(concat!("../../shaders/", $file)), "\n"),+)
-    };
-}
+use super::kernels::{source, Access, KernelId, KERNELS};
 
-/// `normalize.wgsl`.
-pub(crate) const NORMALIZE_WGSL: &str = wgsl!("common.wgsl", "normalize.wgsl");
-/// `similarity.wgsl` (entry points `dense` and `nearest`).
-pub(crate) const SIMILARITY_WGSL: &str = wgsl!("common.wgsl", "similarity.wgsl");
-/// `select.wgsl`.
-pub(crate) const SELECT_WGSL: &str = wgsl!("common.wgsl", "greedy.wgsl", "select.wgsl");
-/// `stream.wgsl`.
-pub(crate) const STREAM_WGSL: &str = wgsl!("common.wgsl", "greedy.wgsl", "stream.wgsl");
-
-/// Bytes of one `Step` uniform (stream.wgsl).
-pub(crate) const STEP_BYTES: u64 = 16;
-
+/// One kernel's pipeline and layout.
 #[derive(Debug)]
-pub(crate) struct Pipelines {
-    pub normalize_layout: wgpu::BindGroupLayout,
-    pub normalize: wgpu::ComputePipeline,
-    pub sim_layout: wgpu::BindGroupLayout,
-    pub sim_dense: wgpu::ComputePipeline,
-    pub sim_nearest: wgpu::ComputePipeline,
-    pub select_layout: wgpu::BindGroupLayout,
-    pub select: wgpu::ComputePipeline,
-    pub stream_layout: wgpu::BindGroupLayout,
-    pub stream: wgpu::ComputePipeline,
+pub(crate) struct Pipeline {
+    pub layout: wgpu::BindGroupLayout,
+    pub pipeline: wgpu::ComputePipeline,
 }
 
-fn storage(binding: u32, read_only: bool) -> wgpu::BindGroupLayoutEntry {
-    wgpu::BindGroupLayoutEntry {
-        binding,
-        visibility: wgpu::ShaderStages::COMPUTE,
-        ty: wgpu::BindingType::Buffer {
-            ty: wgpu::BufferBindingType::Storage { read_only },
+/// Every kernel's pipeline, indexed by [`KernelId`].
+#[derive(Debug)]
+pub(crate) struct Pipelines(Vec<Pipeline>);
+
+impl std::ops::Index<KernelId> for Pipelines {
+    type Output = Pipeline;
+    fn index(&self, id: KernelId) -> &Pipeline {
+        &self.0[id as usize]
+    }
+}
+
+fn layout_entry(binding: u32, access: Access) -> wgpu::BindGroupLayoutEntry {
+    let ty = match access {
+        Access::Read | Access::ReadWrite => wgpu::BindingType::Buffer {
+            ty: wgpu::BufferBindingType::Storage {
+                read_only: access == Access::Read,
+            },
             has_dynamic_offset: false,
             min_binding_size: None,
         },
+        Access::DynamicUniform { size } => wgpu::BindingType::Buffer {
+            ty: wgpu::BufferBindingType::Uniform,
+            has_dynamic_offset: true,
+            min_binding_size: wgpu::BufferSize::new(size),
+        },
+    };
+    wgpu::BindGroupLayoutEntry {
+        binding,
+        visibility: wgpu::ShaderStages::COMPUTE,
+        ty,
         count: None,
     }
 }
 
-fn layout(
-    device: &wgpu::Device,
-    label: &str,
-    entries: &[wgpu::BindGroupLayoutEntry],
-) -> wgpu::BindGroupLayout {
-    device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-        label: Some(label),
-        entries,
-    })
-}
-
-fn pipeline(
-    device: &wgpu::Device,
-    label: &str,
-    layout: &wgpu::BindGroupLayout,
-    module: &wgpu::ShaderModule,
-    entry: &str,
-) -> wgpu::ComputePipeline {
-    let pl = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-        label: Some(label),
-        bind_group_layouts: &[Some(layout)],
-        immediate_size: 0,
-    });
-    device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-        label: Some(label),
-        layout: Some(&pl),
-        module,
-        entry_point: Some(entry),
-        compilation_options: Default::default(),
-        cache: None,
-    })
-}
-
-fn module(device: &wgpu::Device, label: &str, src: &'static str) -> wgpu::ShaderModule {
-    device.create_shader_module(wgpu::ShaderModuleDescriptor {
-        label: Some(label),
-        source: wgpu::ShaderSource::Wgsl(src.into()),
-    })
-}
-
 impl Pipelines {
-    /// Creates everything; call inside an error scope (shader errors are reported there).
+    /// Creates every pipeline; call inside an error scope (shader errors are reported there).
+    /// Kernels that share their files share one shader module.
     pub(crate) fn new(device: &wgpu::Device) -> Self {
-        let normalize_layout = layout(
-            device,
-            "tokenprune normalize",
-            &[
-                storage(0, true),
-                storage(1, true),
-                storage(2, false),
-                storage(3, false),
-            ],
-        );
-        let sim_layout = layout(
-            device,
-            "tokenprune similarity",
-            &[
-                storage(0, true),
-                storage(1, true),
-                storage(2, false),
-                storage(3, false),
-            ],
-        );
-        let select_layout = layout(
-            device,
-            "tokenprune select",
-            &[
-                storage(0, true),
-                storage(1, true),
-                storage(2, false),
-                storage(3, true),
-                storage(4, false),
-            ],
-        );
-        let stream_layout = layout(
-            device,
-            "tokenprune stream",
-            &[
-                storage(0, true),
-                storage(1, true),
-                storage(2, false),
-                storage(3, true),
-                storage(4, false),
-                storage(5, false),
-                wgpu::BindGroupLayoutEntry {
-                    binding: 6,
-                    visibility: wgpu::ShaderStages::COMPUTE,
-                    ty: wgpu::BindingType::Buffer {
-                        ty: wgpu::BufferBindingType::Uniform,
-                        has_dynamic_offset: true,
-                        min_binding_size: wgpu::BufferSize::new(STEP_BYTES),
-                    },
-                    count: None,
-                },
-            ],
-        );
-        let m_norm = module(device, "normalize.wgsl", NORMALIZE_WGSL);
-        let m_sim = module(device, "similarity.wgsl", SIMILARITY_WGSL);
-        let m_sel = module(device, "select.wgsl", SELECT_WGSL);
-        let m_stream = module(device, "stream.wgsl", STREAM_WGSL);
-        Pipelines {
-            normalize: pipeline(device, "normalize", &normalize_layout, &m_norm, "main"),
-            sim_dense: pipeline(device, "similarity dense", &sim_layout, &m_sim, "dense"),
-            sim_nearest: pipeline(device, "similarity nearest", &sim_layout, &m_sim, "nearest"),
-            select: pipeline(device, "select", &select_layout, &m_sel, "main"),
-            stream: pipeline(device, "stream", &stream_layout, &m_stream, "main"),
-            normalize_layout,
-            sim_layout,
-            select_layout,
-            stream_layout,
+        let mut modules: Vec<(&[&str], wgpu::ShaderModule)> = Vec::new();
+        let mut out = Vec::with_capacity(KERNELS.len());
+        for id in KernelId::ALL {
+            let kernel = id.kernel();
+            let label = id.label();
+            let at = match modules.iter().position(|(f, _)| *f == kernel.files) {
+                Some(at) => at,
+                None => {
+                    let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                        label: Some(&label),
+                        source: wgpu::ShaderSource::Wgsl(source(kernel).into()),
+                    });
+                    modules.push((kernel.files, module));
+                    modules.len() - 1
+                }
+            };
+            let module = &modules[at].1;
+            let entries: Vec<wgpu::BindGroupLayoutEntry> = kernel
+                .bindings
+                .iter()
+                .enumerate()
+                .map(|(i, b)| layout_entry(i as u32, b.access))
+                .collect();
+            let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+                label: Some(&label),
+                entries: &entries,
+            });
+            let pl = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+                label: Some(&label),
+                bind_group_layouts: &[Some(&layout)],
+                immediate_size: 0,
+            });
+            let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(&label),
+                layout: Some(&pl),
+                module,
+                entry_point: Some(kernel.entry),
+                compilation_options: Default::default(),
+                cache: None,
+            });
+            out.push(Pipeline { layout, pipeline });
         }
+        Pipelines(out)
     }
 }

@@ -285,7 +285,7 @@ pub fn replay(x: &[f32], n: usize, d: usize, method: &Method, order: &[u32]) -> 
 /// Every backend the tests run on: the CPU engine on its dense and streaming paths, and the
 /// GPU engine on both of its paths when an adapter exists.
 pub fn backends() -> Vec<(&'static str, tokenprune::Pruner)> {
-    use tokenprune::cpu::CpuEngine;
+    use tokenprune::CpuEngine;
     #[allow(unused_mut)]
     let mut out = vec![
         ("cpu", tokenprune::Pruner::cpu()),

@@ -3,44 +3,15 @@
  * model, with DivPrune or IDPruner, on WebGPU or the CPU.
  */
 
+import type { FloatArray, Method, PruneOptions } from './options.js';
+// The request options are generated from the Rust request schema (src/schema.rs).
+export type * from './options.js';
+
 /** Feature input: f32 values, or f16 values (a `Float16Array`, or their bits in a `Uint16Array`). */
-export type Features = Float32Array | Uint16Array | { readonly BYTES_PER_ELEMENT: 2; readonly length: number };
+export type Features = FloatArray;
 
-/** The selector. `divprune` and `idpruner` are the published methods; the rest are baselines. */
-export type Method = 'divprune' | 'idpruner' | 'topk' | 'random' | 'uniform';
-
-/** Options of one pool. Give exactly one of `keep`, `keepRatio`, `pruneRatio`. */
-export interface PruneOptions {
-  /** Number of tokens N (rows of `features`). */
-  n: number;
-  /** Feature width D. */
-  d: number;
-  /** Selector (default `'divprune'`). */
-  method?: Method;
-  /** Keep exactly this many tokens (1..N). */
-  keep?: number;
-  /** Keep this fraction: K = round_half_even(keepRatio * N), may be 0. */
-  keepRatio?: number;
-  /** Prune this fraction: K = round_half_even(N * (1 - pruneRatio)), at least 1 while pruneRatio < 1. */
-  pruneRatio?: number;
-  /** One raw score per token: IDPruner's importance (upstream: a trained selector's logits), TopK's ranking score. */
-  importance?: Float32Array | Uint16Array;
-  /** IDPruner's weight of importance against diversity, in [0, 1] (default 0.5). */
-  lambda?: number;
-  /** IDPruner's tokens per greedy round (default 1). */
-  parallelK?: number;
-  /** Seed of the `random` baseline (default 0). */
-  seed?: number;
-  /** Token layout `[frames, height, width]` or `[height, width]`: results then carry `coords`. */
-  grid?: [number, number, number] | [number, number];
-  /** With a multi-frame grid: apply the budget to each frame separately. */
-  perFrame?: boolean;
-}
-
-/** One pool of a batch call. */
-export interface BatchItem extends PruneOptions {
-  features: Features;
-}
+/** One pool of a batch call: its features and its options. */
+export type BatchItem = PruneOptions & { features: Features };
 
 /** The tokens kept from one pool. */
 export interface PruneResult {

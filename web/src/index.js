@@ -55,19 +55,11 @@ export async function keptSetFigures(features, result) {
   return rawFigures(features, result.n, result.d, result.kept);
 }
 
-function backendName(raw) {
-  return raw.startsWith('gpu') ? 'webgpu' : 'cpu';
-}
-
-function adapterName(raw) {
-  const m = /^gpu \((.*)\)$/.exec(raw);
-  return m ? m[1] : null;
-}
-
+// The wasm side reports the backend as { kind, adapter }; results carry both as fields.
 function shape(result) {
-  const raw = result.backend;
-  result.backend = backendName(raw);
-  result.adapter = adapterName(raw);
+  const { kind, adapter } = result.backend;
+  result.backend = kind;
+  result.adapter = adapter;
   return result;
 }
 
@@ -91,12 +83,12 @@ export class Pruner {
 
   /** `'webgpu'` or `'cpu'`. */
   get backend() {
-    return backendName(this.#live().backend);
+    return this.#live().backend.kind;
   }
 
   /** The WebGPU adapter's name, or `null` on the CPU backend. */
   get adapter() {
-    return adapterName(this.#live().backend);
+    return this.#live().backend.adapter;
   }
 
   /** Prunes one pool of `n` tokens of width `d`. */

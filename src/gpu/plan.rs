@@ -1,0 +1,338 @@
+//! Planning: where each pool runs and how a batch is cut into submissions. Pure functions of a
+//! [`Caps`] value (what the device allows), unit-tested without an adapter.
+
+use std::ops::Range;
+
+use super::kernels::{MethodCode, STEP_STRIDE, STREAM_GROUP, TILE, WG};
+use super::{GpuOptions, GpuPath};
+
+/// Largest binding the engine uses, whatever the device allows: keeps every element index in
+/// the kernels' u32 arithmetic far from overflow.
+pub(crate) const BIND_CAP: u64 = (4 << 30) - 256;
+
+/// `dense iff N <= IDPRUNER_DENSE_RATIO * K` for IDPruner (see [`greedy_path`]).
+const IDPRUNER_DENSE_RATIO: u64 = 32;
+
+/// What planning needs to know of a device and the engine's options.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Caps {
+    /// The largest single binding (device limits, [`BIND_CAP`], `max_binding_bytes`).
+    pub binding_cap: u64,
+    /// The largest streaming step table one submission may use (also under 4 GiB: its
+    /// dynamic offsets are u32).
+    pub steps_cap: u64,
+    /// Workgroups per dispatch dimension.
+    pub max_workgroups: u32,
+    /// `min_storage_buffer_offset_alignment`.
+    pub storage_align: u64,
+    /// [`GpuOptions::stream_threshold_bytes`].
+    pub stream_threshold: u64,
+}
+
+impl Caps {
+    /// The capabilities of a device with `limits` under `options`.
+    pub(crate) fn new(limits: &wgpu::Limits, options: &GpuOptions) -> Self {
+        let user = options.max_binding_bytes.unwrap_or(u64::MAX);
+        Caps {
+            binding_cap: limits
+                .max_storage_buffer_binding_size
+                .min(limits.max_buffer_size)
+                .min(BIND_CAP)
+                .min(user)
+                .max(256),
+            steps_cap: limits.max_buffer_size.min(BIND_CAP).min(user),
+            max_workgroups: limits.max_compute_workgroups_per_dimension,
+            storage_align: limits.min_storage_buffer_offset_alignment as u64,
+            stream_threshold: options.stream_threshold_bytes,
+        }
+    }
+}
+
+/// The shape of one greedy pool, all planning needs of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Shape {
+    pub n: usize,
+    pub d: usize,
+    pub k: usize,
+    pub method: MethodCode,
+    /// The features are uploaded from the host (else read in place from a device buffer).
+    pub host: bool,
+}
+
+/// The path a greedy pool takes (before the limits are checked, [`misfit`]):
+/// - DivPrune: dense when the 4 N^2 bytes of S fit under the stream threshold and the binding
+///   cap, else streaming (its seed needs every token's nearest neighbour either way, an
+///   N^2 D/2 pass, so storing S costs little more).
+/// - IDPruner needs no N x N matrix (its seed is the top importance). Dense costs one N^2 D/2
+///   GEMM, streaming K GEMVs of N D; a GEMV is memory-bound and runs roughly 16x fewer
+///   multiply-adds per second than the tiled GEMM, so dense when `N^2 D / 2 <= 16 K N D`,
+///   i.e. `N <= 32 K` (and S fits), else streaming.
+pub(crate) fn greedy_path(caps: &Caps, n: usize, k: usize, method: MethodCode) -> GpuPath {
+    if k == 0 {
+        // Nothing to pick: only the zero-row count is computed; no matrix.
+        return GpuPath::Dense;
+    }
+    let n64 = n as u64;
+    let sim = n64.saturating_mul(n64).saturating_mul(4);
+    if sim > caps.stream_threshold.min(caps.binding_cap) {
+        return GpuPath::Streaming;
+    }
+    if method == MethodCode::IdPruner && n64 > IDPRUNER_DENSE_RATIO.saturating_mul(k as u64) {
+        return GpuPath::Streaming;
+    }
+    GpuPath::Dense
+}
+
+/// Streaming: 32-token groups per workgroup (so at most 256 workgroups per pool) and the
+/// workgroup count, for a pool of `n` tokens: `(iters, parts)`.
+pub(crate) fn stream_shape(n: usize) -> (u32, u32) {
+    let g = STREAM_GROUP as usize;
+    let iters = n.div_ceil(g * WG as usize).max(1);
+    let parts = n.div_ceil(g * iters);
+    (iters as u32, parts as u32)
+}
+
+/// The buffers a pool needs, in [`Bytes::NAMES`] order.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Bytes(pub [u64; 7]);
+
+impl Bytes {
+    /// What each entry holds.
+    pub(crate) const NAMES: [&'static str; 7] = [
+        "features",
+        "normalised features",
+        "N x N similarity",
+        "per-token state",
+        "importance",
+        "results",
+        "partial argmax",
+    ];
+    pub(crate) const INPUT: usize = 0;
+    pub(crate) const NORM: usize = 1;
+    pub(crate) const SIM: usize = 2;
+    pub(crate) const OUT: usize = 5;
+}
+
+/// Bytes a pool needs in each buffer.
+pub(crate) fn job_bytes(s: &Shape, path: GpuPath) -> Bytes {
+    let (n, d4, k) = (s.n as u64, s.d.div_ceil(4) as u64, s.k as u64);
+    let input = if s.host { n * s.d as u64 * 4 } else { 0 };
+    let sim = if path == GpuPath::Dense && k > 0 {
+        n * n * 4
+    } else {
+        0
+    };
+    let parts = if path == GpuPath::Streaming {
+        stream_shape(s.n).1 as u64
+    } else {
+        0
+    };
+    Bytes([
+        input,
+        n * d4 * 16,
+        sim,
+        n * 8,
+        n * 8,
+        (1 + 2 * k) * 4,
+        parts * 16,
+    ])
+}
+
+/// Why a pool cannot run on this device at all on `path` (a buffer above the binding cap,
+/// more workgroups than a dispatch dimension allows, a step table above the buffer cap), or
+/// `None` when it fits.
+pub(crate) fn misfit(caps: &Caps, s: &Shape, path: GpuPath) -> Option<String> {
+    let (n, d, k) = (s.n, s.d, s.k);
+    let cap = caps.binding_cap;
+    let b = job_bytes(s, path).0;
+    if let Some(i) = (0..b.len()).find(|&i| b[i] > cap) {
+        return Some(format!(
+            "a {n} x {d} pool needs a {}-byte buffer ({}) on the {path} path, above the GPU binding limit of {cap} bytes",
+            b[i],
+            Bytes::NAMES[i],
+        ));
+    }
+    let max_dim = caps.max_workgroups as usize;
+    let tiles = n.div_ceil(TILE as usize);
+    let rows_y = n.div_ceil(n.min(max_dim).max(1));
+    if tiles > max_dim || rows_y > max_dim {
+        return Some(format!(
+            "a pool of {n} tokens needs more workgroups than the GPU's {max_dim} per dimension"
+        ));
+    }
+    let steps = (k as u64 + 1) * STEP_STRIDE;
+    if path == GpuPath::Streaming && steps > caps.steps_cap {
+        return Some(format!(
+            "K = {k} streaming steps need {steps} bytes of step uniforms, above the GPU buffer limit of {} bytes",
+            caps.steps_cap
+        ));
+    }
+    None
+}
+
+/// Where a pool runs, all checks included (see [`crate::GpuEngine::path_for`]).
+pub(crate) fn path_for(caps: &Caps, s: &Shape) -> GpuPath {
+    let path = greedy_path(caps, s.n, s.k, s.method);
+    match misfit(caps, s, path) {
+        Some(_) => GpuPath::Cpu,
+        None => path,
+    }
+}
+
+/// Splits pools (each fitting alone, see [`misfit`]) into consecutive chunks whose buffers
+/// each fit one binding, whose pool count fits one dispatch dimension and whose step table
+/// fits the step cap: one submission per chunk.
+pub(crate) fn chunks(caps: &Caps, pools: &[(Shape, GpuPath)]) -> Vec<Range<usize>> {
+    let max_pools = (caps.max_workgroups as usize).saturating_sub(8).max(1);
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut sum = [0u64; 7];
+    let mut kmax = 0usize;
+    for (i, (shape, path)) in pools.iter().enumerate() {
+        let b = job_bytes(shape, *path).0;
+        let k_stream = if *path == GpuPath::Streaming {
+            shape.k
+        } else {
+            0
+        };
+        let fits = (0..7).all(|x| sum[x] + b[x] <= caps.binding_cap)
+            && i - start < max_pools
+            && (kmax.max(k_stream) as u64 + 1) * STEP_STRIDE <= caps.steps_cap;
+        if !fits && i > start {
+            out.push(start..i);
+            start = i;
+            sum = [0; 7];
+            kmax = 0;
+        }
+        for x in 0..7 {
+            sum[x] += b[x];
+        }
+        kmax = kmax.max(k_stream);
+    }
+    if start < pools.len() {
+        out.push(start..pools.len());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A device like a desktop GPU's defaults, or smaller.
+    fn caps(binding_cap: u64) -> Caps {
+        Caps {
+            binding_cap,
+            steps_cap: binding_cap,
+            max_workgroups: 65535,
+            storage_align: 256,
+            stream_threshold: 1 << 30,
+        }
+    }
+
+    fn shape(n: usize, k: usize, method: MethodCode) -> Shape {
+        Shape {
+            n,
+            d: 64,
+            k,
+            method,
+            host: true,
+        }
+    }
+
+    #[test]
+    fn divprune_is_dense_until_s_passes_the_threshold_or_a_binding() {
+        let c = caps(1 << 30);
+        assert_eq!(
+            greedy_path(&c, 576, 58, MethodCode::DivPrune),
+            GpuPath::Dense
+        );
+        // 16384^2 * 4 = 1 GiB exactly: still dense; one more token streams.
+        assert_eq!(
+            greedy_path(&c, 16384, 9, MethodCode::DivPrune),
+            GpuPath::Dense
+        );
+        assert_eq!(
+            greedy_path(&c, 16385, 9, MethodCode::DivPrune),
+            GpuPath::Streaming
+        );
+        let small = caps(1 << 20);
+        assert_eq!(
+            greedy_path(&small, 513, 9, MethodCode::DivPrune),
+            GpuPath::Streaming
+        );
+        assert_eq!(
+            greedy_path(&c, 100, 0, MethodCode::DivPrune),
+            GpuPath::Dense
+        );
+    }
+
+    #[test]
+    fn idpruner_streams_when_k_gemvs_are_cheaper() {
+        let c = caps(1 << 30);
+        assert_eq!(
+            greedy_path(&c, 576, 18, MethodCode::IdPruner),
+            GpuPath::Dense
+        );
+        assert_eq!(
+            greedy_path(&c, 577, 18, MethodCode::IdPruner),
+            GpuPath::Streaming
+        );
+        assert_eq!(
+            greedy_path(&c, 4608, 461, MethodCode::IdPruner),
+            GpuPath::Dense
+        );
+    }
+
+    #[test]
+    fn misfits_name_the_buffer_and_the_limit() {
+        let c = caps(1 << 20);
+        let s = Shape {
+            n: 1024,
+            d: 1024,
+            ..shape(0, 10, MethodCode::DivPrune)
+        };
+        let why = misfit(&c, &s, GpuPath::Streaming).expect("4 MiB of features");
+        assert!(
+            why.contains("(features)") && why.contains("1048576"),
+            "{why}"
+        );
+        assert_eq!(path_for(&c, &s), GpuPath::Cpu);
+        // The same pool already on the device needs no input buffer, but its normalised copy
+        // does not fit either.
+        let dev = Shape { host: false, ..s };
+        let why = misfit(&c, &dev, GpuPath::Streaming).expect("normalised copy");
+        assert!(why.contains("normalised features"), "{why}");
+        let mut few = caps(1 << 30);
+        few.max_workgroups = 8;
+        let why = misfit(&few, &shape(1000, 9, MethodCode::DivPrune), GpuPath::Dense).unwrap();
+        assert!(why.contains("more workgroups"), "{why}");
+        let mut steps = caps(1 << 30);
+        steps.steps_cap = 10 * STEP_STRIDE;
+        let s = shape(100, 10, MethodCode::DivPrune);
+        assert!(misfit(&steps, &s, GpuPath::Streaming).is_some());
+        assert!(misfit(&steps, &s, GpuPath::Dense).is_none());
+    }
+
+    #[test]
+    fn chunks_split_where_a_binding_would_overflow() {
+        // Each 100 x 64 DivPrune pool needs 40000 bytes of S on the dense path.
+        let pool = (shape(100, 10, MethodCode::DivPrune), GpuPath::Dense);
+        assert_eq!(chunks(&caps(1 << 30), &[pool; 5]), vec![0..5]);
+        assert_eq!(chunks(&caps(100_000), &[pool; 5]), vec![0..2, 2..4, 4..5]);
+        let mut few = caps(1 << 30);
+        few.max_workgroups = 10;
+        assert_eq!(chunks(&few, &[pool; 5]), vec![0..2, 2..4, 4..5]);
+        assert_eq!(chunks(&caps(1 << 30), &[]), Vec::<Range<usize>>::new());
+    }
+
+    #[test]
+    fn stream_shape_covers_every_token_in_at_most_wg_parts() {
+        for n in [1, 31, 32, 33, 8192, 8193, 100_000, 1 << 22] {
+            let (iters, parts) = stream_shape(n);
+            assert!(parts <= WG, "{n}");
+            assert!((parts * iters * STREAM_GROUP) as usize >= n, "{n}");
+            assert!((((parts - 1) * iters * STREAM_GROUP) as usize) < n, "{n}");
+        }
+    }
+}

@@ -1,0 +1,175 @@
+//! Readback: mapping the results of a submission, decoding each pool's picks (validated: a
+//! faulty adapter must not hand back a wrong selection) and the GPU time.
+
+use super::context::{self, Scopes};
+use super::layout::Layout;
+use super::{check_lost, Inner};
+use crate::error::{Error, Result};
+use crate::select::Picks;
+
+/// Maps `buffer` and copies its first `size` bytes out. A mapping that fails or is abandoned
+/// means the device is lost (the engine's own buffers are always mappable): the engine is
+/// marked lost so later calls fail at once.
+pub(crate) async fn read(inner: &Inner, buffer: &wgpu::Buffer, size: u64) -> Result<Vec<u8>> {
+    let slice = buffer.slice(0..size);
+    let (tx, rx) = context::oneshot();
+    let caught = {
+        let scopes = Scopes::push(&inner.device);
+        slice.map_async(wgpu::MapMode::Read, move |r| tx.send(r));
+        scopes.pop()
+    };
+    if let Some(e) = caught.await {
+        return Err(context::backend_error("reading the results back", &e));
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    inner
+        .device
+        .poll(wgpu::PollType::wait_indefinitely())
+        .map_err(|e| Error::Backend(format!("waiting for the GPU: {e}")))?;
+    let failed = match rx.await {
+        Some(Ok(())) => None,
+        Some(Err(e)) => Some(format!("reading the results back failed ({e})")),
+        None => Some("reading the results back was abandoned".to_string()),
+    };
+    if let Some(what) = failed {
+        let extra = inner.errors.take();
+        inner.errors.set_lost(match extra {
+            Some(m) => format!("the GPU device is lost or unusable ({what}: {m})"),
+            None => format!("the GPU device is lost or unusable ({what})"),
+        });
+        check_lost(inner)?;
+    }
+    let data = {
+        let view = slice
+            .get_mapped_range()
+            .map_err(|e| Error::Backend(format!("reading the results back: {e}")))?;
+        view.to_vec()
+    };
+    buffer.unmap();
+    Ok(data)
+}
+
+/// Each pool's picks from the result words: per pool at `out_off`, `[zero-row count,
+/// order[K], score bits[K]]`. Every index must be in range and unique.
+pub(crate) fn decode(
+    layout: &Layout,
+    ks: &[usize],
+    ns: &[usize],
+    data: &[u8],
+    adapter: &str,
+) -> Result<Vec<Picks>> {
+    let words: Vec<u32> = data
+        .chunks_exact(4)
+        .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    let mut out = Vec::with_capacity(ks.len());
+    for (i, (&k, &n)) in ks.iter().zip(ns).enumerate() {
+        let off = layout.table[layout.slot_of[i]].out_off as usize;
+        let (Some(&zero_rows), Some(order), Some(bits)) = (
+            words.get(off),
+            words.get(off + 1..off + 1 + k),
+            words.get(off + 1 + k..off + 1 + 2 * k),
+        ) else {
+            return Err(Error::Backend(
+                "internal: results shorter than the layout".into(),
+            ));
+        };
+        let mut seen = vec![false; n];
+        for &p in order {
+            let p = p as usize;
+            if p >= n || seen[p] {
+                return Err(Error::Backend(format!(
+                    "the GPU returned an invalid selection for a pool of {n} tokens (index {p}); the adapter '{adapter}' may be faulty"
+                )));
+            }
+            seen[p] = true;
+        }
+        out.push(Picks {
+            order: order.to_vec(),
+            scores: bits.iter().map(|&b| f32::from_bits(b)).collect(),
+            zero_rows: zero_rows as usize,
+        });
+    }
+    Ok(out)
+}
+
+/// Milliseconds between the two timestamps at `ts_off` (ticks of `period` ns).
+pub(crate) fn gpu_ms(data: &[u8], ts_off: u64, period: f32) -> f64 {
+    let at = ts_off as usize;
+    let t = |o: usize| {
+        data.get(at + o..at + o + 8)
+            .and_then(|b| b.try_into().ok())
+            .map(u64::from_le_bytes)
+            .unwrap_or(0)
+    };
+    t(8).saturating_sub(t(0)) as f64 * period as f64 / 1e6
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gpu::kernels::MethodCode;
+    use crate::gpu::layout::{layout, PoolSpec};
+    use crate::gpu::plan::Shape;
+    use crate::gpu::GpuPath;
+
+    fn one_pool(n: usize, k: usize) -> Layout {
+        let spec = PoolSpec {
+            shape: Shape {
+                n,
+                d: 4,
+                k,
+                method: MethodCode::DivPrune,
+                host: true,
+            },
+            path: GpuPath::Dense,
+            pk: 1,
+            om: 0.0,
+            device_offset: None,
+        };
+        layout(&[spec], 256)
+    }
+
+    fn bytes(words: &[u32]) -> Vec<u8> {
+        words.iter().flat_map(|w| w.to_le_bytes()).collect()
+    }
+
+    #[test]
+    fn decodes_order_scores_and_zero_rows() {
+        let l = one_pool(5, 2);
+        let data = bytes(&[1, 4, 0, 0.5f32.to_bits(), 0.25f32.to_bits()]);
+        let p = decode(&l, &[2], &[5], &data, "x").unwrap();
+        assert_eq!(
+            p[0],
+            Picks {
+                order: vec![4, 0],
+                scores: vec![0.5, 0.25],
+                zero_rows: 1
+            }
+        );
+    }
+
+    #[test]
+    fn a_repeated_or_out_of_range_index_is_an_error_not_a_result() {
+        let l = one_pool(5, 2);
+        for bad in [[1u32, 1], [0, 5]] {
+            let data = bytes(&[0, bad[0], bad[1], 0, 0]);
+            let e = decode(&l, &[2], &[5], &data, "fake")
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("invalid selection") && e.contains("'fake'"),
+                "{e}"
+            );
+        }
+        assert!(decode(&l, &[2], &[5], &bytes(&[0, 1]), "x").is_err());
+    }
+
+    #[test]
+    fn gpu_time_from_two_timestamps() {
+        let mut data = vec![0u8; 24];
+        data[8..16].copy_from_slice(&1000u64.to_le_bytes());
+        data[16..24].copy_from_slice(&3000u64.to_le_bytes());
+        assert!((gpu_ms(&data, 8, 1.5) - 0.003).abs() < 1e-12);
+    }
+}
