@@ -383,6 +383,11 @@ mod tests {
         // b = 0: one token per frame; b = 1: capped at P.
         assert_eq!(frame_budgets(&g8, 8, p, 0.0), vec![1; 8]);
         assert_eq!(frame_budgets(&g8, 8, p, 1.0)[5], p);
+        // Where half to even and half away from zero differ: 0.21875 * 48 = 10.5 -> 10 and
+        // 0.46875 * 48 = 22.5 -> 22.
+        let mut g48 = vec![3.0f32; 8 * 48];
+        g48[5 * 48..6 * 48].fill(1.0);
+        assert_eq!(frame_budgets(&g48, 8, 48, 0.25), vec![10, 10, 10, 10, 10, 22, 10, 10]);
     }
 
     #[test]
