@@ -622,6 +622,80 @@ mod tests {
         assert!(p.notes[1].contains("the other 3 picks"), "{:?}", p.notes);
     }
 
+    /// OpenVINO's greedy recurrence in f64 (the test's oracle): picks and their gains.
+    fn openvino_f64(x: &[f32], d: usize, t: &[f32], w: f64, k: usize) -> (Vec<u32>, Vec<f64>) {
+        let norm = |r: &[f32]| -> Vec<f64> {
+            let den = (r.iter().map(|&v| (v as f64).powi(2)).sum::<f64>() + 1e-6).sqrt();
+            r.iter().map(|&v| v as f64 / den).collect()
+        };
+        let u: Vec<Vec<f64>> = x.chunks(d).map(norm).collect();
+        let n = u.len();
+        let th = norm(t);
+        let a: Vec<f64> = u
+            .iter()
+            .map(|ui| ui.iter().zip(&th).map(|(p, q)| p * q).sum())
+            .collect();
+        let lo = a.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = a.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let r: Vec<f64> = a.iter().map(|&v| (v - lo) / (hi - lo + 1e-6)).collect();
+        let kern = |i: usize, j: usize| {
+            let s: f64 = u[i].iter().zip(&u[j]).map(|(p, q)| p * q).sum();
+            (1.0 - w) * s + w * r[i] * s * r[j]
+        };
+        let mut g: Vec<f64> = (0..n).map(|i| kern(i, i)).collect();
+        let (mut picks, mut gains, mut cs) = (Vec::new(), Vec::new(), Vec::<Vec<f64>>::new());
+        for _ in 0..k {
+            let j = (0..n)
+                .filter(|i| !picks.contains(&(*i as u32)))
+                .fold(None, |b: Option<usize>, i| match b {
+                    Some(b) if g[b] >= g[i] => Some(b),
+                    _ => Some(i),
+                })
+                .unwrap();
+            picks.push(j as u32);
+            gains.push(g[j]);
+            let mut e: Vec<f64> = (0..n).map(|i| kern(j, i)).collect();
+            for c in &cs {
+                if c[j].abs() >= 1e-6 {
+                    for (v, &ci) in e.iter_mut().zip(c) {
+                        *v -= c[j] * ci;
+                    }
+                }
+            }
+            let den = (g[j] + 1e-6).sqrt();
+            e.iter_mut().for_each(|v| *v /= den);
+            g.iter_mut().zip(&e).for_each(|(gi, ei)| *gi -= ei * ei);
+            cs.push(e);
+        }
+        (picks, gains)
+    }
+
+    #[test]
+    fn openvino_small_gains_follow_the_recurrence() {
+        // Tokens 0 and 1 are 1e-3 rad apart: once one is picked the other's gain is
+        // sin^2 + about 1e-6 from the epsilons, so 1e-6-sized terms of the recurrence show.
+        let th = 1e-3f32;
+        let x = [1.0f32, 0.0, 0.0, th.cos(), th.sin(), 0.0, 0.0, 0.0, 0.5];
+        for w in [0.0f32, 0.5] {
+            let p =
+                cdpruner_openvino(&x, 3, 3, &[0.0, 0.0, 1.0], w, false, Split::None, 3).unwrap();
+            let (picks, gains) = openvino_f64(&x, 3, &[0.0, 0.0, 1.0], w as f64, 3);
+            eprintln!(
+                "w = {w}: {:?} {:?} vs {picks:?} {gains:?}",
+                p.order, p.scores
+            );
+            assert_eq!(p.order, picks, "w = {w}");
+            for (got, want) in p.scores.iter().zip(&gains) {
+                assert!(
+                    (*got as f64 - want).abs() < 3e-7,
+                    "w = {w}: {:?} vs {gains:?}",
+                    p.scores
+                );
+            }
+            assert!(gains[2] > 1.2e-6 && gains[2] < 3e-6, "{gains:?}");
+        }
+    }
+
     #[test]
     fn the_fill_after_the_dpp_stops_is_by_relevance() {
         // One real token and three zero rows (gain exactly 0): the DPP stops after one pick
