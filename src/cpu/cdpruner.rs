@@ -550,6 +550,12 @@ mod tests {
         angles.iter().flat_map(|a| [a.cos(), a.sin()]).collect()
     }
 
+    fn sorted(order: &[u32]) -> Vec<u32> {
+        let mut s = order.to_vec();
+        s.sort_unstable();
+        s
+    }
+
     fn unique(order: &[u32]) -> bool {
         let mut s = order.to_vec();
         s.sort_unstable();
@@ -694,6 +700,43 @@ mod tests {
             }
             assert!(gains[2] > 1.2e-6 && gains[2] < 3e-6, "{gains:?}");
         }
+    }
+
+    #[test]
+    fn small_positive_gains_are_still_dpp_picks() {
+        // Tokens 1 and 2 are nearly parallel (gain of the second about sin^2 0.01 = 1e-4);
+        // token 0 is a zero row as relevant as they are. The second pick is the DPP's
+        // (token 1 or 2), not the relevance fill (which would take token 0, lowest index).
+        let th = 0.01f32;
+        let f = [0.0f32, 0.0, 1.0, 0.0, th.cos(), th.sin(), 0.0, 0.0];
+        let p = cdpruner(&f, 4, 2, Relevance::Raw(&[1.0, 1.0, 1.0, 0.0]), 1, 2).unwrap();
+        assert_eq!(sorted(&p.order), vec![1, 2], "{:?} {:?}", p.order, p.scores);
+        assert!(p.scores[1] > 5e-5 && p.scores[1] < 2e-4, "{:?}", p.scores);
+        assert!(
+            p.notes.iter().all(|n| !n.contains("DPP stopped")),
+            "{:?}",
+            p.notes
+        );
+    }
+
+    #[test]
+    fn openvino_zero_gain_picks_stay_finite() {
+        // w = 1: the least relevant token has r = 0, so a kernel row and gain of exactly 0.
+        // Picking it divides by sqrt(0 + 1e-6), not by 0: no NaN, no degenerate picks.
+        let (n, d) = (6, 8);
+        let f: Vec<f32> = (0..n * d)
+            .map(|i| ((i * 7919 % 23) as f32) - 11.0)
+            .collect();
+        let t: Vec<f32> = (0..d).map(|i| i as f32 - 3.5).collect();
+        let p = cdpruner_openvino(&f, n, d, &t, 1.0, false, Split::None, n).unwrap();
+        assert!(unique(&p.order));
+        assert!(
+            p.scores.iter().all(|s| s.is_finite() && *s > -1e-3),
+            "{:?}",
+            p.scores
+        );
+        assert!(p.notes.is_empty(), "{:?}", p.notes);
+        assert_eq!(*p.scores.last().unwrap(), 0.0);
     }
 
     #[test]
