@@ -495,7 +495,7 @@ pub(crate) fn split_pools(n: usize, k: usize, split: Split) -> Vec<(usize, usize
 }
 
 fn pool_len(n: usize, pools: usize) -> Result<usize> {
-    if pools == 0 || n % pools != 0 {
+    if pools == 0 || !n.is_multiple_of(pools) {
         return Err(Error::Shape(format!(
             "{n} tokens do not split into {pools} equal pools (images or crops)"
         )));

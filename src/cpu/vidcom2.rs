@@ -428,10 +428,11 @@ mod tests {
     fn exact_mode_hits_the_target_and_official_is_the_budget_sum() {
         let (t, p, d) = (4, 9, 8);
         let x = video(t, p, d);
-        let g = Some(Grid::new(t, 3, 3));
+        let grid = Grid::new(t, 3, 3);
+        let g = Some(grid);
         for b in [0.0, 0.1, 0.3, 0.5, 0.9, 1.0] {
             let exact = vidcom2(&x, t * p, d, g, Budget::KeepRatio(b), CountMode::Exact).unwrap();
-            let want = keep_count(g.unwrap(), Budget::KeepRatio(b), CountMode::Exact)
+            let want = keep_count(grid, Budget::KeepRatio(b), CountMode::Exact)
                 .unwrap()
                 .unwrap();
             assert_eq!(exact.kept.len(), want, "b = {b}");
