@@ -17,7 +17,7 @@ mod job;
 mod rules;
 
 pub(crate) use job::{Greedy, GreedyJob, Mmr, Outcome, Picks};
-pub(crate) use rules::keep_count;
+pub(crate) use rules::{keep_count, zero_row_note};
 
 use crate::cpu::CpuEngine;
 use crate::error::{Error, Result};
