@@ -264,7 +264,7 @@ def llava(folder, size):
     image_token = SPECIALS_LLAVA.index("<image>")
     s = size
     vision = CLIPVisionConfig(hidden_size=s["v_hidden"], intermediate_size=2 * s["v_hidden"], num_hidden_layers=s["v_layers"], num_attention_heads=s["v_heads"], image_size=s["image"], patch_size=s["patch"], projection_dim=s["v_hidden"])
-    text = LlamaConfig(vocab_size=vocab, hidden_size=s["hidden"], intermediate_size=s["inter"], num_hidden_layers=s["layers"], num_attention_heads=s["heads"], num_key_value_heads=s["kv_heads"], head_dim=s["hidden"] // s["heads"], max_position_embeddings=4096, bos_token_id=1, eos_token_id=2, pad_token_id=3, tie_word_embeddings=False)
+    text = LlamaConfig(vocab_size=s.get("vocab", vocab), hidden_size=s["hidden"], intermediate_size=s["inter"], num_hidden_layers=s["layers"], num_attention_heads=s["heads"], num_key_value_heads=s["kv_heads"], head_dim=s["hidden"] // s["heads"], max_position_embeddings=4096, bos_token_id=1, eos_token_id=2, pad_token_id=3, tie_word_embeddings=False)
     cfg = LlavaConfig(vision_config=vision, text_config=text, image_token_index=image_token, vision_feature_select_strategy="default", vision_feature_layer=-2, projector_hidden_act="gelu")
     cfg._attn_implementation = "eager"
     model = LlavaForConditionalGeneration(cfg).eval()
@@ -307,7 +307,7 @@ def qwen2vl(folder, size):
     quarter = hd // 2
     section = [quarter - 2 * (quarter // 3), quarter // 3, quarter // 3]
     cfg = Qwen2VLConfig(
-        text_config={"vocab_size": vocab, "hidden_size": s["hidden"], "intermediate_size": s["inter"], "num_hidden_layers": s["layers"], "num_attention_heads": s["heads"], "num_key_value_heads": s["kv_heads"], "max_position_embeddings": 4096, "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": section}, "tie_word_embeddings": False, "bos_token_id": None, "eos_token_id": ids["<|im_end|>"], "pad_token_id": ids["<|endoftext|>"]},
+        text_config={"vocab_size": s.get("vocab", vocab), "hidden_size": s["hidden"], "intermediate_size": s["inter"], "num_hidden_layers": s["layers"], "num_attention_heads": s["heads"], "num_key_value_heads": s["kv_heads"], "max_position_embeddings": 4096, "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": section}, "tie_word_embeddings": False, "bos_token_id": None, "eos_token_id": ids["<|im_end|>"], "pad_token_id": ids["<|endoftext|>"]},
         vision_config={"depth": s["v_layers"], "embed_dim": s["v_hidden"], "hidden_size": s["hidden"], "num_heads": s["v_heads"], "mlp_ratio": 2, "patch_size": s["patch"], "spatial_merge_size": 2, "temporal_patch_size": 2, "in_channels": 3},
         image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"], vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"],
     )
@@ -354,13 +354,24 @@ def qwen2vl(folder, size):
     return {"image_token_id": ids["<|image_pad|>"], "vision_start_token_id": ids["<|vision_start|>"], "patch": s["patch"], **shape}
 
 
+def quantize(folder):
+    """int8 dynamic quantisation of the MatMuls (what transformers.js loads for dtype 'q8')."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    for name in ("embed_tokens", "vision_encoder", "decoder_model_merged"):
+        src = os.path.join(folder, "onnx", f"{name}.onnx")
+        quantize_dynamic(src, os.path.join(folder, "onnx", f"{name}_quantized.onnx"), weight_type=QuantType.QUInt8, op_types_to_quantize=["MatMul"])
+
+
 TINY = {
     "llava": (llava, dict(v_hidden=32, v_layers=2, v_heads=2, image=48, patch=8, hidden=64, inter=128, layers=2, heads=4, kv_heads=2)),
     "qwen2vl": (qwen2vl, dict(v_hidden=32, v_layers=2, v_heads=2, patch=4, hidden=64, inter=128, layers=2, heads=4, kv_heads=2)),
 }
 # Realistically sized (random weights) for latency: Qwen2-VL-2B's language model and vision tower shapes.
 BENCH = {
-    "bench-qwen2vl": (qwen2vl, dict(v_hidden=1280, v_layers=32, v_heads=16, patch=14, hidden=1536, inter=8960, layers=28, heads=12, kv_heads=2)),
+    # SmolVLM-256M-sized as a LLaVA: a ViT-B/16 at 384 px (576 tokens) and SmolLM2-135M's language model.
+    "bench-llava": (llava, dict(v_hidden=768, v_layers=12, v_heads=12, image=384, patch=16, hidden=576, inter=1536, layers=30, heads=9, kv_heads=3, vocab=49152)),
+    "bench-qwen2vl": (qwen2vl, dict(v_hidden=1280, v_layers=32, v_heads=16, patch=14, hidden=1536, inter=8960, layers=28, heads=12, kv_heads=2, vocab=151936)),
 }
 
 
@@ -368,6 +379,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", required=True)
     ap.add_argument("--only", default="llava,qwen2vl")
+    ap.add_argument("--quantize", action="store_true", help="also write onnx/*_quantized.onnx (int8 weights, transformers.js dtype 'q8')")
     ap.add_argument("--preset", default=None, help="a benchmark-sized model instead: " + ", ".join(BENCH))
     a = ap.parse_args()
     torch.set_grad_enabled(False)
@@ -379,6 +391,8 @@ def main():
         meta["models"][name] = {"size": size, **fn(folder, size)}
         total = sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(folder) for f in fs)
         print(f"{folder}: {total / 1e6:.2f} MB", file=sys.stderr)
+        if a.quantize:
+            quantize(folder)
     if not a.preset:
         dump(a.out, "models.json", meta)
 

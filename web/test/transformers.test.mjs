@@ -22,3 +22,15 @@ for (const r of results) {
     t.diagnostic(r.detail);
   });
 }
+
+// The README's copy-paste code (examples/transformers-vlm.mjs) runs as written.
+for (const [arch, ratio, want] of [['llava', '0.25', /image tokens 36 -> 9 .*prompt 77 -> 50 tokens/], ['qwen2vl', '0.5', /image tokens 48 -> 24 .*prompt 92 -> 68 tokens/]]) {
+  test(`node: examples/transformers-vlm.mjs ${arch} ${ratio} (the README's code)`, async (t) => {
+    const { execFile } = await import('node:child_process');
+    const out = await new Promise((ok, fail) =>
+      execFile(process.execPath, [join(here, '..', 'examples', 'transformers-vlm.mjs'), arch, ratio], (e, so, se) => (e ? fail(new Error(`${e.message}\n${se}`)) : ok(so))),
+    );
+    assert.match(out, want);
+    t.diagnostic(out.trim());
+  });
+}
