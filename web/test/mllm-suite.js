@@ -314,6 +314,44 @@ export async function runMllmSuite({ tf, adapter, Pruner, base, device, backends
     return `${ids.length} text tokens of ${inputs.input_ids.dims[1]}, D = ${D}, max diff ${diff.toExponential(1)}`;
   });
 
+  await check('a text-conditioned method (cdpruner) gets the prompt text embedding per row, or the caller\'s', async () => {
+    // The core API gains CDPruner in the methods issue; until then a recording pruner stands in
+    // for it here, so what the adapter passes is checked (the selection itself is not).
+    const m = models.qwen2vl;
+    const seen = [];
+    const recorder = {
+      backend: 'cpu',
+      async prune(features, o) {
+        seen.push(o);
+        return { kept: Uint32Array.from({ length: o.keep }, (_, i) => i) };
+      },
+    };
+    const inputs = await qwenInputs(m, tf, [[48, 32], [32, 32]]);
+    await adapter.wrapModel(m.model, { method: 'cdpruner', keepRatio: 0.5, pruner: recorder });
+    try {
+      await m.model.generate({ ...inputs, max_new_tokens: 2, do_sample: false });
+    } finally {
+      adapter.unwrapModel(m.model);
+    }
+    const emb = await m.model.encode_text({ input_ids: inputs.input_ids });
+    const want = adapter.promptTextEmbedding(emb, inputs.input_ids, inputs.attention_mask, m.model.config.image_token_id);
+    ok(seen.length === 2, `${seen.length} prune calls for 2 images`);
+    for (const o of seen) {
+      ok(o.method === 'cdpruner' && o.textEmbeds instanceof Float32Array && maxDiff(o.textEmbeds, want) === 0, 'textEmbeds is the prompt embedding');
+    }
+    const mine = Float32Array.from({ length: 64 }, (_, i) => i);
+    seen.length = 0;
+    await adapter.wrapModel(m.model, { method: 'cdpruner', keepRatio: 0.5, pruner: recorder, textEmbeds: mine });
+    try {
+      await m.model.generate({ ...inputs, max_new_tokens: 2, do_sample: false });
+    } finally {
+      adapter.unwrapModel(m.model);
+    }
+    ok(seen.length === 2 && seen.every((o) => o.textEmbeds === mine), 'the caller\'s textEmbeds is passed as given');
+    ok(adapter.TEXT_CONDITIONED_METHODS.has('cdpruner'), 'cdpruner is text-conditioned');
+    return `2 images, textEmbeds [${want.length}] = mean of ${inputs.input_ids.dims[1] - 40} text tokens`;
+  });
+
   for (const [arch, mrope] of [['llava', false], ['qwen2vl', true]]) {
     const m = models[arch];
     const mk = (seed = 0) => (mrope ? qwenInputs(m, tf) : llavaInputs(m, tf, seed));

@@ -94,6 +94,7 @@ function run(device) {
 const CHECKS = [
   'keptCount is the Rust budget rule',
   'promptTextEmbedding is the mean of the non-image prompt token embeddings',
+  "a text-conditioned method (cdpruner) gets the prompt text embedding per row, or the caller's",
   ...['llava', 'qwen2vl'].flatMap((a) => [
     `${a}: K = N gives the ids and logits of plain generate()`,
     ...METHODS.map((m) => `${a}: ${m} K < N equals the hand-built reference path`),
