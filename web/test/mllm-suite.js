@@ -243,7 +243,7 @@ function perImage(model, inputs, mrope) {
 }
 
 /** Kept sets straight from the pruner, on the vision encoder's own features. */
-async function directKept(model, pruner, adapter, inputs, ns, opts) {
+async function directKept(model, pruner, adapter, inputs, ns, opts, grids = null) {
   const feats = await model.encode_image(inputs.image_grid_thw ? { pixel_values: inputs.pixel_values, image_grid_thw: inputs.image_grid_thw } : { pixel_values: inputs.pixel_values });
   const d = feats.dims.at(-1);
   const out = [];
@@ -251,7 +251,8 @@ async function directKept(model, pruner, adapter, inputs, ns, opts) {
   for (let i = 0; i < ns.length; i++) {
     const f = feats.data.slice(start * d, (start + ns[i]) * d);
     const k = adapter.keptCount(ns[i], opts);
-    const o = { n: ns[i], d, method: opts.method ?? 'divprune', keep: k };
+    const o = { n: ns[i], d, method: opts.method ?? 'divprune', keep: k, grid: grids ? grids[i] : [6, 6] };
+    if (opts.seed !== undefined) o.seed = opts.seed;
     if (opts.importance) o.importance = importanceOf({ features: f, n: ns[i], d });
     out.push(k === ns[i] ? Uint32Array.from({ length: k }, (_, j) => j) : (await pruner.prune(f, o)).kept);
     start += ns[i];
@@ -370,7 +371,7 @@ export async function runMllmSuite({ tf, adapter, Pruner, base, device, backends
         const inputs = await mk();
         const { tokenId, grids, ns } = perImage(m.model, inputs, mrope);
         const opts = { method, keepRatio: 0.25, ...(method === 'idpruner' || method === 'topk' ? { importance: importanceOf } : {}), ...(method === 'random' ? { seed: 7 } : {}) };
-        const want = await directKept(m.model, pruner, adapter, inputs, ns, opts);
+        const want = await directKept(m.model, pruner, adapter, inputs, ns, opts, grids && grids.map(([t, h, w]) => [t, h / 2, w / 2]));
         let info;
         const got = await wrapped(m, opts, async () => {
           const r = await generateTapped(m.model, inputs);
@@ -423,7 +424,7 @@ export async function runMllmSuite({ tf, adapter, Pruner, base, device, backends
     const { tokenId, grids, ns } = perImage(m.model, inputs, true);
     ok(ns[0] !== ns[1], `grids should differ: ${ns}`);
     const opts = { method: 'divprune', keep: 5 };
-    const want = await directKept(m.model, pruner, adapter, inputs, ns, opts);
+    const want = await directKept(m.model, pruner, adapter, inputs, ns, opts, grids.map(([t, h, w]) => [t, h / 2, w / 2]));
     const got = await wrapped(m, opts, () => generateTapped(m.model, inputs));
     const ref = await reference(m.model, T, { inputIds: inputs.input_ids.tolist()[0].map(Number), pixelValues: inputs.pixel_values, gridThw: inputs.image_grid_thw, kept: want, mrope: true, imageToken: tokenId, perImageN: ns, grids });
     const diff = compareRuns(got, ref, 'two images vs reference');
