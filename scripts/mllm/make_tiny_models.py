@@ -46,6 +46,8 @@ from transformers import (
     LlamaConfig,
     LlavaConfig,
     LlavaForConditionalGeneration,
+    Qwen2_5_VLConfig,
+    Qwen2_5_VLForConditionalGeneration,
     Qwen2VLConfig,
     Qwen2VLForConditionalGeneration,
 )
@@ -297,8 +299,12 @@ def llava(folder, size):
     return {"image_token_id": image_token, "tokens_per_image": grid * grid, "grid": [grid, grid], **shape}
 
 
-def qwen2vl(folder, size):
-    torch.manual_seed(1)
+def qwen2vl(folder, size, v25=False):
+    """Qwen2-VL, or with v25 Qwen2.5-VL: its vision tower (RMSNorm, SwiGLU, window attention)
+    with a window that holds a whole image and full attention in every block, so the window
+    permutation is the identity and the same grid_thw-driven export applies (checked below
+    against HF's forward)."""
+    torch.manual_seed(2 if v25 else 1)
     os.makedirs(folder, exist_ok=True)
     vocab = write_tokenizer(folder, SPECIALS_QWEN, {"bos_token": None, "eos_token": "<|im_end|>", "pad_token": "<|endoftext|>", "unk_token": None, "padding_side": "left"})
     ids = {t: i for i, t in enumerate(SPECIALS_QWEN)}
@@ -306,13 +312,16 @@ def qwen2vl(folder, size):
     hd = s["hidden"] // s["heads"]
     quarter = hd // 2
     section = [quarter - 2 * (quarter // 3), quarter // 3, quarter // 3]
-    cfg = Qwen2VLConfig(
+    vision = {"depth": s["v_layers"], "embed_dim": s["v_hidden"], "hidden_size": s["hidden"], "num_heads": s["v_heads"], "mlp_ratio": 2, "patch_size": s["patch"], "spatial_merge_size": 2, "temporal_patch_size": 2, "in_channels": 3}
+    if v25:
+        vision = {"depth": s["v_layers"], "hidden_size": s["v_hidden"], "out_hidden_size": s["hidden"], "intermediate_size": 2 * s["v_hidden"], "num_heads": s["v_heads"], "patch_size": s["patch"], "spatial_merge_size": 2, "temporal_patch_size": 2, "in_channels": 3, "window_size": 1 << 16, "fullatt_block_indexes": list(range(s["v_layers"]))}
+    cfg = (Qwen2_5_VLConfig if v25 else Qwen2VLConfig)(
         text_config={"vocab_size": s.get("vocab", vocab), "hidden_size": s["hidden"], "intermediate_size": s["inter"], "num_hidden_layers": s["layers"], "num_attention_heads": s["heads"], "num_key_value_heads": s["kv_heads"], "max_position_embeddings": 4096, "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": section}, "tie_word_embeddings": False, "bos_token_id": None, "eos_token_id": ids["<|im_end|>"], "pad_token_id": ids["<|endoftext|>"]},
-        vision_config={"depth": s["v_layers"], "embed_dim": s["v_hidden"], "hidden_size": s["hidden"], "num_heads": s["v_heads"], "mlp_ratio": 2, "patch_size": s["patch"], "spatial_merge_size": 2, "temporal_patch_size": 2, "in_channels": 3},
+        vision_config=vision,
         image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"], vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"],
     )
     cfg._attn_implementation = "eager"
-    model = Qwen2VLForConditionalGeneration(cfg).eval()
+    model = (Qwen2_5_VLForConditionalGeneration if v25 else Qwen2VLForConditionalGeneration)(cfg).eval()
     for m in (model, model.model.visual, model.model.language_model):
         m.config._attn_implementation = "eager"
     shape = export_text(folder, model, model.config.text_config, mrope=True)
@@ -326,19 +335,21 @@ def qwen2vl(folder, size):
         mine = vis(px, grid)
     assert torch.allclose(ref, mine, atol=1e-5), f"re-expressed vision forward differs from HF's: {(ref - mine).abs().max()}"
     p = os.path.join(folder, "onnx", "vision_encoder.onnx")
-    export(vis, (px, grid), p, ["pixel_values", "grid_thw"], ["image_features"], {"pixel_values": {0: "patches"}, "grid_thw": {0: "images"}, "image_features": {0: "tokens"}})
-    check(vis, (px, grid), p, ["pixel_values", "grid_thw"])
+    gname = "image_grid_thw" if v25 else "grid_thw"  # what transformers.js feeds each class
+    export(vis, (px, grid), p, ["pixel_values", gname], ["image_features"], {"pixel_values": {0: "patches"}, gname: {0: "images"}, "image_features": {0: "tokens"}})
+    check(vis, (px, grid), p, ["pixel_values", gname])
     g1 = torch.tensor([[1, 6, 6]], dtype=torch.int64)
-    check(vis, (torch.randn(36, patch_dim), g1), p, ["pixel_values", "grid_thw"])
+    check(vis, (torch.randn(36, patch_dim), g1), p, ["pixel_values", gname])
     with torch.no_grad():
         ref1 = model.model.visual(px[:24], grid_thw=grid[:1]).pooler_output
-    got1 = ort.InferenceSession(p).run(None, {"pixel_values": px[:24].numpy(), "grid_thw": grid[:1].numpy()})[0]
+    got1 = ort.InferenceSession(p).run(None, {"pixel_values": px[:24].numpy(), gname: grid[:1].numpy()})[0]
     assert np.abs(ref1.numpy() - got1).max() < 1e-4, "ONNX vision encoder differs from HF's on a single image"
 
     c = model.config.to_dict()
     c.update(text_config_dict(model.config.text_config))
     c["head_dim"] = hd
-    c.update({"architectures": ["Qwen2VLForConditionalGeneration"], "model_type": "qwen2_vl", "image_token_id": ids["<|image_pad|>"], "video_token_id": ids["<|video_pad|>"], "vision_start_token_id": ids["<|vision_start|>"], "vision_end_token_id": ids["<|vision_end|>"], "eos_token_id": ids["<|im_end|>"], "pad_token_id": ids["<|endoftext|>"]})
+    c["text_config"]["head_dim"] = hd
+    c.update({"architectures": ["Qwen2_5_VLForConditionalGeneration" if v25 else "Qwen2VLForConditionalGeneration"], "model_type": "qwen2_5_vl" if v25 else "qwen2_vl", "image_token_id": ids["<|image_pad|>"], "video_token_id": ids["<|video_pad|>"], "vision_start_token_id": ids["<|vision_start|>"], "vision_end_token_id": ids["<|vision_end|>"], "eos_token_id": ids["<|im_end|>"], "pad_token_id": ids["<|endoftext|>"]})
     c["rope_scaling"] = {"type": "mrope", "mrope_section": section}
     c.pop("_attn_implementation", None)
     c["transformers.js_config"] = {"dtype": "fp32"}
@@ -346,7 +357,7 @@ def qwen2vl(folder, size):
     dump(folder, "generation_config.json", {"eos_token_id": ids["<|im_end|>"], "pad_token_id": ids["<|endoftext|>"]})
     factor = s["patch"] * 2
     dump(folder, "preprocessor_config.json", {
-        "image_processor_type": "Qwen2VLImageProcessor", "processor_class": "Qwen2VLProcessor", "do_resize": True, "do_rescale": True, "rescale_factor": 1 / 255,
+        "image_processor_type": "Qwen2VLImageProcessor", "processor_class": "Qwen2_5_VLProcessor" if v25 else "Qwen2VLProcessor", "do_resize": True, "do_rescale": True, "rescale_factor": 1 / 255,
         "do_normalize": True, "image_mean": [0.48145466, 0.4578275, 0.40821073], "image_std": [0.26862954, 0.26130258, 0.27577711],
         "do_convert_rgb": True, "resample": 3, "min_pixels": factor * factor * 4, "max_pixels": factor * factor * 256,
         "patch_size": s["patch"], "temporal_patch_size": 2, "merge_size": 2,
@@ -366,6 +377,7 @@ def quantize(folder):
 TINY = {
     "llava": (llava, dict(v_hidden=32, v_layers=2, v_heads=2, image=48, patch=8, hidden=64, inter=128, layers=2, heads=4, kv_heads=2)),
     "qwen2vl": (qwen2vl, dict(v_hidden=32, v_layers=2, v_heads=2, patch=4, hidden=64, inter=128, layers=2, heads=4, kv_heads=2)),
+    "qwen25vl": (lambda folder, size: qwen2vl(folder, size, v25=True), dict(v_hidden=32, v_layers=2, v_heads=2, patch=4, hidden=64, inter=128, layers=2, heads=4, kv_heads=2)),
 }
 # Realistically sized (random weights) for latency: Qwen2-VL-2B's language model and vision tower shapes.
 BENCH = {
@@ -378,7 +390,7 @@ BENCH = {
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", required=True)
-    ap.add_argument("--only", default="llava,qwen2vl")
+    ap.add_argument("--only", default="llava,qwen2vl,qwen25vl")
     ap.add_argument("--quantize", action="store_true", help="also write onnx/*_quantized.onnx (int8 weights, transformers.js dtype 'q8')")
     ap.add_argument("--preset", default=None, help="a benchmark-sized model instead: " + ", ".join(BENCH))
     a = ap.parse_args()

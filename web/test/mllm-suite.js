@@ -9,6 +9,9 @@
 const TOL = 1e-5;
 const NEW_TOKENS = 16;
 export const METHODS = ['divprune', 'idpruner', 'topk', 'random', 'uniform'];
+/** [model folder, M-RoPE, methods run against the reference path]. Qwen2.5-VL shares Qwen2-VL's
+ * code path in transformers.js and the adapter: one method there is enough. */
+export const ARCHS = [['llava', false, METHODS], ['qwen2vl', true, METHODS], ['qwen25vl', true, ['divprune']]];
 
 class CheckError extends Error {}
 function ok(cond, msg) {
@@ -190,7 +193,7 @@ async function loadModels(tf, base, device) {
   tf.env.allowLocalModels = true;
   tf.env.localModelPath = base;
   const out = {};
-  for (const [name, cls] of [['llava', 'LlavaForConditionalGeneration'], ['qwen2vl', 'Qwen2VLForConditionalGeneration']]) {
+  for (const [name, cls] of [['llava', 'LlavaForConditionalGeneration'], ['qwen2vl', 'Qwen2VLForConditionalGeneration'], ['qwen25vl', 'Qwen2_5_VLForConditionalGeneration']]) {
     out[name] = {
       processor: await tf.AutoProcessor.from_pretrained(name),
       model: await tf[cls].from_pretrained(name, { device, dtype: 'fp32' }),
@@ -353,9 +356,9 @@ export async function runMllmSuite({ tf, adapter, Pruner, base, device, backends
     return `2 images, textEmbeds [${want.length}] = mean of ${inputs.input_ids.dims[1] - 40} text tokens`;
   });
 
-  for (const [arch, mrope] of [['llava', false], ['qwen2vl', true]]) {
+  for (const [arch, mrope, methods] of ARCHS) {
     const m = models[arch];
-    const mk = (seed = 0) => (mrope ? qwenInputs(m, tf) : llavaInputs(m, tf, seed));
+    const mk = (seed = 0) => (mrope ? qwenInputs(m, tf, arch === 'qwen25vl' ? [[48, 32], [32, 40]] : undefined) : llavaInputs(m, tf, seed));
 
     await check(`${arch}: K = N gives the ids and logits of plain generate()`, async () => {
       const inputs = await mk();
@@ -366,7 +369,7 @@ export async function runMllmSuite({ tf, adapter, Pruner, base, device, backends
       return `${NEW_TOKENS} tokens, max logit diff ${diff}`;
     });
 
-    for (const method of METHODS) {
+    for (const method of methods) {
       await check(`${arch}: ${method} K < N equals the hand-built reference path`, async () => {
         const inputs = await mk();
         const { tokenId, grids, ns } = perImage(m.model, inputs, mrope);

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join, extname, dirname, normalize, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
-import { METHODS } from './mllm-suite.js';
+import { ARCHS } from './mllm-suite.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const web = join(here, '..');
@@ -95,9 +95,9 @@ const CHECKS = [
   'keptCount is the Rust budget rule',
   'promptTextEmbedding is the mean of the non-image prompt token embeddings',
   "a text-conditioned method (cdpruner) gets the prompt text embedding per row, or the caller's",
-  ...['llava', 'qwen2vl'].flatMap((a) => [
+  ...ARCHS.flatMap(([a, , methods]) => [
     `${a}: K = N gives the ids and logits of plain generate()`,
-    ...METHODS.map((m) => `${a}: ${m} K < N equals the hand-built reference path`),
+    ...methods.map((m) => `${a}: ${m} K < N equals the hand-built reference path`),
   ]),
   'qwen2vl: position ids are the unpruned M-RoPE ids with the pruned entries removed, decode continues at max + 1',
   'qwen2vl: two images with different grids in one prompt equal the reference path',
