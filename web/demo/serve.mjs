@@ -45,6 +45,8 @@ export function missingPieces() {
     [join(web, 'dist', 'tokenprune_bg.wasm'), 'bash web/build.sh'],
     [join(demo, 'model', 'efficientnet-lite0-tokens.onnx'), 'bash scripts/encoder/setup.sh'],
     [join(web, 'node_modules', 'onnxruntime-web', 'dist'), '(cd web && npm ci)'],
+    [join(web, 'node_modules', '@huggingface', 'transformers', 'dist'), '(cd web && npm ci)'],
+    [join(web, 'test', 'models', 'qwen2vl', 'onnx'), 'bash scripts/mllm/setup.sh (or git checkout web/test/models)'],
   ];
   return need.filter(([path]) => !existsSync(path)).map(([path, cmd]) => `${path} is missing: run ${cmd}`);
 }
