@@ -264,13 +264,13 @@ async function directKept(model, pruner, adapter, inputs, ns, opts, grids = null
 }
 
 /** Runs every check; returns [{ name, ok, detail }]. */
-export async function runMllmSuite({ tf, adapter, Pruner, base, device, backends, only }) {
+export async function runMllmSuite({ tf, adapter, Pruner, base, device, backends, only, exact = false }) {
   const results = [];
   const pruner = await Pruner.create(backends ? { backends } : undefined);
   const models = await loadModels(tf, base, device);
   const T = tf.Tensor;
   const check = async (name, fn) => {
-    if (only && !only.some((o) => name.includes(o))) return;
+    if (only && !only.some((o) => (exact ? name === o : name.includes(o)))) return;
     const t0 = Date.now();
     try {
       const detail = await fn();
