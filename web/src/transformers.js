@@ -325,8 +325,10 @@ async function prefill(ctx, modelInputs) {
   const lens = Array.from({ length: b }, (_, r) => keepTok.subarray(r * L, (r + 1) * L).reduce((a, v) => a + v, 0));
   const Lp = Math.max(...lens);
 
-  // Pruned inputs_embeds / attention mask, left-padded to the longest row.
+  // Pruned inputs_embeds / attention mask, left-padded to the longest row. The feature rows are
+  // copied in the embeddings' own type (fp16 models: both are float16).
   const embIn = inputsEmbeds.data;
+  const featRows = features.type === inputsEmbeds.type ? features.data : features.to(inputsEmbeds.type).data;
   const emb = new embIn.constructor(b * Lp * D);
   const maskIn = attention_mask?.data;
   const mask = new BigInt64Array(b * Lp);
@@ -339,8 +341,7 @@ async function prefill(ctx, modelInputs) {
       const dst = (r * Lp + c) * D;
       if (rowOf[at] >= 0) {
         const src = rowOf[at] * d;
-        if (features.type === inputsEmbeds.type) emb.set(features.data.subarray(src, src + d), dst);
-        else emb.set(featData.subarray(src, src + d), dst);
+        emb.set(featRows.subarray(src, src + d), dst);
       } else emb.set(embIn.subarray(at * D, (at + 1) * D), dst);
       mask[r * Lp + c] = maskIn ? BigInt(maskIn[at]) : 1n;
       colMap[r * Lp + c] = j;
