@@ -42,13 +42,15 @@ export async function runTtft({ tf, adapter, Pruner, base, model: id, cls, devic
     ? await processor('<|im_start|>user\n<|vision_start|><|image_pad|><|vision_end|>Describe the picture in detail.<|im_end|>\n<|im_start|>assistant\n', image)
     : await processor(image, 'USER: <image>\nDescribe the picture in detail. ASSISTANT:');
   const pruner = await Pruner.create({ backends });
-  const rows = [];
-  for (const keep of keeps) {
-    const runs = [];
-    for (let r = 0; r <= repeats; r++) {
+  // Rounds over all keep ratios (interleaved, so drift in a shared machine's load hits every
+  // ratio alike); round 0 is the warm-up.
+  const runs = new Map(keeps.map((k) => [k, []]));
+  for (let r = 0; r <= repeats; r++) {
+    for (const keep of keeps) {
       const dec = [], vis = [];
       const undo = [timeSession(model.sessions.decoder_model_merged, dec), timeSession(model.sessions.vision_encoder, vis)];
-      if (keep < 1) await adapter.wrapModel(model, { method, keepRatio: keep, pruner });
+      let info = null;
+      if (keep < 1) await adapter.wrapModel(model, { method, keepRatio: keep, pruner, onPrune: (i) => { info = i; } });
       const s = performance.now();
       try {
         await model.generate({ ...inputs, max_new_tokens: 1, do_sample: false });
@@ -57,21 +59,24 @@ export async function runTtft({ tf, adapter, Pruner, base, model: id, cls, devic
         undo.forEach((u) => u());
       }
       const ttft = performance.now() - s;
-      const info = keep < 1 ? adapter.lastPrune(model) : null;
-      if (r > 0) runs.push({ ttft, prefill: dec[0], encode: vis[0], prune: info ? info.pruneMs : 0, promptLength: info ? info.prunedLength : inputs.input_ids.dims[1], n: info ? info.images[0].n : null, k: info ? info.images[0].k : null });
-      log(`keep ${keep} run ${r}: ttft ${ttft.toFixed(0)} ms, LLM prefill ${dec[0].toFixed(0)} ms, vision ${vis[0].toFixed(0)} ms${info ? `, prune ${info.pruneMs.toFixed(2)} ms` : ''}`);
+      if (r > 0) runs.get(keep).push({ ttft, prefill: dec[0], encode: vis[0], prune: info ? info.pruneMs : 0, promptLength: info ? info.prunedLength : inputs.input_ids.dims[1], k: info ? info.images[0].k : null, n: info ? info.images[0].n : null });
+      log(`round ${r} keep ${keep}: ttft ${ttft.toFixed(0)} ms, LLM prefill ${dec[0].toFixed(0)} ms, vision ${vis[0].toFixed(0)} ms${info ? `, prune ${info.pruneMs.toFixed(2)} ms (${info.images[0].n} -> ${info.images[0].k})` : ''}`);
     }
-    rows.push({
-      keep,
-      promptLength: runs[0].promptLength,
-      k: runs[0].k,
-      n: runs[0].n,
-      ttftMs: median(runs.map((x) => x.ttft)),
-      prefillMs: median(runs.map((x) => x.prefill)),
-      encodeMs: median(runs.map((x) => x.encode)),
-      pruneMs: median(runs.map((x) => x.prune)),
-    });
   }
+  const n = [...runs.values()].flat().find((x) => x.n)?.n ?? null;
+  const rows = keeps.map((keep) => {
+    const rs = runs.get(keep);
+    return {
+      keep,
+      promptLength: rs[0].promptLength,
+      n,
+      k: rs[0].k ?? n,
+      ttftMs: median(rs.map((x) => x.ttft)),
+      prefillMs: median(rs.map((x) => x.prefill)),
+      encodeMs: median(rs.map((x) => x.encode)),
+      pruneMs: median(rs.map((x) => x.prune)),
+    };
+  });
   const pruneBackend = pruner.backend;
   pruner.free();
   await model.dispose?.();

@@ -41,7 +41,7 @@ function table(name, res) {
   ];
   for (const r of res.rows) {
     const saved = base.prefillMs - r.prefillMs;
-    lines.push(`| ${r.keep * 100}% | ${r.k ?? base.n ?? '-'} | ${r.promptLength} | ${r.ttftMs.toFixed(0)} | ${r.encodeMs.toFixed(0)} | ${r.prefillMs.toFixed(0)} | ${r.keep < 1 ? r.pruneMs.toFixed(2) : '-'} | ${r.keep < 1 ? saved.toFixed(0) : '-'} | ${r.keep < 1 ? `${((100 * r.pruneMs) / saved).toFixed(2)} %` : '-'} |`);
+    lines.push(`| ${r.keep * 100}% | ${r.k ?? '-'} | ${r.promptLength} | ${r.ttftMs.toFixed(0)} | ${r.encodeMs.toFixed(0)} | ${r.prefillMs.toFixed(0)} | ${r.keep < 1 ? r.pruneMs.toFixed(2) : '-'} | ${r.keep < 1 ? saved.toFixed(0) : '-'} | ${r.keep < 1 ? `${((100 * r.pruneMs) / saved).toFixed(2)} %` : '-'} |`);
   }
   return lines.join('\n');
 }
