@@ -6,9 +6,8 @@
 //
 //   node web/bench/ttft.mjs [--model-dir .cache/mllm/bench] [--model bench-llava] [--dtype q8]
 //                           [--repeats 3] [--chromium] [--webgpu] [--node] [--json out.json]
-import { createServer } from 'node:http';
-import { existsSync, statSync, createReadStream, writeFileSync } from 'node:fs';
-import { join, dirname, normalize, extname, sep, resolve } from 'node:path';
+import { existsSync, writeFileSync } from 'node:fs';
+import { join, dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { cpus } from 'node:os';
 
@@ -61,10 +60,7 @@ if (where.includes('node')) {
 
 const browsers = where.filter((w) => w !== 'node');
 if (browsers.length) {
-  const { chromium } = await import('playwright-core');
-  const tfDist = join(web, 'node_modules', '@huggingface', 'transformers', 'dist');
-  const nested = join(web, 'node_modules', '@huggingface', 'transformers', 'node_modules', 'onnxruntime-web', 'dist');
-  const routes = [['/tf/', tfDist], ['/ortw/', existsSync(nested) ? nested : join(web, 'node_modules', 'onnxruntime-web', 'dist')], ['/src/', join(web, 'src')], ['/dist/', join(web, 'dist')], ['/bench/', here], ['/models/', modelDir]];
+  const { TRANSFORMERS_DIST, ortWasmDir, serveStatic, launchChromium } = await import('../test/harness.mjs');
   const page = `<!doctype html><meta charset="utf-8"><script type="module">
     import * as tf from '/tf/transformers.js';
     import * as adapter from '/src/transformers.js';
@@ -75,33 +71,18 @@ if (browsers.length) {
     window.bench = (o) => runTtft({ tf, adapter, Pruner, base: '/models/', log: (s) => console.log(s), ...o });
     window.ready = true;
   </script>`;
-  const server = createServer((req, res) => {
-    const path = decodeURIComponent(new URL(req.url, 'http://x').pathname);
-    const headers = { 'cross-origin-opener-policy': 'same-origin', 'cross-origin-embedder-policy': 'require-corp' };
-    if (path === '/') return res.writeHead(200, { 'content-type': 'text/html', ...headers }).end(page);
-    for (const [prefix, dir] of routes) {
-      if (!path.startsWith(prefix)) continue;
-      const f = normalize(join(dir, path.slice(prefix.length)));
-      if (f.startsWith(dir + sep) && existsSync(f) && statSync(f).isFile()) {
-        const type = { '.js': 'text/javascript', '.mjs': 'text/javascript', '.wasm': 'application/wasm', '.json': 'application/json' }[extname(f)] ?? 'application/octet-stream';
-        res.writeHead(200, { 'content-type': type, 'content-length': statSync(f).size, ...headers });
-        return createReadStream(f).pipe(res);
-      }
-    }
-    res.writeHead(404).end();
+  const server = await serveStatic({
+    pages: { '/': { body: page } },
+    routes: [['/tf/', TRANSFORMERS_DIST], ['/ortw/', ortWasmDir()], ['/src/', join(web, 'src')], ['/dist/', join(web, 'dist')], ['/bench/', here], ['/models/', modelDir]],
+    headers: { 'cross-origin-opener-policy': 'same-origin', 'cross-origin-embedder-policy': 'require-corp' },
   });
-  await new Promise((ok) => server.listen(0, '127.0.0.1', ok));
-  const browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
-    headless: true,
-    args: ['--no-sandbox', '--enable-unsafe-webgpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic', '--js-flags=--max-old-space-size=8192'],
-  });
+  const browser = await launchChromium(['--js-flags=--max-old-space-size=8192']);
   out.chromium = browser.version();
   for (const device of browsers) {
     const p = await browser.newPage();
     p.on('console', (m) => console.log(`  chromium ${device}: ${m.text()}`));
     p.on('pageerror', (e) => console.log(`  chromium ${device} pageerror: ${e}`));
-    await p.goto(`http://127.0.0.1:${server.address().port}/`);
+    await p.goto(server.url);
     await p.waitForFunction(() => window.ready === true);
     const threads = await p.evaluate(() => navigator.hardwareConcurrency);
     const res = await p.evaluate((o) => window.bench(o), { model, cls, device, dtype, keeps, repeats, backends: device === 'webgpu' ? ['webgpu', 'cpu'] : ['cpu'] });
@@ -110,6 +91,6 @@ if (browsers.length) {
     await p.close();
   }
   await browser.close();
-  server.close();
+  await server.close();
 }
 if (arg('--json')) writeFileSync(arg('--json'), JSON.stringify(out, null, 2));

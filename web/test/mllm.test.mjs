@@ -4,74 +4,33 @@
 // backend. Packs the npm package first, as test/browser.test.mjs does. Needs `bash build.sh`.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { createServer } from 'node:http';
-import { mkdtempSync, readFileSync, existsSync, rmSync, mkdirSync, renameSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join, extname, dirname, normalize, sep } from 'node:path';
+import { existsSync, rmSync } from 'node:fs';
+import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
 import { ARCHS } from './mllm-suite.js';
+import { TRANSFORMERS_DIST, ortWasmDir, packPackage, serveStatic, launchChromium } from './harness.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const web = join(here, '..');
-const tfDir = join(web, 'node_modules', '@huggingface', 'transformers');
-const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
-const TYPES = { '.html': 'text/html', '.js': 'text/javascript', '.mjs': 'text/javascript', '.wasm': 'application/wasm', '.json': 'application/json' };
 
-let server, browser, base, scratch;
+let server, browser, base, pack;
 const runs = {};
 
 before(async () => {
   assert.ok(existsSync(join(web, 'dist', 'tokenprune_bg.wasm')), 'web/dist is missing: run `bash web/build.sh` first');
-  scratch = mkdtempSync(join(tmpdir(), 'tokenprune-mllm-'));
-  const tgz = execFileSync('npm', ['pack', '--silent', '--pack-destination', scratch], { cwd: web }).toString().trim().split('\n').pop();
-  execFileSync('tar', ['-xzf', join(scratch, tgz), '-C', scratch]);
-  mkdirSync(join(scratch, 'node_modules'));
-  renameSync(join(scratch, 'package'), join(scratch, 'node_modules', 'tokenprune'));
-  const ortDir = [join(tfDir, 'node_modules', 'onnxruntime-web', 'dist'), join(web, 'node_modules', 'onnxruntime-web', 'dist')].find((d) => existsSync(join(d, 'ort-wasm-simd-threaded.asyncify.wasm')));
-  const routes = [
-    ['/node_modules/', join(scratch, 'node_modules')],
-    ['/tf/', join(tfDir, 'dist')],
-    ['/ortw/', ortDir],
-    ['/models/', join(here, 'models')],
-  ];
-  server = createServer((req, res) => {
-    const path = decodeURIComponent(new URL(req.url, 'http://x').pathname);
-    if (process.env.MLLM_DEBUG) console.error('GET', path);
-    let file = null;
-    if (path === '/' || path === '/index.html') file = join(here, 'mllm-page.html');
-    else if (path === '/mllm-suite.js') file = join(here, 'mllm-suite.js');
-    else {
-      for (const [prefix, dir] of routes) {
-        if (path.startsWith(prefix)) {
-          const f = normalize(join(dir, path.slice(prefix.length)));
-          if (f.startsWith(dir + sep)) file = f;
-          break;
-        }
-      }
-    }
-    if (!file || !existsSync(file) || !statSync(file).isFile()) {
-      if (process.env.MLLM_DEBUG) console.error('404', path);
-      res.writeHead(404).end();
-      return;
-    }
-    res.writeHead(200, { 'content-type': TYPES[extname(file)] ?? 'application/octet-stream' });
-    res.end(readFileSync(file));
+  pack = packPackage();
+  server = await serveStatic({
+    pages: { '/': { file: join(here, 'mllm-page.html') }, '/mllm-suite.js': { file: join(here, 'mllm-suite.js') } },
+    routes: [['/node_modules/', pack.nodeModules], ['/tf/', TRANSFORMERS_DIST], ['/ortw/', ortWasmDir()], ['/models/', join(here, 'models')]],
   });
-  await new Promise((ok) => server.listen(0, '127.0.0.1', ok));
-  base = `http://127.0.0.1:${server.address().port}/`;
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--no-sandbox', '--enable-unsafe-webgpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'],
-  });
+  base = server.url;
+  browser = await launchChromium();
 });
 
 after(async () => {
   await browser?.close();
-  server?.close();
-  if (scratch) rmSync(scratch, { recursive: true, force: true });
+  await server?.close();
+  if (pack) rmSync(pack.dir, { recursive: true, force: true });
 });
 
 function run(device, names) {
