@@ -273,6 +273,7 @@ def llava(folder, size):
     for m in (model, model.model.vision_tower, model.model.language_model):
         m.config._attn_implementation = "eager"
     shape = export_text(folder, model, model.config.text_config, mrope=False)
+    python_reference(folder, model, "llava")
 
     vis = LlavaVision(model, -2).eval()
     px = torch.randn(1, 3, s["image"], s["image"])
@@ -325,6 +326,7 @@ def qwen2vl(folder, size, v25=False):
     for m in (model, model.model.visual, model.model.language_model):
         m.config._attn_implementation = "eager"
     shape = export_text(folder, model, model.config.text_config, mrope=True)
+    python_reference(folder, model, "qwen")
 
     vis = Qwen2VLVision(model.model.visual, 2).eval()
     patch_dim = 3 * 2 * s["patch"] ** 2
@@ -372,6 +374,82 @@ def quantize(folder):
     for name in ("embed_tokens", "vision_encoder", "decoder_model_merged"):
         src = os.path.join(folder, "onnx", f"{name}.onnx")
         quantize_dynamic(src, os.path.join(folder, "onnx", f"{name}_quantized.onnx"), weight_type=QuantType.QUInt8, op_types_to_quantize=["MatMul"])
+
+
+def python_reference(folder, model, kind, steps=16):
+    """reference.json: fixed inputs and what PyTorch transformers computes from them, greedy, for
+    the JS tests' cross-runtime check: plain generate() (input_ids + pixel_values), and a pruned run
+    (kept = the top K of a fixed score vector, TopK's rule) through a hand-written loop over the
+    language model: pruned inputs_embeds, 1-D positions renumbered (LLaVA) or the unpruned M-RoPE
+    ids with the pruned columns removed and decoding at max + 1 + s (Qwen2-VL)."""
+    torch.manual_seed(7)
+    cfg = model.config
+    tok = Tokenizer.from_file(os.path.join(folder, "tokenizer.json"))
+    image_token = cfg.image_token_id
+    if kind == "llava":
+        grid = None
+        side = cfg.vision_config.image_size
+        n = (side // cfg.vision_config.patch_size) ** 2
+        pixel_values = torch.randn(1, 3, side, side)
+        text = "USER: " + "<image>" * n + "\nWhat is in the picture? ASSISTANT:"
+        extra = {}
+    else:
+        grid = torch.tensor([[1, 8, 12]], dtype=torch.int64)
+        n = 8 * 12 // 4
+        pixel_values = torch.randn(96, 3 * 2 * cfg.vision_config.patch_size ** 2)
+        text = "<|im_start|>user\n<|vision_start|>" + "<|image_pad|>" * n + "<|vision_end|>Describe it.<|im_end|>\n<|im_start|>assistant\n"
+        extra = {"image_grid_thw": grid}
+    ids = torch.tensor([tok.encode(text).ids], dtype=torch.int64)
+    assert int((ids == image_token).sum()) == n
+    mask = torch.ones_like(ids)
+    mm = (ids == image_token).to(torch.int32)
+    gen_kwargs = {"mm_token_type_ids": mm} if kind != "llava" else {}
+    out = model.generate(input_ids=ids, attention_mask=mask, pixel_values=pixel_values, **extra, **gen_kwargs, max_new_tokens=steps, min_new_tokens=steps, do_sample=False, output_logits=True, return_dict_in_generate=True, eos_token_id=None, pad_token_id=0)
+    plain_ids = out.sequences[0, ids.shape[1]:].tolist()
+    plain_logits = [l[0].tolist() for l in out.logits]
+
+    # Pruned: the features from the (HF-verified) vision wrapper, the kept set by a fixed score.
+    vis = LlavaVision(model, -2) if kind == "llava" else Qwen2VLVision(model.model.visual, 2)
+    feats = (vis(pixel_values)[0] if kind == "llava" else vis(pixel_values, grid))
+    score = torch.tensor([float((i * 7) % n) for i in range(n)])
+    k = n // 4
+    kept = sorted(torch.argsort(-score, stable=True)[:k].tolist())
+    lm, head = model.model.language_model, model.lm_head
+    emb = lm.embed_tokens(ids)[0]
+    img_cols = torch.nonzero(ids[0] == image_token).flatten().tolist()
+    emb[img_cols] = feats
+    keep_cols = sorted([j for j in range(ids.shape[1]) if ids[0, j] != image_token] + [img_cols[i] for i in kept])
+    x = emb[keep_cols][None]
+    if kind == "llava":
+        pos = torch.arange(len(keep_cols))[None]
+        nxt = len(keep_cols)
+    else:
+        full, _ = model.model.get_rope_index(ids, mm, image_grid_thw=grid, attention_mask=mask)
+        pos = full[:, :, keep_cols]
+        nxt = int(full.max()) + 1
+    cache = DynamicCache(config=lm.config)
+    pruned_ids, pruned_logits = [], []
+    total = len(keep_cols)
+    for s in range(steps):
+        o = lm(inputs_embeds=x, attention_mask=torch.ones(1, total, dtype=torch.int64), position_ids=pos, cache=cache, use_cache=True)
+        cache = o.cache
+        logits = head(o.last_hidden_state)[0, -1]
+        t = int(logits.argmax())
+        pruned_ids.append(t)
+        pruned_logits.append(logits.tolist())
+        x = lm.embed_tokens(torch.tensor([[t]]))
+        total += 1
+        p = nxt + s
+        pos = torch.tensor([[p]]) if kind == "llava" else torch.tensor([[[p]], [[p]], [[p]]])
+    r6 = lambda xs: [float(f"{v:.7g}") for v in xs]
+    dump(folder, "reference.json", {
+        "about": "PyTorch transformers on fixed inputs (scripts/mllm/make_tiny_models.py python_reference): plain generate() and a pruned hand loop, greedy",
+        "input_ids": ids[0].tolist(),
+        "pixel_values": {"dims": list(pixel_values.shape), "data": r6(pixel_values.flatten().tolist())},
+        "image_grid_thw": grid[0].tolist() if grid is not None else None,
+        "plain": {"ids": plain_ids, "logits": [r6(l) for l in plain_logits]},
+        "pruned": {"score": score.tolist(), "keep": k, "kept": kept, "prompt_length": len(keep_cols), "ids": pruned_ids, "logits": [r6(l) for l in pruned_logits]},
+    })
 
 
 TINY = {

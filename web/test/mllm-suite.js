@@ -31,6 +31,15 @@ function argmax(x) {
   return b;
 }
 
+/** JSON from a file path (Node) or a URL path (browser). */
+async function readJson(path) {
+  if (typeof window === 'undefined') {
+    const { readFile } = await import('node:fs/promises');
+    return JSON.parse(await readFile(path, 'utf8'));
+  }
+  return (await fetch(path)).json();
+}
+
 /** A deterministic test picture (w x h RGB). */
 export function picture(RawImage, w, h, seed) {
   const data = new Uint8ClampedArray(w * h * 3);
@@ -367,6 +376,38 @@ export async function runMllmSuite({ tf, adapter, Pruner, base, device, backends
       const diff = compareRuns(got, plain, 'K = N vs plain');
       ok(plain.calls.length === NEW_TOKENS, `${plain.calls.length} decoder calls`);
       return `${NEW_TOKENS} tokens, max logit diff ${diff}`;
+    });
+
+    await check(`${arch}: plain and pruned generation equal PyTorch transformers on the same inputs`, async () => {
+      // reference.json: what the generator's PyTorch model computed (plain generate(), and a hand
+      // loop over pruned inputs) for fixed inputs; the pruned run keeps the top K of a fixed score.
+      const ref = await readJson(`${base}${arch}/reference.json`);
+      const L = ref.input_ids.length;
+      const inputs = {
+        input_ids: new T('int64', BigInt64Array.from(ref.input_ids, BigInt), [1, L]),
+        attention_mask: new T('int64', new BigInt64Array(L).fill(1n), [1, L]),
+        pixel_values: new T('float32', Float32Array.from(ref.pixel_values.data), ref.pixel_values.dims),
+      };
+      if (ref.image_grid_thw) inputs.image_grid_thw = new T('int64', BigInt64Array.from(ref.image_grid_thw, BigInt), [1, 3]);
+      const worst = (run, want) => {
+        eqArr(run.ids[0].slice(L), want.ids, 'token ids vs PyTorch');
+        return Math.max(...run.calls.map((c, i) => maxDiff(c.logits[0], want.logits[i])));
+      };
+      const plain = await generateTapped(m.model, inputs);
+      const dPlain = worst(plain, ref.plain);
+      const score = Float32Array.from(ref.pruned.score);
+      let info;
+      const pruned = await wrapped(m, { method: 'topk', keep: ref.pruned.keep, importance: () => score }, async () => {
+        const r = await generateTapped(m.model, inputs);
+        info = adapter.lastPrune(m.model);
+        return r;
+      });
+      eqArr(Array.from(info.images[0].kept), ref.pruned.kept, 'kept set');
+      ok(pruned.calls[0].seq === ref.pruned.prompt_length, `pruned prompt ${pruned.calls[0].seq} vs ${ref.pruned.prompt_length}`);
+      const dPruned = worst(pruned, ref.pruned);
+      // Two runtimes (onnxruntime vs PyTorch): measured ~2e-7 on CPUs, ~1e-6 on WebGPU (SwiftShader).
+      ok(dPlain <= TOL && dPruned <= TOL, `logits differ from PyTorch by ${dPlain} (plain), ${dPruned} (pruned), > ${TOL}`);
+      return `${NEW_TOKENS} ids equal; max logit diff ${dPlain.toExponential(1)} plain, ${dPruned.toExponential(1)} pruned (prompt ${L} -> ${ref.pruned.prompt_length})`;
     });
 
     for (const method of methods) {

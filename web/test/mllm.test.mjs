@@ -57,6 +57,7 @@ const CHECKS = [
   "a text-conditioned method (cdpruner) gets the prompt text embedding per row, or the caller's",
   ...ARCHS.flatMap(([a, , methods]) => [
     `${a}: K = N gives the ids and logits of plain generate()`,
+    `${a}: plain and pruned generation equal PyTorch transformers on the same inputs`,
     ...methods.map((m) => `${a}: ${m} K < N equals the hand-built reference path`),
   ]),
   'qwen2vl: position ids are the unpruned M-RoPE ids with the pruned entries removed, decode continues at max + 1',
