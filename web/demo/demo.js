@@ -191,6 +191,64 @@ function render() {
     `${state.tokens.n} tokens × ${state.tokens.d}`;
 }
 
+/** The "ask the model" panel: loads transformers.js and the VLM on first use. */
+const askState = { vlm: null, loading: null, result: null };
+globalThis.demoAsk = askState;
+
+function setAskStatus(kind, text) {
+  const s = $('#ask-status');
+  s.dataset.state = kind;
+  s.textContent = text;
+}
+
+async function askModel() {
+  const params = new URLSearchParams(location.search);
+  try {
+    if (!state.photo) throw new Error('no photo yet');
+    const mod = await import('/demo/ask.js');
+    if (!askState.vlm) {
+      const url = params.get('model') ?? undefined;
+      setAskStatus('loading', `Loading ${url ?? 'the bundled tiny Qwen2-VL'}…`);
+      askState.loading ??= mod.loadVlm(url, params.get('device') ?? 'wasm');
+      askState.vlm = await askState.loading;
+      $('#ask-model').textContent = askState.vlm.bundled
+        ? `Model: the bundled tiny Qwen2-VL with RANDOM WEIGHTS (web/test/models/qwen2vl): the token counts and timings are real, the answers are gibberish. Load a real one with ?model=<url>.`
+        : `Model: ${askState.vlm.url} (${askState.vlm.arch}, transformers.js on ${askState.vlm.device}).`;
+    }
+    const method = $('#method-a').value;
+    setAskStatus('running', `Asking (unpruned, then ${METHODS[method]} at ${Math.round(keepRatio() * 100)}%)…`);
+    const importance = ({ features, n, d }) => {
+      const s = new Float32Array(n);
+      for (let i = 0; i < n; i++) {
+        let v = 0;
+        for (let j = 0; j < d; j++) v += features[i * d + j] ** 2;
+        s[i] = Math.sqrt(v);
+      }
+      return s;
+    };
+    const r = await mod.ask(askState.vlm, state.photo, $('#question').value, { method, keepRatio: keepRatio(), pruner: state.pruner, importance });
+    askState.result = r;
+    const row = (name, tokens, run) => {
+      const tr = document.createElement('tr');
+      tr.dataset.run = name;
+      for (const v of [name, tokens, run.prefillMs.toFixed(0), run.decodeMs.toFixed(1), run.text]) {
+        const td = document.createElement('td');
+        td.textContent = v;
+        tr.append(td);
+      }
+      return tr;
+    };
+    $('#ask-table tbody').replaceChildren(
+      row('unpruned', `${r.imageTokens} + ${r.textTokens} text = ${r.promptLength}`, r.full),
+      row(`${METHODS[method]} ${Math.round(keepRatio() * 100)}%`, `${r.kept} + ${r.textTokens} text = ${r.prunedLength}`, r.pruned),
+    );
+    setAskStatus('ready', `Image tokens ${r.imageTokens} -> ${r.kept} (pruned in ${r.pruneMs.toFixed(1)} ms); prefill ${r.full.prefillMs.toFixed(0)} -> ${r.pruned.prefillMs.toFixed(0)} ms.`);
+  } catch (e) {
+    console.error(e);
+    setAskStatus('error', `Error: ${e.message ?? e}`);
+  }
+}
+
 function fail(e) {
   console.error(e);
   setStatus('error', `Error: ${e.message ?? e}`);
@@ -235,6 +293,11 @@ async function main() {
     const file = e.dataTransfer.files[0];
     if (file) loadPhoto(file, file.name);
   };
+
+  $('#ask-go').onclick = () => askModel();
+  $('#ask-model').textContent = params.get('model')
+    ? `Model: ${params.get('model')} (loads on the first question).`
+    : 'Model: the bundled tiny Qwen2-VL with RANDOM WEIGHTS (loads on the first question): real token counts and timings, gibberish answers.';
 
   setStatus('loading', 'Loading the encoder and the pruner…');
   // Any module whose default export resolves to an encoder (see encoder.js) can replace it.

@@ -13,6 +13,12 @@ const demo = dirname(fileURLToPath(import.meta.url));
 const web = join(demo, '..');
 const repo = join(web, '..');
 
+/** onnxruntime-web's dist folder that transformers.js uses (its own copy when it nests one). */
+function ortWasmDir() {
+  const nested = join(web, 'node_modules', '@huggingface', 'transformers', 'node_modules', 'onnxruntime-web', 'dist');
+  return existsSync(nested) ? nested : join(web, 'node_modules', 'onnxruntime-web', 'dist');
+}
+
 /** URL prefix -> folder. Nothing outside these folders is served. */
 const ROUTES = [
   ['/demo/', demo],
@@ -21,6 +27,11 @@ const ROUTES = [
   ['/ort/', join(web, 'node_modules', 'onnxruntime-web', 'dist')],
   ['/model/', join(demo, 'model')],
   ['/photos/', join(repo, 'examples', 'photos')],
+  // The "ask the model" panel: transformers.js's browser build, its onnxruntime-web wasm, the
+  // bundled tiny VLMs.
+  ['/tf/', join(web, 'node_modules', '@huggingface', 'transformers', 'dist')],
+  ['/ortw/', ortWasmDir()],
+  ['/vlm/', join(web, 'test', 'models')],
 ];
 const TYPES = {
   '.html': 'text/html; charset=utf-8', '.js': 'text/javascript', '.mjs': 'text/javascript',
@@ -34,6 +45,8 @@ export function missingPieces() {
     [join(web, 'dist', 'tokenprune_bg.wasm'), 'bash web/build.sh'],
     [join(demo, 'model', 'efficientnet-lite0-tokens.onnx'), 'bash scripts/encoder/setup.sh'],
     [join(web, 'node_modules', 'onnxruntime-web', 'dist'), '(cd web && npm ci)'],
+    [join(web, 'node_modules', '@huggingface', 'transformers', 'dist'), '(cd web && npm ci)'],
+    [join(web, 'test', 'models', 'qwen2vl', 'onnx'), 'bash scripts/mllm/setup.sh (or git checkout web/test/models)'],
   ];
   return need.filter(([path]) => !existsSync(path)).map(([path, cmd]) => `${path} is missing: run ${cmd}`);
 }

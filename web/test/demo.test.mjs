@@ -234,3 +234,46 @@ test('encoders are pluggable: a module named by ?encoder= with a 6 x 8 grid', as
   assert.equal(kept.length, 12);
   assert.deepEqual(keptCells(await panelShot('panel-a'), [6, 8]), kept);
 });
+
+async function askAndRead(what) {
+  await page.click('#ask-go');
+  await page.waitForFunction(() => ['ready', 'error'].includes(document.querySelector('#ask-status').dataset.state), null, { timeout: 240_000 });
+  const status = await page.textContent('#ask-status');
+  assert.equal(await page.getAttribute('#ask-status', 'data-state'), 'ready', `${what}: ${status}\n${logs.slice(-20).join('\n')}`);
+  const rows = await page.$$eval('#ask-table tbody tr', (trs) => trs.map((tr) => [...tr.children].map((td) => td.textContent)));
+  return { status, rows, result: await page.evaluate(() => globalThis.demoAsk.result) };
+}
+
+test('ask the model: the bundled tiny Qwen2-VL (random weights), unpruned and pruned', async () => {
+  await page.goto(`${server.url}?photo=chelsea&a=divprune`);
+  await waitReady('ask: first load');
+  assert.match(await page.textContent('#ask-model'), /RANDOM WEIGHTS/);
+  const { status, rows, result: r } = await askAndRead('bundled model');
+  // The photo is resized to 128 x 128 by the tiny model's processor: 32 x 32 patches, 16 x 16 = 256 LLM tokens.
+  assert.equal(r.imageTokens, 256);
+  assert.equal(r.kept, 64, 'keep 25% of 256');
+  assert.equal(r.promptLength - r.prunedLength, 256 - 64, 'the prompt shrinks by N - K');
+  assert.match(status, /^Image tokens 256 -> 64 \(pruned in [\d.]+ ms\); prefill \d+ -> \d+ ms\.$/);
+  assert.equal(rows.length, 2);
+  assert.equal(rows[0][1], `256 + ${r.textTokens} text = ${r.promptLength}`);
+  assert.equal(rows[1][1], `64 + ${r.textTokens} text = ${r.prunedLength}`);
+  for (const run of [r.full, r.pruned]) {
+    assert.equal(run.steps, 24, 'prefill + 23 decode steps');
+    assert.ok(run.prefillMs > 0 && run.decodeMs > 0);
+    assert.ok(run.text.length > 0, 'an answer (gibberish: random weights)');
+  }
+  assert.match(await page.textContent('#ask-model'), /RANDOM WEIGHTS \(web\/test\/models\/qwen2vl\)/);
+  assert.ok(!logs.some((l) => l.startsWith('pageerror')), logs.join('\n'));
+});
+
+test('ask the model: ?model= loads another model folder (the tiny LLaVA), keep 10%', async () => {
+  await page.goto(`${server.url}?photo=coffee&a=uniform&model=/vlm/llava`);
+  await waitReady('ask: llava load');
+  await page.locator('#ratio').fill('10');
+  await page.waitForFunction(() => document.querySelector('#status').textContent.includes('kept 58 of 576'), null, { timeout: 120_000 });
+  const { rows, result: r } = await askAndRead('llava');
+  assert.equal(r.imageTokens, 36);
+  assert.equal(r.kept, 4, 'keep 10% of 36 = round_half_even(3.6)');
+  assert.match(rows[1][0], /^Uniform 10%$/);
+  assert.match(await page.textContent('#ask-model'), /^Model: \/vlm\/llava \(LlavaForConditionalGeneration, transformers\.js on wasm\)\.$/);
+});
