@@ -40,15 +40,12 @@ mod tokens;
 #[cfg(target_arch = "wasm32")]
 mod wasm;
 
-/// The new selectors' CPU math as plain functions, for their conformance tests until they are
-/// wired into `Method` (not a stable API).
-#[doc(hidden)]
-pub use cpu::__methods;
-
 pub use budget::Budget;
 pub use cpu::{CpuEngine, DEFAULT_DENSE_LIMIT};
 pub use error::{Error, Result};
-pub use method::{IdPruner, Method, Request};
+pub use method::{
+    CdPruner, CdPrunerOpenVino, CountMode, IdPruner, Method, Relevance, Request, Split,
+};
 pub use pruner::{BackendChoice, Pruner, PrunerOptions};
 pub use selection::{Backend, Selection};
 #[cfg(feature = "gpu")]

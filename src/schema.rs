@@ -11,7 +11,7 @@
 
 use crate::budget::Budget;
 use crate::error::{Error, Result};
-use crate::method::{IdPruner, Method, Request};
+use crate::method::{CdPruner, CdPrunerOpenVino, IdPruner, Method, Relevance, Request};
 use crate::tokens::{Features, Grid};
 
 /// What kind of value an option takes.
@@ -32,6 +32,19 @@ pub enum Kind {
     /// f32 values, one per token (command line: a `.npy` file, `[N]` or `[B, N]` for a batch;
     /// JavaScript: a Float32Array, Float16Array or Uint16Array of f16 bits).
     PerToken,
+    /// An f32 matrix with one row per token, `[N, De]` (command line: `[N, De]` or
+    /// `[B, N, De]`; JavaScript: flat, row-major).
+    Rows,
+    /// A small f32 matrix shared by the pool, `[M, De]` or `[De]` (command line: also
+    /// `[B, M, De]`, one per batch item; JavaScript: flat, row-major).
+    Vectors,
+}
+
+impl Kind {
+    /// Whether values of this kind are f32 arrays.
+    pub fn is_array(&self) -> bool {
+        matches!(self, Kind::PerToken | Kind::Rows | Kind::Vectors)
+    }
 }
 
 /// One option of a request.
@@ -139,7 +152,7 @@ pub const COMMON: [Field; 6] = [
 ];
 
 /// Every method's own options.
-pub const FIELDS: [Field; 4] = [
+pub const FIELDS: [Field; 12] = [
     Field {
         aliases: &["scores"],
         ..field(
@@ -175,17 +188,84 @@ pub const FIELDS: [Field; 4] = [
         Some("0"),
         "Seed of the random baseline.",
     ),
+    field(
+        "image_embeds",
+        "imageEmbeds",
+        "image-embeds",
+        Kind::Rows,
+        None,
+        "CDPruner's image embeddings E [N, De]: the tokens in a joint image-text space (e.g. CLIP's visual projection).",
+    ),
+    field(
+        "text_embeds",
+        "textEmbeds",
+        "text-embeds",
+        Kind::Vectors,
+        None,
+        "Text embeddings: cdpruner's T [M, De] (one per text segment, same space as E); cdpruner-openvino's one vector [D] in the features' space (the mean LLM input embedding of the prompt's text tokens).",
+    ),
+    field(
+        "relevance",
+        "relevance",
+        "relevance",
+        Kind::PerToken,
+        None,
+        "CDPruner's relevance a [N], computed by the caller instead of from embeddings (its sign is the caller's).",
+    ),
+    field(
+        "crops",
+        "crops",
+        "crops",
+        Kind::Count,
+        Some("1"),
+        "CDPruner: equal crops the tokens are made of; joint relevance min-max, one DPP and one budget per crop.",
+    ),
+    field(
+        "relevance_weight",
+        "relevanceWeight",
+        "relevance-weight",
+        Kind::Number,
+        Some("0.5"),
+        "cdpruner-openvino's relevance weight w in [0, 1].",
+    ),
+    field(
+        "split",
+        "split",
+        "split",
+        Kind::Choice(&["none", "halves"]),
+        Some("none"),
+        "cdpruner-openvino: one DPP over the pool (none), or upstream's halves with K/2 picks each.",
+    ),
+    field(
+        "negate_relevance",
+        "negateRelevance",
+        "negate-relevance",
+        Kind::Flag,
+        Some("false"),
+        "cdpruner-openvino: negate the relevance (a = -x . t); upstream does not.",
+    ),
+    field(
+        "count",
+        "count",
+        "count",
+        Kind::Choice(&["exact", "official"]),
+        Some("exact"),
+        "vidcom2: exact (K from the budget alone, vLLM's reconcile) or official (K = the sum of the data-dependent frame budgets).",
+    ),
 ];
 
-/// One method: its name, what it is, its own options (from [`FIELDS`]) and how a
-/// [`Method`] is built from them.
+/// One method: its name, what it is, its own options (from [`FIELDS`]), which of them it
+/// needs, and how a [`Method`] is built from them.
 pub struct MethodSpec {
     /// The name every surface uses.
     pub name: &'static str,
     /// One line: what it keeps.
     pub doc: &'static str,
-    /// Its own options, by name; the ones without a default are required.
+    /// Its own options, by name.
     pub fields: &'static [&'static str],
+    /// The inputs it needs: exactly one of these sets of options must be given in full
+    /// (empty: none needed).
+    pub needs: &'static [&'static [&'static str]],
     build: for<'a> fn(&Values<'a>) -> Method<'a>,
 }
 
@@ -198,20 +278,32 @@ impl std::fmt::Debug for MethodSpec {
     }
 }
 
-const METHOD_NAMES: [&str; 5] = ["divprune", "idpruner", "topk", "random", "uniform"];
+const METHOD_NAMES: [&str; 9] = [
+    "divprune",
+    "idpruner",
+    "topk",
+    "random",
+    "uniform",
+    "cdpruner",
+    "cdpruner-openvino",
+    "evs",
+    "vidcom2",
+];
 
 /// The methods, in the order every surface lists them.
-pub const METHODS: [MethodSpec; 5] = [
+pub const METHODS: [MethodSpec; 9] = [
     MethodSpec {
         name: METHOD_NAMES[0],
         doc: "DivPrune: greedy max-min diversity over cosine distance (Alvar et al., CVPR 2025).",
         fields: &[],
+        needs: &[],
         build: |_| Method::DivPrune,
     },
     MethodSpec {
         name: METHOD_NAMES[1],
         doc: "IDPruner: maximal marginal relevance of importance and diversity (arXiv:2602.13315).",
         fields: &["importance", "lambda", "parallel_k"],
+        needs: &[&["importance"]],
         build: |v| {
             Method::IdPruner(IdPruner {
                 importance: v.floats("importance"),
@@ -224,6 +316,7 @@ pub const METHODS: [MethodSpec; 5] = [
         name: METHOD_NAMES[2],
         doc: "Baseline: the K highest supplied scores.",
         fields: &["importance"],
+        needs: &[&["importance"]],
         build: |v| Method::TopK {
             scores: v.floats("importance"),
         },
@@ -232,6 +325,7 @@ pub const METHODS: [MethodSpec; 5] = [
         name: METHOD_NAMES[3],
         doc: "Baseline: K tokens drawn by a seeded hash, the same on every backend.",
         fields: &["seed"],
+        needs: &[],
         build: |v| Method::Random {
             seed: v.number("seed") as u64,
         },
@@ -240,7 +334,57 @@ pub const METHODS: [MethodSpec; 5] = [
         name: METHOD_NAMES[4],
         doc: "Baseline: K tokens on an even lattice over each frame.",
         fields: &[],
+        needs: &[],
         build: |_| Method::Uniform,
+    },
+    MethodSpec {
+        name: METHOD_NAMES[5],
+        doc: "CDPruner: instruction-aware conditional DPP, the official code (Zhang et al., NeurIPS 2025).",
+        fields: &["image_embeds", "text_embeds", "relevance", "crops"],
+        needs: &[&["image_embeds", "text_embeds"], &["relevance"]],
+        build: |v| {
+            let relevance = match v.get("relevance") {
+                Some(Value::Floats(a)) => Relevance::Raw(a),
+                _ => Relevance::Embeddings {
+                    image: v.floats("image_embeds"),
+                    text: v.floats("text_embeds"),
+                },
+            };
+            Method::CdPruner(CdPruner {
+                relevance,
+                crops: v.number("crops") as usize,
+            })
+        },
+    },
+    MethodSpec {
+        name: METHOD_NAMES[6],
+        doc: "OpenVINO GenAI's CDPruner: a different kernel and relevance under the same name.",
+        fields: &["text_embeds", "relevance_weight", "split", "negate_relevance"],
+        needs: &[&["text_embeds"]],
+        build: |v| {
+            Method::CdPrunerOpenVino(CdPrunerOpenVino {
+                text: v.floats("text_embeds"),
+                weight: v.number("relevance_weight"),
+                split: v.name("split").parse().unwrap_or_default(),
+                negate: v.flag("negate_relevance"),
+            })
+        },
+    },
+    MethodSpec {
+        name: METHOD_NAMES[7],
+        doc: "EVS: efficient video sampling as in vLLM, the tokens that changed most since the previous frame (needs the video grid).",
+        fields: &[],
+        needs: &[],
+        build: |_| Method::Evs,
+    },
+    MethodSpec {
+        name: METHOD_NAMES[8],
+        doc: "VidCom2: frame-adaptive video compression (needs the video grid).",
+        fields: &["count"],
+        needs: &[],
+        build: |v| Method::VidCom2 {
+            count: v.name("count").parse().unwrap_or_default(),
+        },
     },
 ];
 
@@ -297,7 +441,7 @@ pub enum Value<'a> {
     Flag(bool),
     /// [`Kind::Grid`].
     Grid(Grid),
-    /// [`Kind::PerToken`].
+    /// [`Kind::PerToken`], [`Kind::Rows`], [`Kind::Vectors`].
     Floats(&'a [f32]),
 }
 
@@ -349,6 +493,18 @@ impl<'a> Values<'a> {
         }
     }
 
+    /// A choice field's name, or its default.
+    fn name(&self, name: &str) -> &'a str {
+        match self.get(name) {
+            Some(Value::Name(x)) => x,
+            _ => field_named(name).and_then(|f| f.default).unwrap_or(""),
+        }
+    }
+
+    fn flag(&self, name: &str) -> bool {
+        matches!(self.get(name), Some(Value::Flag(true)))
+    }
+
     /// Checks the options against the schema: a known method (default `divprune`), exactly
     /// one budget, every option the method needs. Options of other methods are ignored (the
     /// command line has always accepted e.g. `--seed` with any method).
@@ -376,16 +532,58 @@ impl<'a> Values<'a> {
                 )))
             }
         };
-        for &f in method.fields {
-            let spec = field_named(f);
-            if spec.is_some_and(|s| s.default.is_none()) && self.get(f).is_none() {
-                let doc = spec.map_or("", |s| s.doc);
+        for (f, v) in &self.given {
+            if let (Kind::Choice(names), Value::Name(x)) = (f.kind, v) {
+                if !names.contains(x) {
+                    return Err(Error::Param(format!(
+                        "{} '{x}' is not one of {}",
+                        f.display(self.surface),
+                        names.join(", ")
+                    )));
+                }
+            }
+        }
+        let complete: Vec<&&[&str]> = method
+            .needs
+            .iter()
+            .filter(|set| set.iter().all(|f| self.get(f).is_some()))
+            .collect();
+        let list = |set: &[&str]| {
+            set.iter()
+                .map(|f| show(f))
+                .collect::<Vec<_>>()
+                .join(" and ")
+        };
+        match (complete.len(), method.needs) {
+            (_, []) | (1, _) => {}
+            (0, [only]) => {
+                let doc = field_named(only[0]).map_or("", |s| s.doc);
                 return Err(Error::Param(format!(
                     "method '{}' needs {} ({})",
                     method.name,
-                    show(f),
+                    list(only),
                     doc.trim_end_matches('.')
                 )));
+            }
+            (0, sets) => {
+                return Err(Error::Param(format!(
+                    "method '{}' needs {}",
+                    method.name,
+                    sets.iter()
+                        .map(|s| list(s))
+                        .collect::<Vec<_>>()
+                        .join(", or ")
+                )))
+            }
+            (_, sets) => {
+                return Err(Error::Param(format!(
+                    "method '{}' takes either {}, not both",
+                    method.name,
+                    sets.iter()
+                        .map(|s| list(s))
+                        .collect::<Vec<_>>()
+                        .join(", or ")
+                )))
             }
         }
         let grid = match self.get("grid") {
@@ -461,30 +659,69 @@ pub fn typescript() -> String {
     s.push_str("}\n");
     let mut union = Vec::new();
     for m in &METHODS {
-        let iface = format!("{}Options", capitalise(m.name));
+        let name = format!("{}Options", capitalise(m.name));
         let optional_method = if m.name == "divprune" { "?" } else { "" };
+        let in_needs = |f: &str| m.needs.iter().any(|set| set.contains(&f));
+        let base = if m.needs.len() > 1 {
+            format!("{name}Base")
+        } else {
+            name.clone()
+        };
         s.push_str(&format!(
-            "\n/** Options of `{}`: {} */\nexport interface {iface} extends CommonOptions {{\n  method{optional_method}: '{}';\n",
+            "\n/** Options of `{}`: {} */\nexport interface {base} extends CommonOptions {{\n  method{optional_method}: '{}';\n",
             m.name, m.doc, m.name
         ));
         for f in m.fields.iter().filter_map(|f| field_named(f)) {
-            s.push_str(&ts_member(f, f.default.is_none()));
+            if m.needs.len() > 1 && in_needs(f.name) {
+                continue;
+            }
+            s.push_str(&ts_member(f, m.needs.len() == 1 && in_needs(f.name)));
         }
         s.push_str("}\n");
-        union.push(iface);
+        if m.needs.len() > 1 {
+            // Exactly one of the alternatives: the others' options are `never`.
+            let alts: Vec<String> = m
+                .needs
+                .iter()
+                .map(|set| {
+                    let mut alt = String::from("{\n");
+                    for other in m.needs.iter().flat_map(|s| s.iter()) {
+                        if let Some(f) = field_named(other) {
+                            if set.contains(other) {
+                                alt.push_str(&ts_member(f, true));
+                            } else {
+                                alt.push_str(&format!("  {}?: never;\n", f.js));
+                            }
+                        }
+                    }
+                    alt + "}"
+                })
+                .collect();
+            s.push_str(&format!(
+                "/** Options of `{}`: give exactly one way of its inputs. */\nexport type {name} = {base} & (\n{});\n",
+                m.name,
+                alts.join(" | ")
+            ));
+        }
+        union.push(name);
     }
     s.push_str(&format!(
-        "\n/** Options of one pool: give exactly one of `keep`, `keepRatio`, `pruneRatio`. */\nexport type PruneOptions = {};\n",
-        union.join(" | ")
+        "\n/** Options of one pool: give exactly one of `keep`, `keepRatio`, `pruneRatio`. */\nexport type PruneOptions =\n  | {};\n",
+        union.join("\n  | ")
     ));
     s
 }
 
+/// `cdpruner-openvino` -> `CdprunerOpenvino`.
 fn capitalise(name: &str) -> String {
-    let mut c = name.chars();
-    c.next()
-        .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
-        .unwrap_or_default()
+    name.split('-')
+        .map(|part| {
+            let mut c = part.chars();
+            c.next()
+                .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
+                .unwrap_or_default()
+        })
+        .collect()
 }
 
 fn ts_member(f: &Field, required: bool) -> String {
@@ -497,7 +734,7 @@ fn ts_member(f: &Field, required: bool) -> String {
             .join(" | "),
         Kind::Flag => "boolean".into(),
         Kind::Grid => "[number, number, number] | [number, number]".into(),
-        Kind::PerToken => "FloatArray".into(),
+        Kind::PerToken | Kind::Rows | Kind::Vectors => "FloatArray".into(),
     };
     let default = f
         .default
@@ -600,7 +837,7 @@ mod tests {
                 ("method", Value::Name("divprun")),
                 ("keep", Value::Number(1.0))
             ])),
-            "parameter: method 'divprun' is not one of divprune, idpruner, topk, random, uniform"
+            "parameter: method 'divprun' is not one of divprune, idpruner, topk, random, uniform, cdpruner, cdpruner-openvino, evs, vidcom2"
         );
         let mut cli = Values::new(Surface::Cli);
         cli.set(field_named("method").unwrap(), Value::Name("topk"));
@@ -615,7 +852,12 @@ mod tests {
     #[test]
     fn typescript_has_one_interface_per_method_with_required_inputs() {
         let ts = typescript();
-        assert!(ts.contains("export type PruneOptions = DivpruneOptions | IdprunerOptions | TopkOptions | RandomOptions | UniformOptions;"));
+        assert!(
+            ts.contains("export type PruneOptions =\n  | DivpruneOptions\n  | IdprunerOptions\n")
+        );
+        assert!(ts.contains("  | CdprunerOpenvinoOptions\n"));
+        assert!(ts.contains("export type CdprunerOptions = CdprunerOptionsBase & ("));
+        assert!(ts.contains("  relevance?: never;\n"));
         assert!(ts.contains("  method: 'idpruner';\n"));
         assert!(ts.contains("  importance: FloatArray;\n"));
         assert!(ts.contains("  lambda?: number;\n"));

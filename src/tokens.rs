@@ -281,6 +281,20 @@ impl<'a> Features<'a> {
         }
     }
 
+    /// Rows `start..end` as their own features, without a grid.
+    pub(crate) fn slice(&self, start: usize, end: usize) -> Features<'a> {
+        match self {
+            Features::Host(t) => Features::Host(t.rows(start, end)),
+            #[cfg(feature = "gpu")]
+            Features::Device(t) => Features::Device(DeviceTokens {
+                offset: t.offset + (start * t.d * 4) as u64,
+                n: end - start,
+                grid: None,
+                ..*t
+            }),
+        }
+    }
+
     /// Rows `start..end` as their own features, with the given grid.
     pub(crate) fn rows(&self, start: usize, end: usize, grid: Grid) -> Result<Features<'a>> {
         Ok(match self {

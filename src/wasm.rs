@@ -146,7 +146,7 @@ fn raw(f: &Field, v: &JsValue) -> Result<Raw, JsValue> {
                 _ => return Err(bad()),
             })
         }
-        Kind::PerToken => Raw::Floats(floats(v, &what)?),
+        Kind::PerToken | Kind::Rows | Kind::Vectors => Raw::Floats(floats(v, &what)?),
     })
 }
 

@@ -1,13 +1,129 @@
-//! v11-v18 (CDPruner, EVS, VidCom2) on the CPU functions, the SPEC way: exactly where the JSON
-//! says `compare: exact`, and for CDPruner also tie-aware (an f64 replay of our own order,
+//! v11-v18 (CDPruner, EVS, VidCom2) through the public API, the SPEC way: exactly where the
+//! JSON says `compare: exact`, and for CDPruner also tie-aware (an f64 replay of our own order,
 //! every gain recomputed); plus the decisions SPEC leaves to tokenprune and bad input.
-//! The methods are not wired into `Method` yet, so this calls `cpu::__methods` directly.
 
 mod common;
 
 use common::*;
-use tokenprune::__methods::{self as m, CountMode, Relevance, Split};
-use tokenprune::{Budget, Grid};
+use tokenprune::{Budget, CountMode, Grid, Relevance, Split};
+
+/// The methods as plain calls on the CPU engine's Pruner.
+mod m {
+    use tokenprune::{
+        Budget, CdPruner, CdPrunerOpenVino, CountMode, Grid, Method, Pruner, Relevance, Request,
+        Result, Split, Tokens,
+    };
+
+    /// A video method's kept set: indices (positional), scores, per-frame counts, notes.
+    #[derive(Debug)]
+    pub struct Set {
+        pub kept: Vec<u32>,
+        pub scores: Vec<f32>,
+        pub per_frame: Vec<usize>,
+        pub notes: Vec<String>,
+    }
+
+    /// (selection order, scores, notes).
+    pub type Ranked = (Vec<u32>, Vec<f32>, Vec<String>);
+
+    fn run(
+        x: &[f32],
+        n: usize,
+        d: usize,
+        grid: Option<Grid>,
+        m: Method,
+        b: Budget,
+    ) -> Result<tokenprune::Selection> {
+        let mut t = Tokens::new(x, n, d)?;
+        if let Some(g) = grid {
+            t = t.with_grid(g)?;
+        }
+        Pruner::cpu().prune_blocking(&Request::new(t, m, b)?)
+    }
+
+    fn set(sel: tokenprune::Selection, grid: Grid) -> Set {
+        assert_eq!(
+            sel.order, sel.kept,
+            "a video method outputs a set in positional order"
+        );
+        let mut per_frame = vec![0; grid.frames];
+        for &i in &sel.kept {
+            per_frame[i as usize / grid.frame_len()] += 1;
+        }
+        Set {
+            kept: sel.kept,
+            scores: sel.scores,
+            per_frame,
+            notes: sel.notes,
+        }
+    }
+
+    pub fn cdpruner(
+        x: &[f32],
+        n: usize,
+        d: usize,
+        relevance: Relevance,
+        crops: usize,
+        k: usize,
+    ) -> Result<Ranked> {
+        let m = Method::CdPruner(CdPruner { relevance, crops });
+        let sel = run(x, n, d, None, m, Budget::Count(k))?;
+        Ok((sel.order, sel.scores, sel.notes))
+    }
+
+    pub fn cdpruner_keep_count(n: usize, budget: Budget) -> Result<usize> {
+        let m = Method::CdPruner(CdPruner::from_relevance(&[]));
+        Ok(m.keep_count(n, None, budget)?.expect("a pure K"))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn cdpruner_openvino(
+        x: &[f32],
+        n: usize,
+        d: usize,
+        text: &[f32],
+        weight: f32,
+        negate: bool,
+        split: Split,
+        k: usize,
+    ) -> Result<Ranked> {
+        let m = Method::CdPrunerOpenVino(CdPrunerOpenVino {
+            text,
+            weight: weight as f64,
+            split,
+            negate,
+        });
+        let sel = run(x, n, d, None, m, Budget::Count(k))?;
+        Ok((sel.order, sel.scores, sel.notes))
+    }
+
+    pub fn evs(x: &[f32], n: usize, d: usize, grid: Option<Grid>, k: usize) -> Result<Set> {
+        let sel = run(x, n, d, grid, Method::Evs, Budget::Count(k))?;
+        Ok(set(sel, grid.expect("ran")))
+    }
+
+    pub fn evs_keep_count(g: Grid, b: Budget) -> Result<usize> {
+        Ok(Method::Evs
+            .keep_count(g.len().unwrap(), Some(g), b)?
+            .expect("a pure K"))
+    }
+
+    pub fn vidcom2(
+        x: &[f32],
+        n: usize,
+        d: usize,
+        grid: Option<Grid>,
+        b: Budget,
+        count: CountMode,
+    ) -> Result<Set> {
+        let sel = run(x, n, d, grid, Method::VidCom2 { count }, b)?;
+        Ok(set(sel, grid.expect("ran")))
+    }
+
+    pub fn vidcom2_keep_count(g: Grid, b: Budget, count: CountMode) -> Result<Option<usize>> {
+        Method::VidCom2 { count }.keep_count(g.len().unwrap(), Some(g), b)
+    }
+}
 
 fn case(id: &str) -> MethodCase {
     method_cases().into_iter().find(|c| c.id == id).unwrap()
@@ -17,18 +133,11 @@ fn embeddings(c: &MethodCase) -> Relevance<'_> {
     Relevance::Embeddings {
         image: &c.image,
         text: &c.text,
-        m: c.m,
-        de: c.de,
     }
 }
 
-fn emb<'a>(image: &'a [f32], text: &'a [f32], m: usize) -> Relevance<'a> {
-    Relevance::Embeddings {
-        image,
-        text,
-        m,
-        de: 4,
-    }
+fn emb<'a>(image: &'a [f32], text: &'a [f32]) -> Relevance<'a> {
+    Relevance::Embeddings { image, text }
 }
 
 fn sorted(order: &[u32]) -> Vec<u32> {
@@ -50,7 +159,7 @@ fn compare_modes_are_the_ones_the_vectors_name() {
 #[test]
 fn cdpruner_v11_v13() {
     for c in method_cases().iter().filter(|c| c.method == "cdpruner") {
-        let k = m::cdpruner_keep_per_pool(c.n, 1, c.budget).unwrap();
+        let k = m::cdpruner_keep_count(c.n, c.budget).unwrap();
         assert_eq!(k, c.keep, "{}: K", c.id);
         let (order, scores, notes) =
             m::cdpruner(&c.features, c.n, c.d, embeddings(c), 1, k).unwrap();
@@ -172,7 +281,8 @@ fn cdpruner_k_above_the_numerical_rank_keeps_exactly_k_unique_tokens() {
     let (n, d) = (64, 8);
     let x = random_matrix(n, d, 7);
     let a: Vec<f32> = random_matrix(n, 1, 8);
-    for k in [20, 64] {
+    // K = N would keep everything without computing (SPEC): 63 of 64.
+    for k in [20, 63] {
         let (order, scores, notes) = m::cdpruner(&x, n, d, Relevance::Raw(&a), 1, k).unwrap();
         assert_eq!(order.len(), k);
         assert_eq!(
@@ -219,8 +329,6 @@ fn cdpruner_equal_relevance_is_a_plain_dpp_with_a_note() {
     let rel = Relevance::Embeddings {
         image: &c.image,
         text: &zeros,
-        m: 1,
-        de: c.de,
     };
     let (same, _, notes) = m::cdpruner(&c.features, c.n, c.d, rel, 1, 64).unwrap();
     assert_eq!(same, order);
@@ -248,8 +356,6 @@ fn cdpruner_zero_rows_in_features_image_and_text_embeddings() {
     let rel = Relevance::Embeddings {
         image: &e,
         text: &t,
-        m: c.m,
-        de: c.de,
     };
     let (order, _, notes) = m::cdpruner(&x, c.n, c.d, rel, 1, c.keep).unwrap();
     for want in [
@@ -279,8 +385,6 @@ fn cdpruner_crops_share_one_relevance_min_max() {
     let rel = Relevance::Embeddings {
         image: &e,
         text: &g.text,
-        m: 1,
-        de: g.de,
     };
     let k = 48;
     let (order, _, _) = m::cdpruner(&x, n, g.d, rel, 2, k).unwrap();
@@ -295,8 +399,6 @@ fn cdpruner_crops_share_one_relevance_min_max() {
     let alone = Relevance::Embeddings {
         image: &s.image,
         text: &g.text,
-        m: 1,
-        de: g.de,
     };
     let (own, _, _) = m::cdpruner(&s.features, s.n, s.d, alone, 1, k).unwrap();
     let shifted: Vec<u32> = order[k..].iter().map(|&i| i - g.n as u32).collect();
@@ -364,11 +466,9 @@ fn one_frame_video() {
     assert_eq!(k, p);
     let set = m::evs(x, p, c.d, Some(g), k).unwrap();
     assert_eq!(set.kept, (0..p as u32).collect::<Vec<_>>());
-    assert!(set.notes[0].contains("one-frame video"), "{:?}", set.notes);
-    assert_eq!(
-        m::evs(x, p, c.d, Some(g), 10).unwrap().kept,
-        (0..10).collect::<Vec<u32>>()
-    );
+    let ten = m::evs(x, p, c.d, Some(g), 10).unwrap();
+    assert_eq!(ten.kept, (0..10).collect::<Vec<u32>>());
+    assert!(ten.notes[0].contains("one-frame video"), "{:?}", ten.notes);
     // VidCom2: one budget, b * P = 36, in both count modes.
     for mode in [CountMode::Exact, CountMode::Official] {
         let set = m::vidcom2(x, p, c.d, Some(g), Budget::KeepRatio(0.25), mode).unwrap();
@@ -424,22 +524,22 @@ fn bad_input_is_one_clear_line() {
     let t = [1.0f32; 4];
     let errors: Vec<(String, &str)> = vec![
         (
-            m::cdpruner(x, n, d, emb(&img[4..], &t, 1), 1, 10).unwrap_err().to_string(),
-            "shape: image embeddings hold 4604 values but 1152 x 4 = 4608 are needed",
+            m::cdpruner(x, n, d, emb(&img[4..], &t), 1, 10).unwrap_err().to_string(),
+            "shape: image embeddings hold 4604 values, not [N = 1152, De] for any De",
         ),
         (
-            m::cdpruner(x, n, d, emb(&img, &t, 2), 1, 10).unwrap_err().to_string(),
-            "shape: text embeddings hold 4 values but 2 x 4 = 8 are needed",
+            m::cdpruner(x, n, d, emb(&img, &[1.0; 6]), 1, 10).unwrap_err().to_string(),
+            "shape: text embeddings hold 6 values, not [M, De = 4] (De from the image embeddings)",
         ),
         (
-            m::cdpruner(x, n, d, emb(&nan_img, &t, 1), 1, 10).unwrap_err().to_string(),
+            m::cdpruner(x, n, d, emb(&nan_img, &t), 1, 10).unwrap_err().to_string(),
             "image embeddings has a non-finite value (NaN) at row 2, column 1",
         ),
         (
             m::cdpruner_openvino(x, n, d, &t, 0.5, false, Split::None, 10)
                 .unwrap_err()
                 .to_string(),
-            "shape: text embedding holds 4 values but the features have D = 512 (cdpruner-openvino takes one text vector in the features' space)",
+            "shape: the text embedding holds 4 values but the features have D = 512 (cdpruner-openvino takes one text vector in the features' space)",
         ),
         (
             m::evs(x, n, d, Some(Grid::new(8, 12, 11)), 10).unwrap_err().to_string(),

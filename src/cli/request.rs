@@ -36,7 +36,7 @@ fn arg(f: &'static Field) -> Arg {
         Kind::Grid => a
             .value_parser(clap::value_parser!(String))
             .value_name("T,H,W"),
-        Kind::PerToken => a
+        Kind::PerToken | Kind::Rows | Kind::Vectors => a
             .value_parser(clap::value_parser!(PathBuf))
             .value_name("FILE.npy"),
     };
@@ -62,7 +62,9 @@ impl clap::FromArgMatches for RequestArgs {
                     })?)),
                     None => None,
                 },
-                Kind::PerToken => m.get_one::<PathBuf>(f.name).map(|p| Given::File(p.clone())),
+                Kind::PerToken | Kind::Rows | Kind::Vectors => {
+                    m.get_one::<PathBuf>(f.name).map(|p| Given::File(p.clone()))
+                }
             };
             if let Some(g) = g {
                 given.push((f, g));
@@ -99,10 +101,12 @@ impl clap::Args for RequestArgs {
     }
 }
 
-/// A per-token input read from its file: `[N]` (or `[1, N]`), or `[B, N]` for a batch.
+/// An array input read from its file, and how much of it each batch item takes (`None`:
+/// all of it, shared by every item).
 pub struct Loaded {
     field: &'static Field,
     data: Vec<f32>,
+    per_item: Option<usize>,
 }
 
 impl RequestArgs {
@@ -113,32 +117,58 @@ impl RequestArgs {
             .any(|(f, g)| f.name == "per_frame" && matches!(g, Given::Flag))
     }
 
-    /// Reads the per-token inputs for `items` pools of `n` tokens (`batch`: the features
-    /// are `[items, N, D]`).
+    /// Reads the array inputs for `items` pools of `n` tokens (`batch`: the features are
+    /// `[items, N, D]`): per-token `[N]` (or `[1, N]`; `[B, N]` for a batch), rows `[N, De]`
+    /// (`[B, N, De]`), vectors `[M, De]` or `[De]` shared (or `[B, M, De]`, one per item).
     pub fn load(&self, items: usize, n: usize, batch: bool) -> Result<Vec<Loaded>> {
         let mut out = Vec::new();
         for (f, g) in &self.given {
             let Given::File(path) = g else { continue };
             let t = tokenprune::io::load(path, None)?;
-            let want: &[usize] = if batch { &[items, n] } else { &[n] };
-            let row = !batch && t.shape == [1, n];
-            if t.shape != want && !row {
-                return Err(Error::Shape(format!(
-                    "{}: scores must have shape {want:?} to match the features, got {:?}",
+            let shape = t.shape.as_slice();
+            let bad = |want: &str| {
+                Error::Shape(format!(
+                    "{}: {} must have shape {want} to match the features, got {:?}",
                     path.display(),
+                    f.display(Surface::Cli),
                     t.shape
-                )));
-            }
+                ))
+            };
+            let per_item = match f.kind {
+                Kind::PerToken => {
+                    let want: &[usize] = if batch { &[items, n] } else { &[n] };
+                    let row = !batch && shape == [1, n];
+                    if shape != want && !row {
+                        return Err(Error::Shape(format!(
+                            "{}: scores must have shape {want:?} to match the features, got {:?}",
+                            path.display(),
+                            t.shape
+                        )));
+                    }
+                    Some(n)
+                }
+                Kind::Rows => match (batch, shape) {
+                    (false, [r, de]) if *r == n && *de > 0 => Some(n * de),
+                    (true, [b, r, de]) if *b == items && *r == n && *de > 0 => Some(n * de),
+                    _ => return Err(bad(if batch { "[B, N, De]" } else { "[N, De]" })),
+                },
+                _ => match shape {
+                    [_] | [_, _] => None,
+                    [b, m, de] if batch && *b == items && m * de > 0 => Some(m * de),
+                    _ => return Err(bad("[M, De] or [De] (or [B, M, De] for a batch)")),
+                },
+            };
             out.push(Loaded {
                 field: f,
                 data: t.data,
+                per_item,
             });
         }
         Ok(out)
     }
 
-    /// The options of batch item `b` (of `n` tokens), per-token inputs sliced from `loaded`.
-    pub fn values<'a>(&self, loaded: &'a [Loaded], b: usize, n: usize) -> Values<'a> {
+    /// The options of batch item `b`, array inputs sliced from `loaded`.
+    pub fn values<'a>(&self, loaded: &'a [Loaded], b: usize) -> Values<'a> {
         let mut v = Values::new(Surface::Cli);
         for (f, g) in &self.given {
             match g {
@@ -154,7 +184,11 @@ impl RequestArgs {
             }
         }
         for l in loaded {
-            v.set(l.field, Value::Floats(&l.data[b * n..(b + 1) * n]));
+            let data = match l.per_item {
+                Some(len) => &l.data[b * len..(b + 1) * len],
+                None => &l.data[..],
+            };
+            v.set(l.field, Value::Floats(data));
         }
         v
     }

@@ -60,7 +60,7 @@ pub fn run(a: Args) -> Result<()> {
     for b in 0..items {
         let rows = &feats.data[b * n * d..(b + 1) * n * d];
         let t = Tokens::new(rows, n, d).map_err(|e| in_item(e, batch, b))?;
-        let parsed = a.request.values(&loaded, b, n).parse()?;
+        let parsed = a.request.values(&loaded, b).parse()?;
         budget = Some(parsed.budget);
         reqs.push(parsed.request(t).map_err(|e| in_item(e, batch, b))?);
         tokens.push(t);
@@ -109,7 +109,15 @@ pub fn run(a: Args) -> Result<()> {
             out["results"] = sels.iter().map(result_json).collect();
         }
     }
-    println!("{out}");
+    // A closed pipe (`| head`) is not an error of ours: stop quietly.
+    use std::io::Write;
+    match writeln!(std::io::stdout(), "{out}") {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Error::Io {
+            path: "<stdout>".into(),
+            source: e,
+        }),
+        _ => Ok(()),
+    }?;
     Ok(())
 }
 

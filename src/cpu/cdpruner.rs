@@ -1,171 +1,62 @@
-//! CDPruner (SPEC "CDPruner"): a conditional DPP over the tokens, greedy MAP by incremental
-//! Cholesky, in its two upstream forms, named apart:
-//! - `cdpruner` (Theia-4869/CDPruner, the LLaVA code): [`cdpruner`];
-//! - `cdpruner-openvino` (OpenVINO GenAI's selector of the same name): [`cdpruner_openvino`].
-//!
-//! Written as the stages a GPU runs, each a kernel there:
-//! 1. normalise rows ([`super::rownorm`]; one workgroup per row);
-//! 2. relevance: `E T^T` row means ([`relevance_from_embeddings`], a small GEMM) or `X t`
-//!    ([`relevance_openvino`], a GEMV), then a min-max ([`relevance_minmax`] /
-//!    [`relevance_minmax_openvino`]: a reduction and an elementwise pass);
+//! CDPruner's engine stages (SPEC "CDPruner"): CPU twin of `shaders/dpp.wgsl`. The select
+//! layer prepares each DPP job (`src/select/dpp.rs`: `cdpruner`'s relevance from the
+//! embeddings and its joint min-max, the crops and halves, the notes); here, per pool:
+//! 1. normalise rows ([`super::rownorm`]): plain norms (`cdpruner`) or `sqrt(sum v^2 + 1e-6)`
+//!    (`cdpruner-openvino`);
+//! 2. `cdpruner-openvino` only: relevance `a = u . t_hat` ([`relevance_openvino`], a GEMV) and
+//!    its min-max ([`relevance_minmax_openvino`]);
 //! 3. the greedy MAP ([`dpp_official`], [`dpp_openvino`]): per pick one kernel row (a GEMV of
 //!    the pick against every token, [`similarity_rows`], then [`KernelForm::entry`]), one
 //!    Cholesky update (`c_i` and `g -= c_i^2`, elementwise over N; the vectors `c_t` live in a
 //!    `K x N` buffer) and one argmax over the gains ([`argmax_unchosen`]: the workgroup-argmax
-//!    loop of `select.wgsl`).
+//!    loop of the kernel).
 
 use super::greedy::argmax_unchosen;
-use crate::select::zero_row_note;
-
-/// A ranked selection: picks in order with their scores, and notes.
-pub(crate) struct Picks {
-    pub order: Vec<u32>,
-    pub scores: Vec<f32>,
-    pub notes: Vec<String>,
-}
 use super::matmul::{dot_rows, similarity_rows};
 use super::rownorm::{normalize_rows_eps, Eps};
-use crate::budget::Budget;
-use crate::error::{Error, Result};
-use crate::tokens::{check_scores, Tokens};
+use crate::select::{Dpp, DppForm, DppRelevance, DppReport, Picks};
+use crate::tokens::Tokens;
 
 /// The OpenVINO variant's numerical threshold (`Config::numerical_threshold`).
-const OV_EPS: f32 = 1e-6;
+pub(crate) const OV_EPS: f32 = 1e-6;
 
-/// Where `cdpruner` gets its relevance from.
-#[derive(Debug, Clone, Copy)]
-pub enum Relevance<'a> {
-    /// Image embeddings E `[N, De]` (tokens in a joint image-text space, e.g. CLIP's visual
-    /// projection) and text embeddings T `[M, De]` (one per text segment).
-    Embeddings {
-        /// E, row-major `[N, De]`.
-        image: &'a [f32],
-        /// T, row-major `[M, De]`.
-        text: &'a [f32],
-        /// Text rows M.
-        m: usize,
-        /// Embedding width De.
-        de: usize,
-    },
-    /// A raw relevance `a` `[N]` the caller computed (its sign is the caller's).
-    Raw(&'a [f32]),
-}
-
-/// How `cdpruner-openvino` cuts the pool.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Split {
-    /// One DPP over the whole pool (tokenprune's default).
-    #[default]
-    None,
-    /// Upstream's default: `[0, N/2)` gets `K/2` picks, `[N/2, N)` the rest, each half with
-    /// its own relevance min-max and kernel.
-    Halves,
-}
-
-impl std::str::FromStr for Split {
-    type Err = Error;
-
-    fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "none" => Ok(Split::None),
-            "halves" => Ok(Split::Halves),
-            _ => Err(Error::Param(format!(
-                "unknown split '{s}' (expected none or halves)"
-            ))),
+/// Runs one DPP job on its pool: `k` picks.
+pub(crate) fn run(tokens: &Tokens, k: usize, job: &Dpp) -> Picks {
+    let (n, d) = (tokens.n(), tokens.d());
+    let eps = match job.form {
+        DppForm::Official => Eps::Plain,
+        DppForm::OpenVino { .. } => Eps::AddSquared(OV_EPS),
+    };
+    let (u, zero_rows) = normalize_rows_eps(tokens.data(), n, d, eps);
+    let (mut picks, constant) = match (&job.relevance, job.form) {
+        (DppRelevance::Given(r), DppForm::Official) => (dpp_official(&u, d, r, k), false),
+        (DppRelevance::Given(r), DppForm::OpenVino { weight }) => {
+            (dpp_openvino(&u, d, r, weight, k), false)
         }
+        (DppRelevance::Text(t), form) => {
+            let (t_hat, _) = normalize_rows_eps(t, 1, d, Eps::AddSquared(OV_EPS));
+            let (r, constant) = relevance_minmax_openvino(&relevance_openvino(&u, &t_hat, d));
+            let picks = match form {
+                DppForm::OpenVino { weight } => dpp_openvino(&u, d, &r, weight, k),
+                DppForm::Official => dpp_official(&u, d, &r, k),
+            };
+            (picks, constant)
+        }
+    };
+    picks.zero_rows = zero_rows;
+    if let Some(rep) = picks.dpp.as_mut() {
+        rep.constant_relevance = constant;
     }
-}
-
-/// Checks a companion matrix (embeddings): `rows x cols` values, at least one of each, all
-/// finite.
-pub(crate) fn check_matrix(
-    what: &'static str,
-    data: &[f32],
-    rows: usize,
-    cols: usize,
-) -> Result<()> {
-    if rows == 0 || cols == 0 {
-        return Err(Error::Shape(format!("{what} are empty ({rows} x {cols})")));
-    }
-    if Some(data.len()) != rows.checked_mul(cols) {
-        return Err(Error::Shape(format!(
-            "{what} hold {} values but {rows} x {cols} = {} are needed",
-            data.len(),
-            rows.saturating_mul(cols)
-        )));
-    }
-    if let Some(pos) = data.iter().position(|v| !v.is_finite()) {
-        return Err(Error::NonFinite {
-            what,
-            at: format!("row {}, column {}", pos / cols, pos % cols),
-            value: data[pos].to_string(),
-        });
-    }
-    Ok(())
-}
-
-/// Stage 2 (`cdpruner`): `a_i = mean_m(-(e_i . t_m))` with E and T normalised by their plain
-/// norms (negated, as upstream). Returns `a` and notes on zero rows.
-pub(crate) fn relevance_from_embeddings(
-    image: &[f32],
-    text: &[f32],
-    n: usize,
-    m: usize,
-    de: usize,
-) -> Result<(Vec<f32>, Vec<String>)> {
-    check_matrix("image embeddings", image, n, de)?;
-    check_matrix("text embeddings", text, m, de)?;
-    let (ue, zero_image) = normalize_rows_eps(image, n, de, Eps::Plain);
-    let (ut, zero_text) = normalize_rows_eps(text, m, de, Eps::Plain);
-    let mut dots = vec![0.0f32; n * m];
-    dot_rows(&ue, &ut, de, &mut dots, m);
-    let mf = m as f32;
-    let a = dots
-        .chunks(m)
-        .map(|row| row.iter().fold(0.0f32, |s, &v| s + -v) / mf)
-        .collect();
-    let mut notes = Vec::new();
-    if zero_image > 0 {
-        notes.push(format!(
-            "{zero_image} all-zero image embedding row(s): relevance a = 0 for those tokens"
-        ));
-    }
-    if zero_text > 0 {
-        notes.push(format!(
-            "{zero_text} all-zero text embedding row(s): they add 0 to every token's relevance"
-        ));
-    }
-    Ok((a, notes))
-}
-
-/// Stage 2 (`cdpruner`): `r_i = (a_i - min a + 1e-6) / (max a - min a)` in f32 (the 1e-6 in
-/// the numerator, as upstream); in f64 where the f32 range overflows. `None` when every `a`
-/// is equal (upstream divides by zero; the caller then uses r = 1).
-pub(crate) fn relevance_minmax(a: &[f32]) -> Option<Vec<f32>> {
-    let (lo, hi) = min_max(a);
-    if hi == lo {
-        return None;
-    }
-    let range = hi - lo;
-    Some(if range.is_finite() {
-        a.iter().map(|&x| ((x - lo) + 1e-6) / range).collect()
-    } else {
-        let (lo, range) = (lo as f64, hi as f64 - lo as f64);
-        a.iter()
-            .map(|&x| (((x as f64 - lo) + 1e-6) / range) as f32)
-            .collect()
-    })
+    picks
 }
 
 /// Stage 2 (`cdpruner-openvino`): `a_i = x_i . t` over rows normalised by
-/// `sqrt(sum v^2 + 1e-6)` (`u` holds them), negated when `negate`.
-pub(crate) fn relevance_openvino(u: &[f32], t_hat: &[f32], d: usize, negate: bool) -> Vec<f32> {
+/// `sqrt(sum v^2 + 1e-6)` (`u` holds them; `t_hat` is the text normalised the same way, and
+/// negated by the select layer when asked).
+pub(crate) fn relevance_openvino(u: &[f32], t_hat: &[f32], d: usize) -> Vec<f32> {
     let n = u.len() / d;
     let mut a = vec![0.0f32; n];
     dot_rows(u, t_hat, d, &mut a, 1);
-    if negate {
-        a.iter_mut().for_each(|v| *v *= -1.0);
-    }
     a
 }
 
@@ -233,7 +124,7 @@ impl KernelForm<'_> {
 }
 
 /// The greedy state shared by both variants: gains, chosen mask, Cholesky vectors.
-struct Greedy {
+struct State {
     n: usize,
     gain: Vec<f32>,
     chosen: Vec<bool>,
@@ -243,10 +134,10 @@ struct Greedy {
     picks: Picks,
 }
 
-impl Greedy {
+impl State {
     fn new(gain: Vec<f32>, k: usize) -> Self {
         let n = gain.len();
-        Greedy {
+        State {
             n,
             chosen: vec![false; n],
             c: Vec::with_capacity(k.saturating_sub(1) * n),
@@ -254,7 +145,8 @@ impl Greedy {
             picks: Picks {
                 order: Vec::with_capacity(k),
                 scores: Vec::with_capacity(k),
-                notes: Vec::new(),
+                zero_rows: 0,
+                dpp: Some(DppReport::default()),
             },
             gain,
         }
@@ -282,7 +174,7 @@ impl Greedy {
 /// `r` (lowest index on ties), scored 0, with a note. K is always exact.
 pub(crate) fn dpp_official(u: &[f32], d: usize, r: &[f32], k: usize) -> Picks {
     let form = KernelForm::Official { r };
-    let mut st = Greedy::new(form.diagonal(u, d), k);
+    let mut st = State::new(form.diagonal(u, d), k);
     let n = st.n;
     let mut acc = vec![0.0f32; n];
     let mut stop = None;
@@ -319,12 +211,9 @@ pub(crate) fn dpp_official(u: &[f32], d: usize, r: &[f32], k: usize) -> Picks {
         for &i in rest.iter().take(k - done) {
             st.pick(i, 0.0);
         }
-        st.picks.notes.push(format!(
-            "DPP stopped after {done} of {k} picks: the best remaining gain ({g:e}) is not > 0 \
-             (the kernel's numerical rank is exhausted); the other {} picks are the unchosen \
-             tokens of highest relevance, scored 0",
-            k - done
-        ));
+        if let Some(rep) = st.picks.dpp.as_mut() {
+            rep.stopped = Some((done, g));
+        }
     }
     st.picks
 }
@@ -340,7 +229,7 @@ pub(crate) fn dpp_openvino(u: &[f32], d: usize, r: &[f32], w: f32, k: usize) -> 
         w,
         one_minus_w: 1.0 - w,
     };
-    let mut st = Greedy::new(form.diagonal(u, d), k);
+    let mut st = State::new(form.diagonal(u, d), k);
     let n = st.n;
     let mut degenerate = 0usize;
     while st.picks.order.len() < k {
@@ -376,182 +265,86 @@ pub(crate) fn dpp_openvino(u: &[f32], d: usize, r: &[f32], w: f32, k: usize) -> 
         st.c.extend_from_slice(&e);
         st.row = e;
     }
-    if degenerate > 0 {
-        st.picks.notes.push(format!(
-            "{degenerate} pick(s) made after the DPP gains became NaN (counted as -FLT_MAX, as \
-             upstream): lowest index first"
-        ));
+    if let Some(rep) = st.picks.dpp.as_mut() {
+        rep.degenerate = degenerate;
     }
     st.picks
-}
-
-/// `cdpruner` (SPEC): `features` `[n, d]` (F: tokens as they enter the LLM) in `pools` equal
-/// pools (one per image or crop), `k` picks per pool. The relevance min-max runs jointly over
-/// all pools (LLaVA-NeXT), then each pool runs its own DPP. The order lists pool 0's picks,
-/// then pool 1's, ...; indices are over the whole `n`.
-pub(crate) fn cdpruner(
-    features: &[f32],
-    n: usize,
-    d: usize,
-    relevance: Relevance<'_>,
-    pools: usize,
-    k: usize,
-) -> Result<Picks> {
-    Tokens::new(features, n, d)?;
-    let len = pool_len(n, pools)?;
-    if k > len {
-        return Err(Error::Budget(format!(
-            "keep count {k} exceeds the {len} tokens of a pool"
-        )));
-    }
-    let (a, mut notes) = match relevance {
-        Relevance::Embeddings { image, text, m, de } => {
-            relevance_from_embeddings(image, text, n, m, de)?
-        }
-        Relevance::Raw(a) => {
-            check_scores("relevance", a, n)?;
-            (a.to_vec(), Vec::new())
-        }
-    };
-    let r = relevance_minmax(&a).unwrap_or_else(|| {
-        notes.push(
-            "relevance is equal for every token (max a = min a): r = 1 everywhere, a plain DPP \
-             on the similarity"
-                .into(),
-        );
-        vec![1.0; n]
-    });
-    let (u, zero_rows) = normalize_rows_eps(features, n, d, Eps::Plain);
-    notes.extend(zero_row_note(zero_rows));
-    let mut out = Picks {
-        order: Vec::with_capacity(k * pools),
-        scores: Vec::with_capacity(k * pools),
-        notes,
-    };
-    for p in 0..pools {
-        let (s, e) = (p * len, (p + 1) * len);
-        let picks = dpp_official(&u[s * d..e * d], d, &r[s..e], k);
-        append(&mut out, picks, s, pools > 1);
-    }
-    Ok(out)
-}
-
-/// `cdpruner-openvino` (SPEC): `features` `[n, d]` (X: used for similarity and relevance),
-/// one text vector `text` `[d]`, relevance weight `weight` in [0, 1] (upstream default 0.5),
-/// `negate` flips the relevance's sign, `k` picks in all.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn cdpruner_openvino(
-    features: &[f32],
-    n: usize,
-    d: usize,
-    text: &[f32],
-    weight: f32,
-    negate: bool,
-    split: Split,
-    k: usize,
-) -> Result<Picks> {
-    Tokens::new(features, n, d)?;
-    if text.len() != d {
-        return Err(Error::Shape(format!(
-            "text embedding holds {} values but the features have D = {d} (cdpruner-openvino \
-             takes one text vector in the features' space)",
-            text.len()
-        )));
-    }
-    check_matrix("text embedding", text, 1, d)?;
-    if !(weight.is_finite() && (0.0..=1.0).contains(&weight)) {
-        return Err(Error::Param(format!(
-            "relevance weight {weight} is outside [0, 1]"
-        )));
-    }
-    if k > n {
-        return Err(Error::Budget(format!("keep count {k} exceeds N = {n}")));
-    }
-    let (u, zero_rows) = normalize_rows_eps(features, n, d, Eps::AddSquared(OV_EPS));
-    let (t_hat, _) = normalize_rows_eps(text, 1, d, Eps::AddSquared(OV_EPS));
-    let a = relevance_openvino(&u, &t_hat, d, negate);
-    let mut out = Picks {
-        order: Vec::with_capacity(k),
-        scores: Vec::with_capacity(k),
-        notes: zero_row_note(zero_rows).into_iter().collect(),
-    };
-    let halves = split == Split::Halves;
-    for (s, e, kk) in split_pools(n, k, split) {
-        if kk == 0 {
-            continue;
-        }
-        let (r, constant) = relevance_minmax_openvino(&a[s..e]);
-        let mut picks = dpp_openvino(&u[s * d..e * d], d, &r, weight, kk);
-        if constant {
-            picks.notes.push(
-                "relevance is equal for every token: r = 0, the kernel is (1 - w) S (as \
-                 upstream)"
-                    .into(),
-            );
-        }
-        append(&mut out, picks, s, halves);
-    }
-    Ok(out)
-}
-
-/// The pools of `cdpruner-openvino`: `(start, end, picks)`.
-pub(crate) fn split_pools(n: usize, k: usize, split: Split) -> Vec<(usize, usize, usize)> {
-    match split {
-        Split::None => vec![(0, n, k)],
-        Split::Halves => vec![(0, n / 2, k / 2), (n / 2, n, k - k / 2)],
-    }
-}
-
-fn pool_len(n: usize, pools: usize) -> Result<usize> {
-    if pools == 0 || !n.is_multiple_of(pools) {
-        return Err(Error::Shape(format!(
-            "{n} tokens do not split into {pools} equal pools (images or crops)"
-        )));
-    }
-    Ok(n / pools)
-}
-
-/// Appends one pool's picks, offsetting indices by `start` and naming the pool in its notes.
-fn append(out: &mut Picks, picks: Picks, start: usize, name_pool: bool) {
-    out.order
-        .extend(picks.order.iter().map(|&i| i + start as u32));
-    out.scores.extend(picks.scores);
-    for note in picks.notes {
-        out.notes.push(if name_pool {
-            format!("pool starting at token {start}: {note}")
-        } else {
-            note
-        });
-    }
-}
-
-/// K per pool for `cdpruner`: the budget (SPEC "Budget") applied to one pool of `n / pools`
-/// tokens; the request keeps `pools * K` in all. A pure function of (N, pools, budget).
-pub(crate) fn keep_per_pool(n: usize, pools: usize, budget: Budget) -> Result<usize> {
-    budget.keep_count(pool_len(n, pools)?)
-}
-
-/// OpenVINO GenAI's own budget, for users porting its settings: a pruning percent `p` gives
-/// `K = round_half_away_from_zero(N * (1 - p / 100))` (f64; not half to even: N = 5, p = 50
-/// keeps 3). Upstream rejects a K of 0.
-pub(crate) fn openvino_keep_from_percent(n: usize, percent: f64) -> Result<usize> {
-    if !(percent.is_finite() && (0.0..=100.0).contains(&percent)) {
-        return Err(Error::Budget(format!(
-            "pruning percent {percent} is outside [0, 100]"
-        )));
-    }
-    let k = ((n as f64) * (1.0 - percent / 100.0)).round() as usize;
-    if k == 0 {
-        return Err(Error::Budget(format!(
-            "pruning {percent}% of {n} tokens keeps none"
-        )));
-    }
-    Ok(k.min(n))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::method::{CdPruner, CdPrunerOpenVino, Relevance, Split};
+    use crate::select::dpp::{relevance_from_embeddings, relevance_minmax};
+    use crate::{Budget, Method, Pruner, Request, Result};
+
+    /// What the tests look at in a selection.
+    #[derive(Debug)]
+    struct P {
+        order: Vec<u32>,
+        scores: Vec<f32>,
+        notes: Vec<String>,
+    }
+
+    fn prune(f: &[f32], n: usize, d: usize, m: Method, k: usize) -> Result<P> {
+        let tokens = Tokens::new(f, n, d)?;
+        let sel = Pruner::cpu().prune_blocking(&Request::new(tokens, m, Budget::Count(k))?)?;
+        Ok(P {
+            order: sel.order,
+            scores: sel.scores,
+            notes: sel.notes,
+        })
+    }
+
+    /// The engine stage alone on one pool (K may equal N here: the select layer's K = N
+    /// short-cut is not in the way).
+    fn run_dpp(
+        f: &[f32],
+        n: usize,
+        d: usize,
+        form: DppForm,
+        relevance: DppRelevance,
+        k: usize,
+    ) -> Picks {
+        run(&Tokens::new(f, n, d).unwrap(), k, &Dpp { form, relevance })
+    }
+
+    /// `cdpruner` through the public API, `crops` crops of `k` picks each.
+    fn cdpruner(
+        f: &[f32],
+        n: usize,
+        d: usize,
+        rel: Relevance,
+        crops: usize,
+        k: usize,
+    ) -> Result<P> {
+        let m = Method::CdPruner(CdPruner {
+            relevance: rel,
+            crops,
+        });
+        prune(f, n, d, m, k)
+    }
+
+    /// `cdpruner-openvino` through the public API.
+    #[allow(clippy::too_many_arguments)]
+    fn cdpruner_openvino(
+        f: &[f32],
+        n: usize,
+        d: usize,
+        text: &[f32],
+        weight: f32,
+        negate: bool,
+        split: Split,
+        k: usize,
+    ) -> Result<P> {
+        let m = Method::CdPrunerOpenVino(CdPrunerOpenVino {
+            text,
+            weight: weight as f64,
+            split,
+            negate,
+        });
+        prune(f, n, d, m, k)
+    }
 
     /// Tokens on the unit circle at the given angles (D = 2), optionally with a zero row.
     fn circle(angles: &[f32]) -> Vec<f32> {
@@ -595,13 +388,11 @@ mod tests {
         let rel = Relevance::Embeddings {
             image: &e,
             text: &t,
-            m: 1,
-            de: 2,
         };
         let p = cdpruner(&f, 3, 2, rel, 1, 1).unwrap();
         // a_i = -cos(angle_i - 3): token 0 is the farthest from the text => highest a.
         assert_eq!(p.order, vec![0]);
-        let (a, _) = relevance_from_embeddings(&e, &t, 3, 1, 2).unwrap();
+        let (a, _) = relevance_from_embeddings(&e, &t, 3, 1, 2);
         assert!((a[2] + 1.0).abs() < 1e-6 && a[0] > a[1], "{a:?}");
         let r = relevance_minmax(&a).unwrap();
         assert!((r[0] - (1.0 + 1e-6 / (a[0] - a[2]))).abs() < 1e-6);
@@ -614,8 +405,8 @@ mod tests {
         // rounding noise (about 1e-8, possibly > 0): the DPP may take a few more, then stops.
         let f = circle(&[0.0, 0.3, 0.9, 1.7, 2.2, 2.9]);
         let a = [0.1f32, 0.9, 0.4, 0.8, 0.2, 0.5];
-        let p = cdpruner(&f, 6, 2, Relevance::Raw(&a), 1, 6).unwrap();
-        assert_eq!(p.order.len(), 6);
+        let p = cdpruner(&f, 6, 2, Relevance::Raw(&a), 1, 5).unwrap();
+        assert_eq!(p.order.len(), 5);
         assert!(unique(&p.order));
         assert!(
             p.notes.iter().any(|n| n.contains("DPP stopped")),
@@ -625,15 +416,15 @@ mod tests {
         // Exact arithmetic (one-hot rows, equal relevance): tokens 0, 2 and 3 share a
         // direction, 1 and 4 another; after two picks every gain is exactly 0.
         let f = [1.0f32, 0.0, 0.0, 1.0, 1.0, 0.0, 1.0, 0.0, 0.0, 1.0];
-        let p = cdpruner(&f, 5, 2, Relevance::Raw(&[0.0; 5]), 1, 5).unwrap();
-        assert_eq!(p.order, vec![0, 1, 2, 3, 4]);
-        assert_eq!(p.scores, vec![1.0, 1.0, 0.0, 0.0, 0.0]);
+        let p = cdpruner(&f, 5, 2, Relevance::Raw(&[0.0; 5]), 1, 4).unwrap();
+        assert_eq!(p.order, vec![0, 1, 2, 3]);
+        assert_eq!(p.scores, vec![1.0, 1.0, 0.0, 0.0]);
         assert!(
-            p.notes[1].starts_with("DPP stopped after 2 of 5 picks"),
+            p.notes[1].starts_with("DPP stopped after 2 of 4 picks"),
             "{:?}",
             p.notes
         );
-        assert!(p.notes[1].contains("the other 3 picks"), "{:?}", p.notes);
+        assert!(p.notes[1].contains("the other 2 picks"), "{:?}", p.notes);
     }
 
     /// OpenVINO's greedy recurrence in f64 (the test's oracle): picks and their gains.
@@ -691,8 +482,9 @@ mod tests {
         let th = 1e-3f32;
         let x = [1.0f32, 0.0, 0.0, th.cos(), th.sin(), 0.0, 0.0, 0.0, 0.5];
         for w in [0.0f32, 0.5] {
-            let p =
-                cdpruner_openvino(&x, 3, 3, &[0.0, 0.0, 1.0], w, false, Split::None, 3).unwrap();
+            // K = N: the engine stage itself (the select layer would keep all without a DPP).
+            let form = DppForm::OpenVino { weight: w };
+            let p = run_dpp(&x, 3, 3, form, DppRelevance::Text(vec![0.0, 0.0, 1.0]), 3);
             let (picks, gains) = openvino_f64(&x, 3, &[0.0, 0.0, 1.0], w as f64, 3);
             eprintln!(
                 "w = {w}: {:?} {:?} vs {picks:?} {gains:?}",
@@ -736,14 +528,15 @@ mod tests {
             .map(|i| ((i * 7919 % 23) as f32) - 11.0)
             .collect();
         let t: Vec<f32> = (0..d).map(|i| i as f32 - 3.5).collect();
-        let p = cdpruner_openvino(&f, n, d, &t, 1.0, false, Split::None, n).unwrap();
+        let form = DppForm::OpenVino { weight: 1.0 };
+        let p = run_dpp(&f, n, d, form, DppRelevance::Text(t), n);
         assert!(unique(&p.order));
         assert!(
             p.scores.iter().all(|s| s.is_finite() && *s > -1e-3),
             "{:?}",
             p.scores
         );
-        assert!(p.notes.is_empty(), "{:?}", p.notes);
+        assert_eq!(p.dpp, Some(DppReport::default()), "no degenerate picks");
         assert_eq!(*p.scores.last().unwrap(), 0.0);
     }
 
@@ -753,9 +546,12 @@ mod tests {
         // and the zero rows follow by relevance, highest first.
         let f = [1.0f32, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0];
         let a = [0.0f32, 0.3, 0.9, 0.5];
-        let p = cdpruner(&f, 4, 2, Relevance::Raw(&a), 1, 4).unwrap();
+        let r = relevance_minmax(&a).unwrap();
+        let p = run_dpp(&f, 4, 2, DppForm::Official, DppRelevance::Given(r), 4);
         assert_eq!(p.order, vec![0, 2, 3, 1]);
         assert_eq!(&p.scores[1..], &[0.0; 3]);
+        assert_eq!(p.dpp.unwrap().stopped.map(|s| s.0), Some(1));
+        assert_eq!(p.zero_rows, 3);
         // Equal relevance among the fill: lowest index first.
         let p = cdpruner(&f, 4, 2, Relevance::Raw(&[0.0, 0.5, 0.5, 0.5]), 1, 3).unwrap();
         assert_eq!(p.order, vec![0, 1, 2]);
@@ -790,7 +586,7 @@ mod tests {
         let e = cdpruner(&f, 6, 2, Relevance::Raw(&a), 2, 4).err().unwrap();
         assert_eq!(
             e.to_string(),
-            "budget: keep count 4 exceeds the 3 tokens of a pool"
+            "budget: keep count 4 exceeds the 3 tokens of a crop"
         );
     }
 
@@ -833,56 +629,39 @@ mod tests {
         // Identical tokens: after the first pick every gain is about 0 (or slightly
         // negative): upstream keeps picking by its argmax, lowest index first among equals.
         let f = [1.0f32, 0.0].repeat(5);
-        let p = cdpruner_openvino(&f, 5, 2, &[1.0, 0.0], 0.5, false, Split::None, 5).unwrap();
+        let form = DppForm::OpenVino { weight: 0.5 };
+        let p = run_dpp(&f, 5, 2, form, DppRelevance::Text(vec![1.0, 0.0]), 5);
         assert!(unique(&p.order));
         assert_eq!(p.order.len(), 5);
-    }
-
-    #[test]
-    fn parse_split_and_percent_rule() {
-        assert_eq!("halves".parse::<Split>().unwrap(), Split::Halves);
-        assert_eq!("none".parse::<Split>().unwrap(), Split::None);
-        let e = "thirds".parse::<Split>().unwrap_err().to_string();
-        assert_eq!(
-            e,
-            "parameter: unknown split 'thirds' (expected none or halves)"
-        );
-        assert_eq!(openvino_keep_from_percent(5, 50.0).unwrap(), 3);
-        assert_eq!(openvino_keep_from_percent(576, 75.0).unwrap(), 144);
-        assert!(openvino_keep_from_percent(5, 100.0).is_err());
-        assert!(openvino_keep_from_percent(5, 101.0).is_err());
-        assert_eq!(keep_per_pool(1152, 2, Budget::Count(64)).unwrap(), 64);
-        assert_eq!(
-            keep_per_pool(1152, 2, Budget::KeepRatio(0.25)).unwrap(),
-            144
-        );
-        assert!(keep_per_pool(1152, 5, Budget::Count(64)).is_err());
-        assert_eq!(split_pools(7, 5, Split::Halves), vec![(0, 3, 2), (3, 7, 3)]);
+        let p = cdpruner_openvino(&f, 5, 2, &[1.0, 0.0], 0.5, false, Split::None, 4).unwrap();
+        assert!(unique(&p.order));
+        assert_eq!(p.order.len(), 4);
     }
 
     #[test]
     fn bad_inputs_are_one_line_errors() {
         let f = circle(&[0.0, 1.0, 2.0]);
         let t = [1.0f32, 0.0];
-        let cases: Vec<(Result<Picks>, &str)> = vec![
+        let emb = |image, text| Relevance::Embeddings { image, text };
+        let cases: Vec<(Result<P>, &str)> = vec![
             (
-                cdpruner(&f, 3, 2, Relevance::Embeddings { image: &f[..4], text: &t, m: 1, de: 2 }, 1, 1),
-                "shape: image embeddings hold 4 values but 3 x 2 = 6 are needed",
+                cdpruner(&f, 3, 2, emb(&f[..4], &t), 1, 1),
+                "shape: image embeddings hold 4 values, not [N = 3, De] for any De",
             ),
             (
-                cdpruner(&f, 3, 2, Relevance::Embeddings { image: &f, text: &t, m: 2, de: 2 }, 1, 1),
-                "shape: text embeddings hold 2 values but 2 x 2 = 4 are needed",
+                cdpruner(&f, 3, 2, emb(&f, &[1.0, 0.0, 0.0]), 1, 1),
+                "shape: text embeddings hold 3 values, not [M, De = 2] (De from the image embeddings)",
             ),
             (
-                cdpruner(&f, 3, 2, Relevance::Embeddings { image: &f, text: &[], m: 0, de: 2 }, 1, 1),
-                "shape: text embeddings are empty (0 x 2)",
+                cdpruner(&f, 3, 2, emb(&f, &[]), 1, 1),
+                "shape: text embeddings hold 0 values, not [M, De = 2] (De from the image embeddings)",
             ),
             (
-                cdpruner(&f, 3, 2, Relevance::Embeddings { image: &f, text: &[f32::NAN, 0.0], m: 1, de: 2 }, 1, 1),
+                cdpruner(&f, 3, 2, emb(&f, &[f32::NAN, 0.0]), 1, 1),
                 "text embeddings has a non-finite value (NaN) at row 0, column 0",
             ),
             (
-                cdpruner(&f, 3, 2, Relevance::Embeddings { image: &[0.0, 1.0, 0.0, f32::INFINITY, 0.0, 0.0], text: &t, m: 1, de: 2 }, 1, 1),
+                cdpruner(&f, 3, 2, emb(&[0.0, 1.0, 0.0, f32::INFINITY, 0.0, 0.0], &t), 1, 1),
                 "image embeddings has a non-finite value (inf) at row 1, column 1",
             ),
             (
@@ -890,8 +669,12 @@ mod tests {
                 "shape: relevance has 2 values but there are N = 3 tokens",
             ),
             (
+                cdpruner(&f, 3, 2, Relevance::Raw(&[1.0, 2.0, 3.0]), 2, 1),
+                "shape: 3 tokens do not split into 2 equal crops",
+            ),
+            (
                 cdpruner_openvino(&f, 3, 2, &[1.0, 0.0, 0.0], 0.5, false, Split::None, 1),
-                "shape: text embedding holds 3 values but the features have D = 2 (cdpruner-openvino takes one text vector in the features' space)",
+                "shape: the text embedding holds 3 values but the features have D = 2 (cdpruner-openvino takes one text vector in the features' space)",
             ),
             (
                 cdpruner_openvino(&f, 3, 2, &[1.0, f32::NEG_INFINITY], 0.5, false, Split::None, 1),
@@ -907,7 +690,7 @@ mod tests {
             ),
         ];
         for (got, want) in cases {
-            let e = got.err().expect(want).to_string();
+            let e = got.expect_err(want).to_string();
             assert_eq!(e, want);
             assert!(!e.contains('\n'));
         }

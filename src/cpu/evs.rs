@@ -1,38 +1,14 @@
-//! EVS, efficient video sampling as in vLLM (SPEC "EVS"): keep the tokens that changed most
-//! since the previous frame, all of frame 0 first.
-//!
-//! Stages (the first two are GPU kernels; the last may run on the host):
+//! EVS scoring (SPEC "EVS", as in vLLM): CPU twin of `shaders/video.wgsl` `evs`. Stages:
 //! 1. normalise rows, `v / max(||v||, 1e-8)` ([`super::rownorm`], torch `cosine_similarity`);
 //! 2. [`scores`]: frame 0 scores 255, token (t, y, x) for t >= 1 scores
-//!    `1 - u_{t,y,x} . u_{t-1,y,x}` (one dot product per token);
-//! 3. [`select`]: stable sort by score, descending (ties to the lower flat index), keep the
-//!    first K.
+//!    `1 - u_{t,y,x} . u_{t-1,y,x}` (one dot product per token).
 //!
-//! K is a pure function of (grid, budget): [`keep_count`].
+//! The select layer then keeps the K highest (a stable sort, `src/select/video.rs`).
 
 use super::rownorm::{normalize_rows_eps, Eps};
-use super::video::{kept_fraction, trunc_count, video_grid, KeptSet};
-use crate::budget::Budget;
-use crate::error::{Error, Result};
-use crate::select::zero_row_note;
-use crate::tokens::{Grid, Tokens};
-
-/// The score of every token of frame 0 (vLLM's constant: always kept first).
-pub(crate) const FIRST_FRAME_SCORE: f32 = 255.0;
-
-/// K for EVS. From a prune rate q (vLLM): `max(h*w, trunc(N * (1 - q)))`, `1 - q` and the
-/// product in f64, truncated (N = 500, q = 0.9 gives 49). From a keep ratio r the same with
-/// `N * r`. An explicit count is taken as is (1..=N; below h*w it keeps part of frame 0,
-/// lowest flat index first).
-pub(crate) fn keep_count(grid: Grid, budget: Budget) -> Result<usize> {
-    let n = grid
-        .len()
-        .ok_or_else(|| Error::Shape("grid size overflows".into()))?;
-    match kept_fraction(budget)? {
-        Some(f) => Ok(trunc_count(n, f).max(grid.frame_len()).min(n)),
-        None => budget.keep_count(n),
-    }
-}
+use crate::select::video::EVS_FIRST_FRAME_SCORE;
+use crate::select::VideoScores;
+use crate::tokens::Tokens;
 
 /// Stage 2: the per-token scores from normalised rows `u` (`[N, d]`, frames of `frame_len`
 /// tokens, row-major over (frame, row, column)).
@@ -41,7 +17,7 @@ pub(crate) fn scores(u: &[f32], d: usize, frame_len: usize) -> Vec<f32> {
     (0..n)
         .map(|i| {
             if i < frame_len {
-                FIRST_FRAME_SCORE
+                EVS_FIRST_FRAME_SCORE
             } else {
                 let (a, b) = (
                     &u[i * d..(i + 1) * d],
@@ -53,48 +29,56 @@ pub(crate) fn scores(u: &[f32], d: usize, frame_len: usize) -> Vec<f32> {
         .collect()
 }
 
-/// Stage 3: the K highest scores, ties to the lower flat index (a stable descending sort);
-/// returns a keep mask.
-pub(crate) fn select(scores: &[f32], k: usize) -> Vec<bool> {
-    let mut idx: Vec<usize> = (0..scores.len()).collect();
-    idx.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
-    let mut mask = vec![false; scores.len()];
-    for &i in &idx[..k] {
-        mask[i] = true;
+/// EVS's engine stages on one video: normalise, score.
+pub(crate) fn run(tokens: &Tokens, frame_len: usize) -> VideoScores {
+    let (n, d) = (tokens.n(), tokens.d());
+    let (u, zero_rows) = normalize_rows_eps(tokens.data(), n, d, Eps::Clamp(1e-8));
+    VideoScores {
+        s: scores(&u, d, frame_len),
+        g_video: Vec::new(),
+        zero_rows,
     }
-    mask
-}
-
-/// EVS on `features` `[n, d]` with its video `grid`, keeping `k` tokens (from
-/// [`keep_count`]).
-pub(crate) fn evs(
-    features: &[f32],
-    n: usize,
-    d: usize,
-    grid: Option<Grid>,
-    k: usize,
-) -> Result<KeptSet> {
-    Tokens::new(features, n, d)?;
-    let grid = video_grid("evs", n, grid)?;
-    if k == 0 || k > n {
-        return Err(Error::Budget(format!(
-            "keep count {k} is outside 1..={n} (N)"
-        )));
-    }
-    let (u, zero_rows) = normalize_rows_eps(features, n, d, Eps::Clamp(1e-8));
-    let s = scores(&u, d, grid.frame_len());
-    let mut notes: Vec<String> = zero_row_note(zero_rows).into_iter().collect();
-    if grid.frames == 1 {
-        notes.push(format!(
-            "one-frame video: EVS has no frame differences (every token scores {FIRST_FRAME_SCORE}); kept the first {k} tokens"
-        ));
-    }
-    Ok(KeptSet::from_mask(&select(&s, k), &s, grid, notes))
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::{Budget, Grid, Method, Pruner, Request, Result, Tokens};
+
+    /// What the tests look at: the kept set, its scores, per-frame counts, notes.
+    #[derive(Debug)]
+    struct Set {
+        kept: Vec<u32>,
+        scores: Vec<f32>,
+        per_frame: Vec<usize>,
+        notes: Vec<String>,
+    }
+
+    /// EVS through the public API, keeping `k`.
+    fn evs(f: &[f32], n: usize, d: usize, grid: Option<Grid>, k: usize) -> Result<Set> {
+        let mut t = Tokens::new(f, n, d)?;
+        if let Some(g) = grid {
+            t = t.with_grid(g)?;
+        }
+        let sel = Pruner::cpu().prune_blocking(&Request::new(t, Method::Evs, Budget::Count(k))?)?;
+        let g = grid.unwrap_or(Grid::new(1, 1, n));
+        let mut per_frame = vec![0; g.frames];
+        for &i in &sel.kept {
+            per_frame[i as usize / g.frame_len()] += 1;
+        }
+        assert_eq!(sel.order, sel.kept, "a set: order = positional order");
+        Ok(Set {
+            kept: sel.kept,
+            scores: sel.scores,
+            per_frame,
+            notes: sel.notes,
+        })
+    }
+
+    fn keep_count(g: Grid, b: Budget) -> Result<usize> {
+        Ok(Method::Evs
+            .keep_count(g.len().unwrap(), Some(g), b)?
+            .unwrap())
+    }
 
     /// One-hot rows: every cosine is exactly 0 or 1 (exact scores 1 or 0).
     fn one_hot(dims: &[usize], d: usize) -> Vec<f32> {
@@ -170,8 +154,13 @@ mod tests {
         assert_eq!(k, 6);
         let set = evs(&f, 6, 4, Some(g), k).unwrap();
         assert_eq!(set.kept, vec![0, 1, 2, 3, 4, 5]);
-        assert!(set.notes.iter().any(|n| n.contains("one-frame video")));
-        assert_eq!(evs(&f, 6, 4, Some(g), 2).unwrap().kept, vec![0, 1]);
+        let two = evs(&f, 6, 4, Some(g), 2).unwrap();
+        assert_eq!(two.kept, vec![0, 1]);
+        assert!(
+            two.notes.iter().any(|n| n.contains("one-frame video")),
+            "{:?}",
+            two.notes
+        );
     }
 
     #[test]
@@ -196,7 +185,7 @@ mod tests {
         let e = evs(&f, 4, 2, Some(Grid::new(2, 1, 2)), 5)
             .unwrap_err()
             .to_string();
-        assert_eq!(e, "budget: keep count 5 is outside 1..=4 (N)");
+        assert_eq!(e, "budget: keep count 5 exceeds N = 4");
         let mut nan = f;
         nan[3] = f32::NAN;
         let e = evs(&nan, 4, 2, Some(Grid::new(2, 1, 2)), 2)

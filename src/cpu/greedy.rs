@@ -46,6 +46,7 @@ pub(crate) fn divprune(tokens: &Tokens, k: usize, dense_limit: usize) -> Picks {
         order: Vec::with_capacity(k),
         scores: Vec::with_capacity(k),
         zero_rows,
+        dpp: None,
     };
     if k == 0 {
         return picks;
@@ -96,6 +97,7 @@ pub(crate) fn idpruner(tokens: &Tokens, k: usize, params: &Mmr) -> Picks {
         order: Vec::with_capacity(k),
         scores: Vec::with_capacity(k),
         zero_rows,
+        dpp: None,
     };
     let mut chosen = vec![false; n];
     let mut max_sim = vec![-2.0f32; n];

@@ -1,94 +1,35 @@
-//! VidCom2 (SPEC "VidCom2"): frame-adaptive video token compression. Each frame gets a
-//! budget from how distinctive it is, and keeps its tokens least similar to the video and
-//! frame centres. Two count modes: `official` (the authors' code: K = the sum of the frame
-//! budgets, which depends on the data) and `exact` (tokenprune's default: vLLM's reconcile to
-//! a K that is a pure function of (N, T, budget)).
-//!
-//! Stages (1-3 are GPU kernels; 4-6 are small and may run on the host):
+//! VidCom2's scoring (SPEC "VidCom2"): CPU twin of `shaders/video.wgsl` (`variance`,
+//! `vidcom2`). Stages:
 //! 1. [`low_variance_channels`]: per-channel population variance (a column reduction), then
 //!    the `max(1, floor(C/2))` lowest (ties: lowest channel index);
 //! 2. [`normalise_kept_channels`] (`z = v / max(||v||, 1e-12)` over those channels) and
 //!    [`centres`] (video and per-frame means of z: column reductions);
 //! 3. [`gaussian_scores`]: `g(z, c) = sum over a in (1/8, 1/4, 1/2, 1, 2) of
 //!    exp(-||z - c||^2 / (2a))`; token score `s = g(z, video) + g(z, frame)`, and each token's
-//!    `g(z, video)` for the frame scores;
-//! 4. [`frame_budgets`]: softmax of the frame scores at temperature 0.01, then per-frame counts;
-//! 5. [`bottom_k_per_frame`]: each frame keeps its k_f smallest s (ties: lowest index);
-//! 6. [`reconcile`] (`exact` only): drop or add by s over the whole video to reach K.
+//!    `g(z, video)` for the frame scores.
+//!
+//! The select layer then budgets the frames, keeps each frame's bottom k and, in `exact` mode,
+//! reconciles to K (`src/select/video.rs`).
 
 use super::normalize::{normalize_row, NormPolicy};
-use super::video::{kept_fraction, trunc_count, video_grid, KeptSet};
-use crate::budget::Budget;
-use crate::error::{Error, Result};
-use crate::select::zero_row_note;
-use crate::tokens::{Grid, Tokens};
+use crate::select::VideoScores;
+use crate::tokens::Tokens;
 
 /// The Gaussian bandwidths, in the order they are summed.
 pub(crate) const ALPHAS: [f32; 5] = [0.125, 0.25, 0.5, 1.0, 2.0];
-/// The softmax temperature of the frame budgets.
-pub(crate) const TEMPERATURE: f32 = 0.01;
 
-/// How many tokens VidCom2 keeps in all.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum CountMode {
-    /// vLLM's reconcile to `K = max(T, min(trunc(N * b), N))` (tokenprune's default).
-    #[default]
-    Exact,
-    /// The authors' code: K = the sum of the per-frame budgets (data-dependent).
-    Official,
-}
-
-impl std::str::FromStr for CountMode {
-    type Err = Error;
-
-    fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "exact" => Ok(CountMode::Exact),
-            "official" => Ok(CountMode::Official),
-            _ => Err(Error::Param(format!(
-                "unknown count mode '{s}' (expected exact or official)"
-            ))),
-        }
-    }
-}
-
-/// The keep ratio b (the base scale of the frame budgets) and the `exact` target K for a
-/// video `grid` and `budget`. From a keep ratio b: K = `max(T, min(trunc(N * b), N))` (f64,
-/// truncated); from a prune rate q: the same with b = 1 - q (f64). An explicit count K must
-/// lie in T..=N (every frame keeps at least one token) and gives b = K / N.
-pub(crate) fn scale_and_target(grid: Grid, budget: Budget) -> Result<(f64, usize)> {
-    let n = grid
-        .len()
-        .ok_or_else(|| Error::Shape("grid size overflows".into()))?;
-    let t = grid.frames;
-    match kept_fraction(budget)? {
-        Some(b) => Ok((b, trunc_count(n, b).min(n).max(t))),
-        None => {
-            let k = budget.keep_count(n)?;
-            if k < t {
-                return Err(Error::Budget(format!(
-                    "keep count {k} is below the {t} frames: VidCom2 keeps at least one token per frame"
-                )));
-            }
-            Ok((k as f64 / n as f64, k))
-        }
-    }
-}
-
-/// K for VidCom2: the `exact` target, a pure function of (grid, budget); `None` in `official`
-/// mode, where K is the sum of the data-dependent frame budgets. `official` takes a ratio,
-/// not a count.
-pub(crate) fn keep_count(grid: Grid, budget: Budget, mode: CountMode) -> Result<Option<usize>> {
-    match mode {
-        CountMode::Exact => scale_and_target(grid, budget).map(|(_, k)| Some(k)),
-        CountMode::Official => {
-            if let Budget::Count(_) = budget {
-                return Err(Error::Budget(
-                    "count mode official keeps a data-dependent number of tokens: give a keep or prune ratio, not a count".into(),
-                ));
-            }
-            scale_and_target(grid, budget).map(|_| None)
-        }
+/// VidCom2's engine stages on one video of `frames` frames of `frame_len` tokens.
+pub(crate) fn run(tokens: &Tokens, frames: usize, frame_len: usize) -> VideoScores {
+    let (n, d) = (tokens.n(), tokens.d());
+    let channels = low_variance_channels(tokens.data(), n, d);
+    let kc = channels.len();
+    let (z, zero_rows) = normalise_kept_channels(tokens.data(), d, &channels);
+    let (video, frame_centres) = centres(&z, kc, frames, frame_len);
+    let (s, g_video) = gaussian_scores(&z, kc, frame_len, &video, &frame_centres);
+    VideoScores {
+        s,
+        g_video,
+        zero_rows,
     }
 }
 
@@ -189,110 +130,50 @@ pub(crate) fn gaussian_scores(
         .unzip()
 }
 
-/// Stage 4: the per-frame keep counts, in f32: frame score `phi_f = -mean_p g(z_fp, video)`,
-/// `pi = softmax((phi - max phi) / 0.01)`, `scale_f = min(1, b * (1 + pi_f - mean pi))`,
-/// `k_f = min(P, max(1, round_half_even(scale_f * P)))`.
-pub(crate) fn frame_budgets(g_video: &[f32], frames: usize, p: usize, b: f32) -> Vec<usize> {
-    let phi: Vec<f32> = g_video
-        .chunks(p)
-        .map(|g| -((g.iter().map(|&v| v as f64).sum::<f64>() / p as f64) as f32))
-        .collect();
-    let top = phi.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let x: Vec<f32> = phi.iter().map(|&v| (v - top) / TEMPERATURE).collect();
-    let xmax = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let e: Vec<f32> = x.iter().map(|&v| (v - xmax).exp()).collect();
-    let sum: f32 = e.iter().sum();
-    let pi: Vec<f32> = e.iter().map(|&v| v / sum).collect();
-    let mean = pi.iter().sum::<f32>() / frames as f32;
-    pi.iter()
-        .map(|&q| {
-            let scale = (b * ((1.0 + q) - mean)).min(1.0);
-            ((scale * p as f32).round_ties_even() as usize).clamp(1, p)
-        })
-        .collect()
-}
-
-/// Stage 5: each frame keeps its `ks[f]` tokens of smallest `s` (ties: lowest index); returns
-/// the keep mask over all tokens.
-pub(crate) fn bottom_k_per_frame(s: &[f32], p: usize, ks: &[usize]) -> Vec<bool> {
-    let mut mask = vec![false; s.len()];
-    for (f, &k) in ks.iter().enumerate() {
-        let base = f * p;
-        let mut idx: Vec<usize> = (base..base + p).collect();
-        idx.sort_by(|&a, &b| s[a].total_cmp(&s[b]).then(a.cmp(&b)));
-        for &i in &idx[..k] {
-            mask[i] = true;
-        }
-    }
-    mask
-}
-
-/// Stage 6 (`exact`): brings the mask to `target` kept tokens. A surplus drops the kept tokens
-/// of **largest** s over the whole video (the higher index first on ties); a shortfall adds
-/// the unkept tokens of **smallest** s (the lower index first). Returns kept-after minus
-/// kept-before.
-pub(crate) fn reconcile(s: &[f32], mask: &mut [bool], target: usize) -> isize {
-    let current = mask.iter().filter(|&&m| m).count();
-    if current > target {
-        let mut kept: Vec<usize> = (0..s.len()).filter(|&i| mask[i]).collect();
-        kept.sort_by(|&a, &b| s[b].total_cmp(&s[a]).then(b.cmp(&a)));
-        for &i in &kept[..current - target] {
-            mask[i] = false;
-        }
-    } else if current < target {
-        let mut free: Vec<usize> = (0..s.len()).filter(|&i| !mask[i]).collect();
-        free.sort_by(|&a, &b| s[a].total_cmp(&s[b]).then(a.cmp(&b)));
-        for &i in &free[..target - current] {
-            mask[i] = true;
-        }
-    }
-    target as isize - current as isize
-}
-
-/// VidCom2 on `features` `[n, d]` (one video, row-major over (frame, row, column)) with its
-/// `grid`, a ratio budget (or, in `exact` mode, a count) and the count mode.
-pub(crate) fn vidcom2(
-    features: &[f32],
-    n: usize,
-    d: usize,
-    grid: Option<Grid>,
-    budget: Budget,
-    mode: CountMode,
-) -> Result<KeptSet> {
-    Tokens::new(features, n, d)?;
-    let grid = video_grid("vidcom2", n, grid)?;
-    keep_count(grid, budget, mode)?;
-    let (b, target) = scale_and_target(grid, budget)?;
-    let (frames, p) = (grid.frames, grid.frame_len());
-    let channels = low_variance_channels(features, n, d);
-    let kc = channels.len();
-    let (z, zero_rows) = normalise_kept_channels(features, d, &channels);
-    let (video, frame_centres) = centres(&z, kc, frames, p);
-    let (s, g_video) = gaussian_scores(&z, kc, p, &video, &frame_centres);
-    let ks = frame_budgets(&g_video, frames, p, b as f32);
-    let mut mask = bottom_k_per_frame(&s, p, &ks);
-    let mut notes: Vec<String> = zero_row_note(zero_rows).into_iter().collect();
-    let sum: usize = ks.iter().sum();
-    match mode {
-        CountMode::Official => notes.push(format!(
-            "count official: K = {sum}, the sum of the frame budgets (data-dependent; keep ratio x N = {:.1})",
-            b * n as f64
-        )),
-        CountMode::Exact => {
-            let delta = reconcile(&s, &mut mask, target);
-            if delta != 0 {
-                notes.push(format!(
-                    "count exact: the frame budgets {ks:?} sum to {sum}; reconciled to K = {target} ({delta:+} by score over the whole video)"
-                ));
-            }
-        }
-    }
-    Ok(KeptSet::from_mask(&mask, &s, grid, notes))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::method::CountMode;
+    use crate::select::video::{
+        bottom_k_per_frame, reconcile, vidcom2_frame_budgets as frame_budgets,
+        vidcom2_keep_count as keep_count,
+    };
+    use crate::{Budget, Grid, Method, Pruner, Request, Result};
+
+    /// What the tests look at: the kept set, per-frame counts, notes.
+    #[derive(Debug)]
+    struct Set {
+        kept: Vec<u32>,
+        per_frame: Vec<usize>,
+        notes: Vec<String>,
+    }
+
+    /// VidCom2 through the public API.
+    fn vidcom2(
+        f: &[f32],
+        n: usize,
+        d: usize,
+        grid: Option<Grid>,
+        budget: Budget,
+        count: CountMode,
+    ) -> Result<Set> {
+        let mut t = Tokens::new(f, n, d)?;
+        if let Some(g) = grid {
+            t = t.with_grid(g)?;
+        }
+        let sel =
+            Pruner::cpu().prune_blocking(&Request::new(t, Method::VidCom2 { count }, budget)?)?;
+        let g = grid.unwrap_or(Grid::new(1, 1, n));
+        let mut per_frame = vec![0; g.frames];
+        for &i in &sel.kept {
+            per_frame[i as usize / g.frame_len()] += 1;
+        }
+        Ok(Set {
+            kept: sel.kept,
+            per_frame,
+            notes: sel.notes,
+        })
+    }
 
     #[test]
     fn parse_count_mode() {

@@ -31,7 +31,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::error::{Error, Result};
 use crate::method::Method;
-use crate::select::{Greedy, GreedyJob, Mmr, Outcome, Picks};
+use crate::select::{Greedy, Job, Mmr, Outcome, Output, Picks, Work};
 use crate::selection::Backend;
 use buffers::BufferPool;
 use context::{ErrorSink, Scopes};
@@ -333,10 +333,10 @@ impl GpuEngine {
         plan::path_for(&self.caps(), &shape)
     }
 
-    /// Runs greedy jobs: every job that fits this device's limits in as few submissions as
-    /// they allow (each a single command buffer); the others come back as
-    /// [`Outcome::Misfit`] for the select layer to fall back. Records the GPU time.
-    pub(crate) async fn run_greedy(&self, jobs: &[GreedyJob<'_>]) -> Result<Vec<Outcome>> {
+    /// Runs jobs: every job that fits this device's limits in as few submissions as they
+    /// allow (each a single command buffer); the others come back as [`Outcome::Misfit`] for
+    /// the select layer to fall back. Records the GPU time.
+    pub(crate) async fn run(&self, jobs: &[Job<'_>]) -> Result<Vec<Outcome>> {
         self.set_gpu_time(None);
         check_lost(&self.inner)?;
         if let Some(e) = self.inner.errors.take() {
@@ -348,7 +348,13 @@ impl GpuEngine {
         let mut outcomes: Vec<Option<Outcome>> = Vec::with_capacity(jobs.len());
         let mut runnable: Vec<(usize, GpuJob)> = Vec::new();
         for (i, job) in jobs.iter().enumerate() {
-            let gj = gpu_job(&caps, job);
+            let Some(gj) = gpu_job(&caps, job) else {
+                outcomes.push(Some(Outcome::Misfit(format!(
+                    "the GPU engine has no kernel for this {} job yet",
+                    job_name(job)
+                ))));
+                continue;
+            };
             match plan::misfit(&caps, &gj.spec.shape, gj.spec.path) {
                 Some(why) => outcomes.push(Some(Outcome::Misfit(why))),
                 None => {
@@ -367,7 +373,7 @@ impl GpuEngine {
             let gjobs: Vec<&GpuJob> = chunk.iter().map(|(_, j)| j).collect();
             let (picks, ms) = self.execute(&gjobs).await?;
             for ((i, _), p) in chunk.iter().zip(picks) {
-                outcomes[*i] = Some(Outcome::Picked(p));
+                outcomes[*i] = Some(Outcome::Ran(Output::Picks(p)));
             }
             gpu_ms = gpu_ms.zip(ms).map(|(a, b)| a + b);
         }
@@ -456,9 +462,26 @@ impl GpuEngine {
     }
 }
 
-/// The GPU's view of a greedy job: its method code, path and where its features are.
-fn gpu_job<'a>(caps: &Caps, job: &'a GreedyJob<'a>) -> GpuJob<'a> {
-    let (method, pk, om, mmr) = match &job.greedy {
+/// A job's kind, for messages.
+fn job_name(job: &Job) -> &'static str {
+    match &job.work {
+        Work::Greedy {
+            rule: Greedy::Dpp(_),
+            ..
+        } => "CDPruner DPP",
+        Work::Greedy { .. } => "greedy",
+        Work::Scores(crate::select::Scoring::Evs { .. }) => "EVS scoring",
+        Work::Scores(crate::select::Scoring::VidCom2 { .. }) => "VidCom2 scoring",
+    }
+}
+
+/// The GPU's view of a greedy job: its method code, path and where its features are; `None`
+/// for the jobs this engine has no kernels for.
+fn gpu_job<'a>(caps: &Caps, job: &'a Job<'a>) -> Option<GpuJob<'a>> {
+    let Work::Greedy { k, rule } = &job.work else {
+        return None;
+    };
+    let (method, pk, om, mmr) = match rule {
         Greedy::DivPrune => (MethodCode::DivPrune, 1, 0.0, None),
         Greedy::IdPruner(m) => (
             MethodCode::IdPruner,
@@ -466,6 +489,7 @@ fn gpu_job<'a>(caps: &Caps, job: &'a GreedyJob<'a>) -> GpuJob<'a> {
             m.one_minus,
             Some(m),
         ),
+        Greedy::Dpp(_) => return None,
     };
     let host = job.features.host().map(|t| t.data());
     let device = match &job.features {
@@ -475,11 +499,11 @@ fn gpu_job<'a>(caps: &Caps, job: &'a GreedyJob<'a>) -> GpuJob<'a> {
     let shape = Shape {
         n: job.n(),
         d: job.d(),
-        k: job.k,
+        k: *k,
         method,
         host: host.is_some(),
     };
-    GpuJob {
+    Some(GpuJob {
         spec: PoolSpec {
             shape,
             path: plan::greedy_path(caps, shape.n, shape.k, method),
@@ -490,7 +514,7 @@ fn gpu_job<'a>(caps: &Caps, job: &'a GreedyJob<'a>) -> GpuJob<'a> {
         host,
         device: device.map(|(b, _)| b),
         mmr,
-    }
+    })
 }
 
 /// Blocking constructors (native only): the async ones driven by `pollster`.

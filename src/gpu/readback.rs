@@ -88,6 +88,7 @@ pub(crate) fn decode(
             order: order.to_vec(),
             scores: bits.iter().map(|&b| f32::from_bits(b)).collect(),
             zero_rows: zero_rows as usize,
+            dpp: None,
         });
     }
     Ok(out)
@@ -144,7 +145,8 @@ mod tests {
             Picks {
                 order: vec![4, 0],
                 scores: vec![0.5, 0.25],
-                zero_rows: 1
+                zero_rows: 1,
+                dpp: None,
             }
         );
     }

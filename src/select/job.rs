@@ -1,6 +1,7 @@
-//! What an engine runs: greedy pools prepared by the select layer, and what comes back.
-//! Engines know nothing else about methods: budgets, baselines, importance normalisation,
-//! notes and result assembly all happen in the select layer, once for every engine.
+//! What an engine runs: jobs prepared by the select layer, and what comes back. Engines know
+//! nothing else about methods: budgets, baselines, relevance and importance preparation, the
+//! host-side steps of the video methods, notes and result assembly all happen in the select
+//! layer, once for every engine.
 
 use crate::tokens::Features;
 
@@ -18,6 +19,45 @@ pub(crate) struct Mmr {
     pub parallel_k: usize,
 }
 
+/// CDPruner's DPP kernel (SPEC "CDPruner").
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum DppForm {
+    /// `cdpruner`: `L_ij = (r_i * S_ij) * r_j`, S from rows normalised by their plain norms.
+    Official,
+    /// `cdpruner-openvino`: `K_ij = S_ij (1 - w) + ((r_i S_ij) r_j) w`, rows normalised by
+    /// `sqrt(sum v^2 + 1e-6)`.
+    OpenVino { weight: f32 },
+}
+
+/// Where a DPP job's relevance comes from.
+#[derive(Debug, Clone)]
+pub(crate) enum DppRelevance {
+    /// r per token of the pool, prepared on the host (`cdpruner`).
+    Given(Vec<f32>),
+    /// From the pool's own normalised rows against a text vector `[D]` (`cdpruner-openvino`):
+    /// `a = u . t_hat`, then the OpenVINO min-max over the pool.
+    Text(Vec<f32>),
+}
+
+/// One CDPruner DPP over one pool.
+#[derive(Debug, Clone)]
+pub(crate) struct Dpp {
+    pub form: DppForm,
+    pub relevance: DppRelevance,
+}
+
+/// What a DPP run reports besides its picks (the select layer turns it into notes).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub(crate) struct DppReport {
+    /// `cdpruner`: the DPP stopped after this many picks with this best gain (the rank
+    /// policy); the rest were filled by relevance.
+    pub stopped: Option<(usize, f32)>,
+    /// `cdpruner-openvino`: picks made after the gains became NaN.
+    pub degenerate: usize,
+    /// `cdpruner-openvino`: the relevance was equal for every token (r = 0).
+    pub constant_relevance: bool,
+}
+
 /// The greedy rule of a job.
 #[derive(Debug, Clone)]
 pub(crate) enum Greedy {
@@ -25,17 +65,37 @@ pub(crate) enum Greedy {
     DivPrune,
     /// Maximal marginal relevance (SPEC "IDPruner").
     IdPruner(Mmr),
+    /// Conditional DPP, greedy MAP by incremental Cholesky (SPEC "CDPruner").
+    Dpp(Dpp),
 }
 
-/// One pool for an engine's greedy loop: 0 <= K < N.
+/// The per-token scores of a video method.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Scoring {
+    /// EVS: frame 0 scores 255, later tokens `1 - cos` with the same position one frame
+    /// earlier.
+    Evs { frame_len: usize },
+    /// VidCom2: low-variance channels, centres, Gaussian similarity sums.
+    VidCom2 { frames: usize, frame_len: usize },
+}
+
+/// What to run on one pool.
 #[derive(Debug, Clone)]
-pub(crate) struct GreedyJob<'a> {
-    pub features: Features<'a>,
-    pub k: usize,
-    pub greedy: Greedy,
+pub(crate) enum Work {
+    /// K greedy picks (0 <= K < N).
+    Greedy { k: usize, rule: Greedy },
+    /// Per-token scores (the host then selects).
+    Scores(Scoring),
 }
 
-impl GreedyJob<'_> {
+/// One pool for an engine.
+#[derive(Debug, Clone)]
+pub(crate) struct Job<'a> {
+    pub features: Features<'a>,
+    pub work: Work,
+}
+
+impl Job<'_> {
     pub fn n(&self) -> usize {
         self.features.n()
     }
@@ -51,13 +111,33 @@ pub(crate) struct Picks {
     pub order: Vec<u32>,
     pub scores: Vec<f32>,
     pub zero_rows: usize,
+    /// DPP runs only.
+    pub dpp: Option<DppReport>,
+}
+
+/// A scoring run's result.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct VideoScores {
+    /// The method's score per token (EVS: higher = kept first; VidCom2: lower = kept first).
+    pub s: Vec<f32>,
+    /// VidCom2: each token's Gaussian similarity to the video centre (the frame scores).
+    pub g_video: Vec<f32>,
+    pub zero_rows: usize,
+}
+
+/// What a job produced.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Output {
+    Picks(Picks),
+    Scores(VideoScores),
 }
 
 /// What an engine did with one job.
 #[derive(Debug)]
 pub(crate) enum Outcome {
     /// It ran.
-    Picked(Picks),
-    /// It does not fit the engine (a GPU's limits), and why; the select layer falls back.
+    Ran(Output),
+    /// It does not fit the engine (a GPU's limits, or no kernel), and why; the select layer
+    /// falls back to the CPU engine.
     Misfit(String),
 }

@@ -2,20 +2,69 @@
 //! normalisation and weights, the notes a result carries.
 
 use super::job::Mmr;
+use super::video;
 use crate::budget::Budget;
-use crate::error::Result;
-use crate::method::{IdPruner, Method};
+use crate::error::{Error, Result};
+use crate::method::{video_grid, CountMode, IdPruner, Method};
 use crate::tokens::Grid;
 
 /// The keep count K of `method` on `n` tokens (with their grid, when given) under `budget`: a
 /// pure function of its inputs, so a serving engine can size placeholders before pruning.
+/// `None` only for `vidcom2` with `count = official`, whose K depends on the data.
 pub(crate) fn keep_count(
-    _method: &Method,
+    method: &Method,
     n: usize,
-    _grid: Option<Grid>,
+    grid: Option<Grid>,
+    budget: Budget,
+) -> Result<Option<usize>> {
+    match method {
+        Method::CdPruner(c) => {
+            if c.crops == 0 || !n.is_multiple_of(c.crops) {
+                return Err(Error::Shape(format!(
+                    "{n} tokens do not split into {} equal crops",
+                    c.crops
+                )));
+            }
+            let len = n / c.crops;
+            if let Budget::Count(k) = budget {
+                if c.crops > 1 && k > len {
+                    return Err(Error::Budget(format!(
+                        "keep count {k} exceeds the {len} tokens of a crop"
+                    )));
+                }
+            }
+            budget.keep_count(len).map(|k| Some(k * c.crops))
+        }
+        Method::Evs => {
+            let grid = video_grid("evs", n, grid)?;
+            video::evs_keep_count(grid, budget).map(Some)
+        }
+        Method::VidCom2 { count } => {
+            let grid = video_grid("vidcom2", n, grid)?;
+            video::vidcom2_keep_count(grid, budget, *count)
+        }
+        _ => budget.keep_count(n).map(Some),
+    }
+}
+
+/// The nominal K of a method whose K depends on the data (`vidcom2` official): the exact
+/// mode's target `max(T, min(trunc(N * b), N))`.
+pub(crate) fn nominal_keep(
+    method: &Method,
+    n: usize,
+    grid: Option<Grid>,
     budget: Budget,
 ) -> Result<usize> {
-    budget.keep_count(n)
+    match method {
+        Method::VidCom2 {
+            count: CountMode::Official,
+        } => {
+            let grid = video_grid("vidcom2", n, grid)?;
+            video::vidcom2_scale_and_target(grid, budget).map(|(_, k)| k)
+        }
+        _ => keep_count(method, n, grid, budget)?
+            .ok_or_else(|| Error::Budget("internal: no keep count".into())),
+    }
 }
 
 /// `(w - min w) / (max w - min w + 1e-6)`, in f32 as upstream. Where the f32 range overflows

@@ -15,7 +15,15 @@ export type Method =
   /** Baseline: K tokens drawn by a seeded hash, the same on every backend. */
   | 'random'
   /** Baseline: K tokens on an even lattice over each frame. */
-  | 'uniform';
+  | 'uniform'
+  /** CDPruner: instruction-aware conditional DPP, the official code (Zhang et al., NeurIPS 2025). */
+  | 'cdpruner'
+  /** OpenVINO GenAI's CDPruner: a different kernel and relevance under the same name. */
+  | 'cdpruner-openvino'
+  /** EVS: efficient video sampling as in vLLM, the tokens that changed most since the previous frame (needs the video grid). */
+  | 'evs'
+  /** VidCom2: frame-adaptive video compression (needs the video grid). */
+  | 'vidcom2';
 
 /** The options every pool takes. */
 export interface CommonOptions {
@@ -70,5 +78,60 @@ export interface UniformOptions extends CommonOptions {
   method: 'uniform';
 }
 
+/** Options of `cdpruner`: CDPruner: instruction-aware conditional DPP, the official code (Zhang et al., NeurIPS 2025). */
+export interface CdprunerOptionsBase extends CommonOptions {
+  method: 'cdpruner';
+  /** CDPruner: equal crops the tokens are made of; joint relevance min-max, one DPP and one budget per crop. Default 1. */
+  crops?: number;
+}
+/** Options of `cdpruner`: give exactly one way of its inputs. */
+export type CdprunerOptions = CdprunerOptionsBase & (
+{
+  /** CDPruner's image embeddings E [N, De]: the tokens in a joint image-text space (e.g. CLIP's visual projection). */
+  imageEmbeds: FloatArray;
+  /** Text embeddings: cdpruner's T [M, De] (one per text segment, same space as E); cdpruner-openvino's one vector [D] in the features' space (the mean LLM input embedding of the prompt's text tokens). */
+  textEmbeds: FloatArray;
+  relevance?: never;
+} | {
+  imageEmbeds?: never;
+  textEmbeds?: never;
+  /** CDPruner's relevance a [N], computed by the caller instead of from embeddings (its sign is the caller's). */
+  relevance: FloatArray;
+});
+
+/** Options of `cdpruner-openvino`: OpenVINO GenAI's CDPruner: a different kernel and relevance under the same name. */
+export interface CdprunerOpenvinoOptions extends CommonOptions {
+  method: 'cdpruner-openvino';
+  /** Text embeddings: cdpruner's T [M, De] (one per text segment, same space as E); cdpruner-openvino's one vector [D] in the features' space (the mean LLM input embedding of the prompt's text tokens). */
+  textEmbeds: FloatArray;
+  /** cdpruner-openvino's relevance weight w in [0, 1]. Default 0.5. */
+  relevanceWeight?: number;
+  /** cdpruner-openvino: one DPP over the pool (none), or upstream's halves with K/2 picks each. Default none. */
+  split?: 'none' | 'halves';
+  /** cdpruner-openvino: negate the relevance (a = -x . t); upstream does not. Default false. */
+  negateRelevance?: boolean;
+}
+
+/** Options of `evs`: EVS: efficient video sampling as in vLLM, the tokens that changed most since the previous frame (needs the video grid). */
+export interface EvsOptions extends CommonOptions {
+  method: 'evs';
+}
+
+/** Options of `vidcom2`: VidCom2: frame-adaptive video compression (needs the video grid). */
+export interface Vidcom2Options extends CommonOptions {
+  method: 'vidcom2';
+  /** vidcom2: exact (K from the budget alone, vLLM's reconcile) or official (K = the sum of the data-dependent frame budgets). Default exact. */
+  count?: 'exact' | 'official';
+}
+
 /** Options of one pool: give exactly one of `keep`, `keepRatio`, `pruneRatio`. */
-export type PruneOptions = DivpruneOptions | IdprunerOptions | TopkOptions | RandomOptions | UniformOptions;
+export type PruneOptions =
+  | DivpruneOptions
+  | IdprunerOptions
+  | TopkOptions
+  | RandomOptions
+  | UniformOptions
+  | CdprunerOptions
+  | CdprunerOpenvinoOptions
+  | EvsOptions
+  | Vidcom2Options;
