@@ -702,3 +702,261 @@ fn demo_on_your_own_picture_and_tokens() {
     assert!(String::from_utf8_lossy(&e.stderr)
         .contains("--photo 'lena' is not one of astronaut, chelsea, coffee"));
 }
+
+/// The new methods' command-line contract (the flags scripts drive) reproduces the official
+/// vectors, and their bad input is one line each.
+#[test]
+fn new_methods_cli_contract() {
+    let v = |id: &str| -> Value {
+        serde_json::from_str(&std::fs::read_to_string(data(&format!("{id}.json"))).unwrap())
+            .unwrap()
+    };
+    let expected = |j: &Value, key: &str| ids(&j["expected"][key]);
+    let (gauss, video) = (
+        data("f_gauss_576x1024.npy"),
+        data("f_video_drift_8x12x12x512.npy"),
+    );
+    // cdpruner: image + text embeddings (v11, exact), and a raw relevance.
+    let j = v("v11_cdpruner");
+    let out = ok(&[
+        "select",
+        "--input",
+        &gauss,
+        "--method",
+        "cdpruner",
+        "--keep",
+        "64",
+        "--image-embeds",
+        &data("clip_img_gauss_576x64_s101.npy"),
+        "--text-embeds",
+        &data("clip_txt_gauss_1x64_s101.npy"),
+        "--backend",
+        "cpu",
+    ]);
+    assert_eq!(
+        ids(&out["selection_order"]),
+        expected(&j, "selection_order")
+    );
+    assert_eq!(ids(&out["kept"]), expected(&j, "sorted"));
+    assert_eq!(
+        (out["method"].as_str(), out["keep"].as_u64()),
+        (Some("cdpruner"), Some(64))
+    );
+    let dir = scratch("new-methods");
+    let rel = dir.join("a.npy");
+    let a: Vec<f32> = (0..576).map(|i| ((i * 37) % 101) as f32).collect();
+    write_npy(&rel, &[576], &a).unwrap();
+    let out = ok(&[
+        "select",
+        "--input",
+        &gauss,
+        "--method",
+        "cdpruner",
+        "--keep",
+        "10",
+        "--relevance",
+        rel.to_str().unwrap(),
+        "--backend",
+        "cpu",
+    ]);
+    assert_eq!(ids(&out["kept"]).len(), 10);
+    // cdpruner-openvino: one text vector [D] (and [1, D]), weight, halves.
+    let t = dir.join("t.npy");
+    let text: Vec<f32> = (0..1024).map(|i| ((i * 13) % 7) as f32 - 3.0).collect();
+    write_npy(&t, &[1, 1024], &text).unwrap();
+    let out = ok(&[
+        "select",
+        "--input",
+        &gauss,
+        "--method",
+        "cdpruner-openvino",
+        "--keep",
+        "33",
+        "--text-embeds",
+        t.to_str().unwrap(),
+        "--relevance-weight",
+        "0.3",
+        "--split",
+        "halves",
+        "--backend",
+        "cpu",
+    ]);
+    let order = ids(&out["selection_order"]);
+    assert_eq!(order.len(), 33);
+    assert!(order[..16].iter().all(|&i| i < 288) && order[16..].iter().all(|&i| i >= 288));
+    // evs (v14, v15) and vidcom2 (v16 official, v18 exact) from their budgets.
+    for (id, budget) in [("v14_evs", "0.5"), ("v15_evs", "0.9")] {
+        let out = ok(&[
+            "select",
+            "--input",
+            &video,
+            "--method",
+            "evs",
+            "--grid",
+            "8,12,12",
+            "--prune-ratio",
+            budget,
+            "--backend",
+            "cpu",
+        ]);
+        assert_eq!(ids(&out["kept"]), expected(&v(id), "sorted"), "{id}");
+        assert_eq!(
+            out["coords"].as_array().unwrap().len(),
+            ids(&out["kept"]).len()
+        );
+    }
+    let out = ok(&[
+        "select",
+        "--input",
+        &video,
+        "--method",
+        "vidcom2",
+        "--grid",
+        "8,12,12",
+        "--keep-ratio",
+        "0.25",
+        "--count",
+        "official",
+        "--backend",
+        "cpu",
+    ]);
+    assert_eq!(ids(&out["kept"]), expected(&v("v16_vidcom2"), "sorted"));
+    assert_eq!(out["keep"], 290, "official: the data-dependent K");
+    let out = ok(&[
+        "select",
+        "--input",
+        &video,
+        "--method",
+        "vidcom2",
+        "--grid",
+        "8,12,12",
+        "--prune-ratio",
+        "0.75",
+        "--backend",
+        "cpu",
+    ]);
+    assert_eq!(
+        ids(&out["kept"]),
+        expected(&v("v18_vidcom2_vllm"), "sorted")
+    );
+    // Bad input: one line each.
+    let nan = dir.join("nan.npy");
+    let mut e = vec![0.5f32; 576 * 64];
+    e[70] = f32::NAN;
+    write_npy(&nan, &[576, 64], &e).unwrap();
+    let img = data("clip_img_gauss_576x64_s101.npy");
+    let txt = data("clip_txt_gauss_1x64_s101.npy");
+    for (args, needle) in [
+        (
+            vec![
+                "--method",
+                "cdpruner",
+                "--keep",
+                "5",
+                "--image-embeds",
+                &img,
+            ],
+            "needs --image-embeds and --text-embeds, or --relevance",
+        ),
+        (
+            vec![
+                "--method",
+                "cdpruner",
+                "--keep",
+                "5",
+                "--image-embeds",
+                &img,
+                "--text-embeds",
+                &txt,
+                "--relevance",
+                rel.to_str().unwrap(),
+            ],
+            "takes either",
+        ),
+        (
+            vec![
+                "--method",
+                "cdpruner",
+                "--keep",
+                "5",
+                "--image-embeds",
+                nan.to_str().unwrap(),
+                "--text-embeds",
+                &txt,
+            ],
+            "image embeddings has a non-finite value (NaN) at row 1, column 6",
+        ),
+        (
+            vec![
+                "--method",
+                "cdpruner",
+                "--keep",
+                "5",
+                "--image-embeds",
+                &txt,
+                "--text-embeds",
+                &txt,
+            ],
+            "--image-embeds must have shape [N, De]",
+        ),
+        (
+            vec![
+                "--method",
+                "cdpruner-openvino",
+                "--keep",
+                "5",
+                "--text-embeds",
+                &txt,
+            ],
+            "the text embedding holds 64 values but the features have D = 1024",
+        ),
+        (
+            vec![
+                "--method",
+                "cdpruner-openvino",
+                "--keep",
+                "5",
+                "--text-embeds",
+                t.to_str().unwrap(),
+                "--split",
+                "thirds",
+            ],
+            "invalid value 'thirds'",
+        ),
+        (
+            vec!["--method", "evs", "--keep", "5"],
+            "evs needs the video grid",
+        ),
+        (
+            vec!["--method", "evs", "--keep", "5", "--grid", "2,12,12"],
+            "grid 2x12x12 does not multiply to N = 576",
+        ),
+        (
+            vec!["--method", "vidcom2", "--keep", "1", "--grid", "4,12,12"],
+            "keep count 1 is below the 4 frames",
+        ),
+        (
+            vec![
+                "--method", "vidcom2", "--keep", "40", "--grid", "4,12,12", "--count", "official",
+            ],
+            "count mode official keeps a data-dependent number of tokens",
+        ),
+        (
+            vec![
+                "--method",
+                "vidcom2",
+                "--keep-ratio",
+                "0.5",
+                "--grid",
+                "4,12,12",
+                "--per-frame",
+            ],
+            "vidcom2 budgets the frames of a video itself",
+        ),
+    ] {
+        let mut full = vec!["select", "--input", &gauss, "--backend", "cpu"];
+        full.extend(args);
+        fails(&full, needle);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -27,7 +27,7 @@ const LLAVA_CLASSES = [
 const MROPE_CLASSES = ['Qwen2VLForConditionalGeneration', 'Qwen2_5_VLForConditionalGeneration'];
 
 /** Methods that take a text condition; the adapter supplies the prompt's embedding when none is given. */
-export const TEXT_CONDITIONED_METHODS = new Set(['cdpruner']);
+export const TEXT_CONDITIONED_METHODS = new Set(['cdpruner', 'cdpruner-openvino']);
 
 /** Methods that rank by a score per token: the caller's `importance` callback gives it. */
 const IMPORTANCE_METHODS = new Set(['idpruner', 'topk']);
@@ -267,7 +267,11 @@ async function prefill(ctx, modelInputs) {
   const featData = toFloat32(features);
   const method = options.method ?? 'divprune';
   const extra = optionsWithoutBudget(options);
-  const needsText = TEXT_CONDITIONED_METHODS.has(method) && options.textEmbeds === undefined && options.relevance === undefined;
+  // A text-conditioned method the caller gave no condition gets the prompt's own: the mean
+  // embedding of its text tokens, in the LLM's input space. cdpruner then takes the image's
+  // own features (also in that space) as its image embeddings, so relevance is the cosine
+  // between each visual token and the prompt, as cdpruner-openvino computes it.
+  const needsText = TEXT_CONDITIONED_METHODS.has(method) && options.textEmbeds === undefined && options.relevance === undefined && options.imageEmbeds === undefined;
   const textByRow = new Map();
   let cursor = 0;
   const items = [];
@@ -289,6 +293,7 @@ async function prefill(ctx, modelInputs) {
     else if (needsText) {
       if (!textByRow.has(row)) textByRow.set(row, promptTextEmbedding(inputsEmbeds, input_ids, attention_mask, tokenId, row));
       item.textEmbeds = textByRow.get(row);
+      if (method === 'cdpruner') item.imageEmbeds = feats;
     }
     items.push(item);
   }
