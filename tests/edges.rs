@@ -222,7 +222,10 @@ fn huge_tiny_and_zero_rows(b: &TestBackend) {
     for m in [Method::DivPrune, Method::IdPruner(IdPruner::new(&imp))] {
         let what = format!("{}: scale invariance", m.name());
         let a = b.prune(&what, &Request::new(t_clean, m, Budget::Count(10)).unwrap());
-        let s = b.prune(&what, &Request::new(t_scaled, m, Budget::Count(10)).unwrap());
+        let s = b.prune(
+            &what,
+            &Request::new(t_scaled, m, Budget::Count(10)).unwrap(),
+        );
         let gap = replay(&clean, n, d, &m, &a.order).min_gap;
         if gap > 1e-5 {
             assert_eq!(a.order, s.order, "{what}");

@@ -278,7 +278,10 @@ fn a_callers_own_device() {
     let tokens = Tokens::new(&feats, 60, 9).unwrap();
     let req = Request::new(tokens, Method::DivPrune, Budget::Count(6)).unwrap();
     let on_own = Pruner::from_gpu(own).prune_blocking(&req).unwrap();
-    assert_eq!(on_own, Pruner::from_gpu(g.clone()).prune_blocking(&req).unwrap());
+    assert_eq!(
+        on_own,
+        Pruner::from_gpu(g.clone()).prune_blocking(&req).unwrap()
+    );
 }
 
 #[test]

@@ -5,14 +5,24 @@
 
 mod common;
 
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
 use std::time::Instant;
 
 use common::{check_against_cpu, random_matrix, TestBackend};
 use tokenprune::{Budget, IdPruner, Method, Pruner, Request, Tokens};
 
-/// The tests of this file measure process RSS: they run one at a time.
+/// The tests of this file measure process RSS: they run one at a time (`one_at_a_time`).
 static SERIAL: Mutex<()> = Mutex::new(());
+
+/// Waits for the other tests of this file, and for the GPU engine the gpu tests share to be
+/// set up: a test's backend is built before its body runs, so a gpu test starting beside a CPU
+/// one would otherwise put that engine's memory into the CPU test's RSS figures.
+fn one_at_a_time() -> MutexGuard<'static, ()> {
+    let guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    #[cfg(feature = "gpu")]
+    common::set_up_gpu();
+    guard
+}
 
 fn assert_send_sync<T: Send + Sync>() {}
 
@@ -134,7 +144,7 @@ fn one_call(name: &str, pruner: &Pruner, rng: &mut Rng, t: usize, c: usize) {
 
 /// On the GPU an engine of its own, so that its memory figures are its own.
 fn eight_threads_share_one_pruner(b: &TestBackend) {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = one_at_a_time();
     const THREADS: usize = 8;
     const CALLS: usize = 200;
     let (name, pruner) = (b.name, b.own_pruner());
@@ -184,7 +194,7 @@ fn eight_threads_share_one_pruner(b: &TestBackend) {
 
 /// On the GPU an engine of its own, so that its memory figures are its own.
 fn ten_thousand_sequential_calls_keep_memory_flat(b: &TestBackend) {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = one_at_a_time();
     const CALLS: usize = 10_000;
     const WARM: usize = 500;
     let (name, pruner) = (b.name, b.own_pruner());

@@ -20,6 +20,7 @@ use super::{replay, MAX_DEFICIT};
 /// an adapter a GPU test prints a skip line (see [`gpu`]) and passes; with
 /// `TOKENPRUNE_REQUIRE_GPU=1` it fails. `on [gpu, gpu_streaming]: ...` instantiates the bodies
 /// on the listed backends only. Invoke it once per file.
+#[allow(unused_macros)]
 macro_rules! backend_tests {
     (on [$($backend:ident),+ $(,)?]: $($name:ident),+ $(,)?) => {
         $crate::common::backend_tests!(@each [$($backend),+] $($name),+);
@@ -222,26 +223,37 @@ pub fn check_against_cpu(what: &str, req: &Request, sel: &Selection) {
 /// when `TOKENPRUNE_REQUIRE_GPU=1`.
 #[cfg(feature = "gpu")]
 pub fn gpu() -> Option<&'static tokenprune::GpuEngine> {
-    use std::sync::OnceLock;
-    static ENGINE: OnceLock<Option<tokenprune::GpuEngine>> = OnceLock::new();
-    let e = ENGINE.get_or_init(|| {
-        match tokenprune::GpuEngine::new_blocking(tokenprune::GpuOptions::default()) {
-            Ok(e) => Some(e),
-            Err(err) => {
-                if std::env::var("TOKENPRUNE_REQUIRE_GPU").as_deref() == Ok("1") {
-                    panic!("TOKENPRUNE_REQUIRE_GPU=1 but no GPU engine: {err}");
-                }
-                None
+    match shared_gpu() {
+        Ok(e) => Some(e),
+        Err(err) => {
+            if std::env::var("TOKENPRUNE_REQUIRE_GPU").as_deref() == Ok("1") {
+                panic!("TOKENPRUNE_REQUIRE_GPU=1 but no GPU engine: {err}");
             }
+            // libtest runs each test on a thread named after it.
+            let line = format!(
+                "SKIPPED {}: no GPU adapter (set TOKENPRUNE_REQUIRE_GPU=1 to fail)\n",
+                std::thread::current().name().unwrap_or("a GPU test")
+            );
+            let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
+            None
         }
-    });
-    if e.is_none() {
-        // libtest runs each test on a thread named after it.
-        let line = format!(
-            "SKIPPED {}: no GPU adapter (set TOKENPRUNE_REQUIRE_GPU=1 to fail)\n",
-            std::thread::current().name().unwrap_or("a GPU test")
-        );
-        let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
     }
-    e.as_ref()
+}
+
+/// Sets up the shared GPU engine ([`gpu`]) now if it is not yet, and waits for a set-up under
+/// way on another thread; nothing else (no skip line, no failure without an adapter). For
+/// tests whose figures another test's set-up must not fall into.
+#[cfg(feature = "gpu")]
+pub fn set_up_gpu() {
+    let _ = shared_gpu();
+}
+
+#[cfg(feature = "gpu")]
+fn shared_gpu() -> &'static Result<tokenprune::GpuEngine, String> {
+    static ENGINE: std::sync::OnceLock<Result<tokenprune::GpuEngine, String>> =
+        std::sync::OnceLock::new();
+    ENGINE.get_or_init(|| {
+        tokenprune::GpuEngine::new_blocking(tokenprune::GpuOptions::default())
+            .map_err(|e| e.to_string())
+    })
 }

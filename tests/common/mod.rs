@@ -4,11 +4,14 @@
 
 mod backends;
 
+// Each test binary uses some of these.
 #[allow(unused_imports)]
 pub(crate) use backends::backend_tests;
-#[cfg(feature = "gpu")]
-pub use backends::gpu;
+#[allow(unused_imports)]
 pub use backends::{check_against_cpu, TestBackend};
+#[cfg(feature = "gpu")]
+#[allow(unused_imports)]
+pub use backends::{gpu, set_up_gpu};
 
 use std::path::PathBuf;
 use tokenprune::{Budget, IdPruner, Method, Request, Selection, Tokens};
