@@ -36,45 +36,34 @@ macro_rules! backend_tests {
         $crate::common::backend_tests!(@each [$($rest),*] $($name),+);
     };
     (@on cpu $($name:ident),+) => {
-        mod cpu {
-            $(
-                #[test]
-                fn $name() {
-                    super::$name(&$crate::common::TestBackend::cpu());
-                }
-            )+
-        }
+        $crate::common::backend_tests!(
+            @module cpu, Some($crate::common::TestBackend::cpu()), $($name),+
+        );
     };
     (@on cpu_streaming $($name:ident),+) => {
-        mod cpu_streaming {
-            $(
-                #[test]
-                fn $name() {
-                    super::$name(&$crate::common::TestBackend::cpu_streaming());
-                }
-            )+
-        }
+        $crate::common::backend_tests!(
+            @module cpu_streaming, Some($crate::common::TestBackend::cpu_streaming()), $($name),+
+        );
     };
     (@on gpu $($name:ident),+) => {
         #[cfg(feature = "gpu")]
-        mod gpu {
-            $(
-                #[test]
-                fn $name() {
-                    if let Some(b) = $crate::common::TestBackend::gpu() {
-                        super::$name(&b);
-                    }
-                }
-            )+
-        }
+        $crate::common::backend_tests!(
+            @module gpu, $crate::common::TestBackend::gpu(), $($name),+
+        );
     };
     (@on gpu_streaming $($name:ident),+) => {
         #[cfg(feature = "gpu")]
-        mod gpu_streaming {
+        $crate::common::backend_tests!(
+            @module gpu_streaming, $crate::common::TestBackend::gpu_streaming(), $($name),+
+        );
+    };
+    (@module $backend:ident, $make:expr, $($name:ident),+) => {
+        mod $backend {
             $(
                 #[test]
                 fn $name() {
-                    if let Some(b) = $crate::common::TestBackend::gpu_streaming() {
+                    // None: a GPU backend without an adapter (a skip line was printed).
+                    if let Some(b) = $make {
                         super::$name(&b);
                     }
                 }
