@@ -6,17 +6,19 @@
 //! to any *other* token (row maxima for block `bi`, column maxima for block `bj`): the DivPrune
 //! seed needs only that. The dense path also keeps the tiles so that every greedy step reads a
 //! row instead of recomputing N dot products.
+//!
+//! Where the CPU has a SIMD micro-kernel (x86_64 with AVX2 + FMA or AVX-512) the tiles come from
+//! [`Syrk`]: `U` packed once, a register-blocked kernel, half of each diagonal tile computed
+//! and mirrored. Elsewhere (wasm32, other CPUs) each tile is one [`dot_rows`] call.
 
 use super::matmul::dot_rows;
+use super::matmul::packed::{Syrk, TILE_QUANTUM};
 
-/// Side of a similarity tile: 256 amortises packing best for large pools, 128 balances the
-/// two threads better for small ones (measured on a 2-core Zen 5: see BENCHMARKS.md).
+/// Side of a similarity tile, a multiple of [`TILE_QUANTUM`]: 288 (divides 2304 and 4608)
+/// for large pools; for small ones the smallest side that cuts the pool into at most two
+/// blocks (so two threads share the three tiles evenly), e.g. 288 for 576 tokens.
 pub(crate) fn block_for(n: usize) -> usize {
-    if n >= 1024 {
-        256
-    } else {
-        128
-    }
+    n.div_ceil(2).div_ceil(TILE_QUANTUM).clamp(1, 3) * TILE_QUANTUM
 }
 
 /// The upper-triangular tiles of `U U^T`.
@@ -76,11 +78,15 @@ pub(crate) fn nearest_similarity(
     let pairs: Vec<(usize, usize)> = (0..blocks)
         .flat_map(|bi| (bi..blocks).map(move |bj| (bi, bj)))
         .collect();
+    let syrk = Syrk::new(u, n, d, block);
     let results = super::par::map(&pairs, |&(bi, bj)| {
         let (i0, i1) = (bi * block, ((bi + 1) * block).min(n));
         let (j0, j1) = (bj * block, ((bj + 1) * block).min(n));
         let mut tile = vec![0.0f32; block * block];
-        dot_rows(&u[i0 * d..i1 * d], &u[j0 * d..j1 * d], d, &mut tile, block);
+        match &syrk {
+            Some(s) => s.tile(bi, bj, block, &mut tile),
+            None => dot_rows(&u[i0 * d..i1 * d], &u[j0 * d..j1 * d], d, &mut tile, block),
+        }
         let (row_max, col_max) = fold_tile(&tile, block, i1 - i0, j1 - j0, bi == bj);
         (row_max, col_max, keep_tiles.then_some(tile))
     });

@@ -1,0 +1,363 @@
+//! The similarity tiles of `U U^T` as a symmetric rank-k update (SYRK): `U` is packed once,
+//! in the two layouts a register-blocked micro-kernel reads, and every tile of the upper
+//! triangle is computed from those packs (no per-tile packing). Native x86_64 only, with the
+//! micro-kernel chosen at run time: AVX-512F (6 x 32 block) or AVX2 + FMA (6 x 16 block).
+//! Elsewhere [`Syrk::new`] returns `None` and the caller multiplies tiles with `dot_rows`.
+//!
+//! Layout: the rows of `U` (zero-padded to whole tiles) in groups of `R` rows; group `g` is a
+//! `[d][R]` array (row `g * R + r`, column `k` at `k * R + r`), so a micro-kernel walks `k`
+//! through contiguous memory. The A pack has `R = MR` (rows of the output block, broadcast),
+//! the B pack `R = NR` (columns of the output block, loaded as SIMD vectors).
+//!
+//! GPU twin: the `dense`/`nearest` entry points of `shaders/similarity.wgsl` stage the same
+//! operands in workgroup memory as `[k][row]` vec4s.
+
+/// Rows of the output block held by one micro-kernel call (broadcast operand).
+pub(crate) const MR: usize = 6;
+
+/// Tile sides must be multiples of this: of `MR` and of every kernel's `NR` (16 and 32).
+pub(crate) const TILE_QUANTUM: usize = 96;
+
+/// Depth of one pass over `k`: the B micro-panel (`KC x NR` floats) stays in L1, the tile's A
+/// rows (`block x KC`) in L2.
+const KC: usize = 256;
+
+/// Rows of `U` packed in groups of `r` (see the module doc).
+struct Pack {
+    r: usize,
+    d: usize,
+    data: Vec<f32>,
+}
+
+impl Pack {
+    /// Packs the first `n` rows of `u` (`[n, d]`, row-major) into groups of `r` rows, zero
+    /// rows up to `rows` (a multiple of `r`).
+    fn new(u: &[f32], n: usize, d: usize, r: usize, rows: usize) -> Pack {
+        let mut data = vec![0.0f32; rows * d];
+        super::super::par::chunks_mut(&mut data, r * d * 4, |c, chunk| {
+            for (q, group) in chunk.chunks_mut(r * d).enumerate() {
+                let first = (c * 4 + q) * r;
+                let valid = n.saturating_sub(first).min(r);
+                let first_row = first.min(n);
+                let src = &u[first_row * d..(first_row + valid) * d];
+                // 16 columns at a time: one cache line of each source row, written out as
+                // 16 contiguous groups of `r` (rows d floats apart share cache sets when d is
+                // a multiple of 1024, so each line is read exactly once).
+                for k0 in (0..d).step_by(16) {
+                    let kb = (d - k0).min(16);
+                    let dst = &mut group[k0 * r..(k0 + kb) * r];
+                    for t in 0..valid {
+                        let line = &src[t * d + k0..t * d + k0 + kb];
+                        for (j, &x) in line.iter().enumerate() {
+                            dst[j * r + t] = x;
+                        }
+                    }
+                }
+            }
+        });
+        Pack { r, d, data }
+    }
+
+    /// Group `g`, from column `k0` on.
+    fn at(&self, g: usize, k0: usize) -> *const f32 {
+        self.data[(g * self.d + k0) * self.r..].as_ptr()
+    }
+}
+
+/// The micro-kernels' instruction sets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Isa {
+    /// 512-bit vectors, 6 x 32 blocks.
+    Avx512,
+    /// 256-bit vectors with FMA, 6 x 16 blocks.
+    Avx2Fma,
+}
+
+impl Isa {
+    /// The best kernel this CPU runs, if any.
+    pub(crate) fn detect() -> Option<Isa> {
+        [Isa::Avx512, Isa::Avx2Fma]
+            .into_iter()
+            .find(|isa| isa.runs_here())
+    }
+
+    /// Whether this CPU has the instructions of this kernel.
+    pub(crate) fn runs_here(self) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::is_x86_feature_detected as has;
+            match self {
+                Isa::Avx512 => has!("avx512f"),
+                Isa::Avx2Fma => has!("avx2") && has!("fma"),
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            let _ = self;
+            false
+        }
+    }
+
+    /// Columns of the output block per micro-kernel call (two SIMD vectors).
+    fn nr(self) -> usize {
+        match self {
+            Isa::Avx512 => 32,
+            Isa::Avx2Fma => 16,
+        }
+    }
+}
+
+/// `U` packed for the tiles of `U U^T`.
+pub(crate) struct Syrk {
+    isa: Isa,
+    a: Pack,
+    b: Pack,
+}
+
+impl Syrk {
+    /// Packs `u` (`[n, d]`) for `block x block` tiles (`block` a multiple of
+    /// [`TILE_QUANTUM`]); `None` where this CPU has no micro-kernel.
+    pub(crate) fn new(u: &[f32], n: usize, d: usize, block: usize) -> Option<Syrk> {
+        Syrk::with_isa(u, n, d, block, Isa::detect()?)
+    }
+
+    /// As [`Syrk::new`] with a given kernel; `None` when this CPU cannot run it.
+    pub(crate) fn with_isa(u: &[f32], n: usize, d: usize, block: usize, isa: Isa) -> Option<Syrk> {
+        assert!(block % TILE_QUANTUM == 0 && u.len() == n * d && d > 0);
+        if !isa.runs_here() {
+            return None;
+        }
+        let rows = n.div_ceil(block) * block;
+        Some(Syrk {
+            isa,
+            a: Pack::new(u, n, d, MR, rows),
+            b: Pack::new(u, n, d, isa.nr(), rows),
+        })
+    }
+
+    /// Tile `(bi, bj)`, `bi <= bj`: `out[r * block + c] = u_{bi*block+r} . u_{bj*block+c}`
+    /// (0 past the last token). A diagonal tile computes its upper triangle (to micro-kernel
+    /// granularity) and mirrors it, so it is exactly symmetric.
+    pub(crate) fn tile(&self, bi: usize, bj: usize, block: usize, out: &mut [f32]) {
+        assert!(bi <= bj && out.len() >= block * block);
+        assert!((bj + 1) * block * self.a.d <= self.a.data.len());
+        // SAFETY: `isa` was detected on this CPU (constructor); the asserts bound every
+        // pointer the kernels form: rows (bi|bj) * block .. + block of both packs, and the
+        // block x block output.
+        unsafe {
+            match self.isa {
+                #[cfg(target_arch = "x86_64")]
+                Isa::Avx512 => x86::tile_avx512(self, bi, bj, block, out.as_mut_ptr()),
+                #[cfg(target_arch = "x86_64")]
+                Isa::Avx2Fma => x86::tile_avx2(self, bi, bj, block, out.as_mut_ptr()),
+                #[cfg(not(target_arch = "x86_64"))]
+                _ => unreachable!("no kernel is detected off x86_64"),
+            }
+        }
+        if bi == bj {
+            for r in 1..block {
+                for c in 0..r {
+                    out[r * block + c] = out[c * block + r];
+                }
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use super::{Syrk, KC, MR};
+    use std::arch::x86_64::*;
+
+    /// The SIMD operations a micro-kernel needs, over `W` lanes of f32.
+    trait Lanes {
+        const W: usize;
+        type V: Copy;
+        unsafe fn zero() -> Self::V;
+        unsafe fn splat(p: *const f32) -> Self::V;
+        unsafe fn load(p: *const f32) -> Self::V;
+        unsafe fn store(p: *mut f32, v: Self::V);
+        unsafe fn add(a: Self::V, b: Self::V) -> Self::V;
+        /// `a * b + c`, one rounding.
+        unsafe fn fma(a: Self::V, b: Self::V, c: Self::V) -> Self::V;
+    }
+
+    struct Avx2;
+    impl Lanes for Avx2 {
+        const W: usize = 8;
+        type V = __m256;
+        #[inline(always)]
+        unsafe fn zero() -> __m256 {
+            _mm256_setzero_ps()
+        }
+        #[inline(always)]
+        unsafe fn splat(p: *const f32) -> __m256 {
+            _mm256_broadcast_ss(&*p)
+        }
+        #[inline(always)]
+        unsafe fn load(p: *const f32) -> __m256 {
+            _mm256_loadu_ps(p)
+        }
+        #[inline(always)]
+        unsafe fn store(p: *mut f32, v: __m256) {
+            _mm256_storeu_ps(p, v)
+        }
+        #[inline(always)]
+        unsafe fn add(a: __m256, b: __m256) -> __m256 {
+            _mm256_add_ps(a, b)
+        }
+        #[inline(always)]
+        unsafe fn fma(a: __m256, b: __m256, c: __m256) -> __m256 {
+            _mm256_fmadd_ps(a, b, c)
+        }
+    }
+
+    struct Avx512;
+    impl Lanes for Avx512 {
+        const W: usize = 16;
+        type V = __m512;
+        #[inline(always)]
+        unsafe fn zero() -> __m512 {
+            _mm512_setzero_ps()
+        }
+        #[inline(always)]
+        unsafe fn splat(p: *const f32) -> __m512 {
+            _mm512_set1_ps(*p)
+        }
+        #[inline(always)]
+        unsafe fn load(p: *const f32) -> __m512 {
+            _mm512_loadu_ps(p)
+        }
+        #[inline(always)]
+        unsafe fn store(p: *mut f32, v: __m512) {
+            _mm512_storeu_ps(p, v)
+        }
+        #[inline(always)]
+        unsafe fn add(a: __m512, b: __m512) -> __m512 {
+            _mm512_add_ps(a, b)
+        }
+        #[inline(always)]
+        unsafe fn fma(a: __m512, b: __m512, c: __m512) -> __m512 {
+            _mm512_fmadd_ps(a, b, c)
+        }
+    }
+
+    /// `c[r * ldc + j] (+)= sum_k a[k * MR + r] * b[k * 2W + j]` for r < MR, j < 2W: the
+    /// accumulators (MR x 2 vectors) live in registers for the whole depth `kc`.
+    #[inline(always)]
+    unsafe fn micro<L: Lanes>(
+        kc: usize,
+        mut a: *const f32,
+        mut b: *const f32,
+        c: *mut f32,
+        ldc: usize,
+        accumulate: bool,
+    ) {
+        let mut acc = [[L::zero(); 2]; MR];
+        for _ in 0..kc {
+            let b0 = L::load(b);
+            let b1 = L::load(b.add(L::W));
+            for (r, acc) in acc.iter_mut().enumerate() {
+                let ar = L::splat(a.add(r));
+                acc[0] = L::fma(ar, b0, acc[0]);
+                acc[1] = L::fma(ar, b1, acc[1]);
+            }
+            a = a.add(MR);
+            b = b.add(2 * L::W);
+        }
+        for (r, acc) in acc.iter().enumerate() {
+            let p = c.add(r * ldc);
+            if accumulate {
+                L::store(p, L::add(L::load(p), acc[0]));
+                L::store(p.add(L::W), L::add(L::load(p.add(L::W)), acc[1]));
+            } else {
+                L::store(p, acc[0]);
+                L::store(p.add(L::W), acc[1]);
+            }
+        }
+    }
+
+    /// One tile, in passes of depth KC; per pass each B micro-panel (NR columns) meets every
+    /// A micro-panel (MR rows) of the tile, skipping blocks wholly below a diagonal tile's
+    /// diagonal.
+    #[inline(always)]
+    unsafe fn tile<L: Lanes>(s: &Syrk, bi: usize, bj: usize, block: usize, out: *mut f32) {
+        let nr = 2 * L::W;
+        let d = s.a.d;
+        let (ga, gb) = (bi * block / MR, bj * block / nr);
+        let mut k0 = 0;
+        while k0 < d {
+            let kc = KC.min(d - k0);
+            for jr in 0..block / nr {
+                let b = s.b.at(gb + jr, k0);
+                let rows = if bi == bj {
+                    ((jr + 1) * nr).div_ceil(MR).min(block / MR)
+                } else {
+                    block / MR
+                };
+                for ir in 0..rows {
+                    let c = out.add(ir * MR * block + jr * nr);
+                    micro::<L>(kc, s.a.at(ga + ir, k0), b, c, block, k0 > 0);
+                }
+            }
+            k0 += kc;
+        }
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn tile_avx2(s: &Syrk, bi: usize, bj: usize, block: usize, out: *mut f32) {
+        tile::<Avx2>(s, bi, bj, block, out)
+    }
+
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn tile_avx512(s: &Syrk, bi: usize, bj: usize, block: usize, out: *mut f32) {
+        tile::<Avx512>(s, bi, bj, block, out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kernel_matches_f64_and_diagonal_tiles_are_symmetric() {
+        let isas: Vec<Isa> = [Isa::Avx512, Isa::Avx2Fma]
+            .into_iter()
+            .filter(|isa| isa.runs_here())
+            .collect();
+        if isas.is_empty() {
+            eprintln!("no SIMD micro-kernel on this CPU: nothing to test");
+        }
+        // d = 300 crosses a KC pass boundary with a partial pass; n = 250 leaves padding.
+        let (n, d, block) = (250, 300, 96);
+        let u: Vec<f32> = (0..n * d)
+            .map(|i| ((i as u32).wrapping_mul(2654435761) >> 8) as f32 / (1 << 24) as f32 - 0.5)
+            .collect();
+        for isa in isas {
+            let s = Syrk::with_isa(&u, n, d, block, isa).unwrap();
+            let mut tile = vec![f32::NAN; block * block];
+            for bi in 0..3 {
+                for bj in bi..3 {
+                    s.tile(bi, bj, block, &mut tile);
+                    for r in 0..block {
+                        for c in 0..block {
+                            let (i, j) = (bi * block + r, bj * block + c);
+                            let got = tile[r * block + c];
+                            let want = if i < n && j < n {
+                                (0..d)
+                                    .map(|k| u[i * d + k] as f64 * u[j * d + k] as f64)
+                                    .sum()
+                            } else {
+                                0.0
+                            };
+                            assert!((got as f64 - want).abs() < 1e-4, "{isa:?} ({i},{j})");
+                            if bi == bj {
+                                assert_eq!(got.to_bits(), tile[c * block + r].to_bits());
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
