@@ -7,6 +7,7 @@
 //! from [`packed`] where the CPU has its micro-kernels (a SYRK with `U` packed once).
 
 pub(crate) mod packed;
+pub(crate) mod workspace;
 
 use glam::Vec4;
 

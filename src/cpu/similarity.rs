@@ -13,6 +13,7 @@
 
 use super::matmul::dot_rows;
 use super::matmul::packed::{Syrk, TILE_QUANTUM};
+use super::matmul::workspace;
 
 /// Side of a similarity tile, a multiple of [`TILE_QUANTUM`]: 288 (divides 2304 and 4608)
 /// for large pools; for small ones the smallest side that cuts the pool into at most two
@@ -34,6 +35,14 @@ fn pair_index(blocks: usize, bi: usize, bj: usize) -> usize {
     // Rows 0..bi of the upper triangle hold blocks + (blocks - 1) + ... + (blocks - bi + 1)
     // tiles; row bi starts at its diagonal tile.
     bi * blocks - bi * bi.saturating_sub(1) / 2 + bj - bi
+}
+
+impl Drop for Tiles {
+    fn drop(&mut self) {
+        for t in self.tiles.drain(..) {
+            workspace::give(t);
+        }
+    }
 }
 
 impl Tiles {
@@ -82,13 +91,21 @@ pub(crate) fn nearest_similarity(
     let results = super::par::map(&pairs, |&(bi, bj)| {
         let (i0, i1) = (bi * block, ((bi + 1) * block).min(n));
         let (j0, j1) = (bj * block, ((bj + 1) * block).min(n));
-        let mut tile = vec![0.0f32; block * block];
+        // Reused memory: the kernel writes the whole tile, the fallback its valid rows x
+        // columns, the only part ever read.
+        let mut tile = workspace::take(block * block);
         match &syrk {
             Some(s) => s.tile(bi, bj, block, &mut tile),
             None => dot_rows(&u[i0 * d..i1 * d], &u[j0 * d..j1 * d], d, &mut tile, block),
         }
         let (row_max, col_max) = fold_tile(&tile, block, i1 - i0, j1 - j0, bi == bj);
-        (row_max, col_max, keep_tiles.then_some(tile))
+        let tile = if keep_tiles {
+            Some(tile)
+        } else {
+            workspace::give(tile);
+            None
+        };
+        (row_max, col_max, tile)
     });
     let mut nn = vec![f32::NEG_INFINITY; n];
     let mut tiles = Vec::with_capacity(if keep_tiles { pairs.len() } else { 0 });
@@ -124,18 +141,43 @@ fn fold_tile(
     let mut col_max = vec![f32::NEG_INFINITY; if diagonal { 0 } else { cols }];
     for (r, rm) in row_max.iter_mut().enumerate() {
         let line = &tile[r * stride..r * stride + cols];
-        for (c, &s) in line.iter().enumerate() {
-            if diagonal {
-                if c != r {
-                    *rm = rm.max(s);
-                }
-            } else {
-                *rm = rm.max(s);
-                col_max[c] = col_max[c].max(s);
+        if diagonal {
+            *rm = max2(max_of(&line[..r]), max_of(&line[r + 1..]));
+        } else {
+            *rm = max_of(line);
+            for (m, &s) in col_max.iter_mut().zip(line) {
+                *m = max2(*m, s);
             }
         }
     }
     (row_max, col_max)
+}
+
+/// `max(a, b)` for values that are never NaN (similarities of finite, normalised rows); unlike
+/// `f32::max` it compiles to one SIMD max.
+#[inline(always)]
+fn max2(a: f32, b: f32) -> f32 {
+    if b > a {
+        b
+    } else {
+        a
+    }
+}
+
+/// The largest element (`-inf` for none), in 8 independent lanes so that it vectorises.
+fn max_of(xs: &[f32]) -> f32 {
+    let mut lanes = [f32::NEG_INFINITY; 8];
+    let mut chunks = xs.chunks_exact(8);
+    for c in &mut chunks {
+        for (l, &x) in lanes.iter_mut().zip(c) {
+            *l = max2(*l, x);
+        }
+    }
+    let tail = chunks
+        .remainder()
+        .iter()
+        .fold(f32::NEG_INFINITY, |m, &x| max2(m, x));
+    lanes.into_iter().fold(tail, max2)
 }
 
 #[cfg(test)]

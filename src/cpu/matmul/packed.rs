@@ -33,26 +33,13 @@ impl Pack {
     /// Packs the first `n` rows of `u` (`[n, d]`, row-major) into groups of `r` rows, zero
     /// rows up to `rows` (a multiple of `r`).
     fn new(u: &[f32], n: usize, d: usize, r: usize, rows: usize) -> Pack {
-        let mut data = vec![0.0f32; rows * d];
+        let mut data = super::workspace::take(rows * d);
         super::super::par::chunks_mut(&mut data, r * d * 4, |c, chunk| {
             for (q, group) in chunk.chunks_mut(r * d).enumerate() {
                 let first = (c * 4 + q) * r;
                 let valid = n.saturating_sub(first).min(r);
                 let first_row = first.min(n);
-                let src = &u[first_row * d..(first_row + valid) * d];
-                // 16 columns at a time: one cache line of each source row, written out as
-                // 16 contiguous groups of `r` (rows d floats apart share cache sets when d is
-                // a multiple of 1024, so each line is read exactly once).
-                for k0 in (0..d).step_by(16) {
-                    let kb = (d - k0).min(16);
-                    let dst = &mut group[k0 * r..(k0 + kb) * r];
-                    for t in 0..valid {
-                        let line = &src[t * d + k0..t * d + k0 + kb];
-                        for (j, &x) in line.iter().enumerate() {
-                            dst[j * r + t] = x;
-                        }
-                    }
-                }
+                pack_group(&u[first_row * d..(first_row + valid) * d], d, r, group);
             }
         });
         Pack { r, d, data }
@@ -61,6 +48,24 @@ impl Pack {
     /// Group `g`, from column `k0` on.
     fn at(&self, g: usize, k0: usize) -> *const f32 {
         self.data[(g * self.d + k0) * self.r..].as_ptr()
+    }
+}
+
+/// `group[k * r + t] = src[t * d + k]` for the rows of `src` (at most `r`), 0 for the other
+/// rows of `group`.
+fn pack_group(src: &[f32], d: usize, r: usize, group: &mut [f32]) {
+    assert!(src.len() <= r * d && src.len().is_multiple_of(d) && group.len() == r * d);
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx") {
+        // SAFETY: AVX is present; the assert bounds every row and column the transposes touch.
+        unsafe { x86::pack_group_avx(src, d, r, group) };
+        return;
+    }
+    group.fill(0.0);
+    for (t, row) in src.chunks_exact(d).enumerate() {
+        for (k, &x) in row.iter().enumerate() {
+            group[k * r + t] = x;
+        }
     }
 }
 
@@ -87,7 +92,7 @@ impl Isa {
         {
             use std::arch::is_x86_feature_detected as has;
             match self {
-                Isa::Avx512 => has!("avx512f"),
+                Isa::Avx512 => has!("avx512f") && has!("avx2") && has!("fma"),
                 Isa::Avx2Fma => has!("avx2") && has!("fma"),
             }
         }
@@ -123,7 +128,7 @@ impl Syrk {
 
     /// As [`Syrk::new`] with a given kernel; `None` when this CPU cannot run it.
     pub(crate) fn with_isa(u: &[f32], n: usize, d: usize, block: usize, isa: Isa) -> Option<Syrk> {
-        assert!(block % TILE_QUANTUM == 0 && u.len() == n * d && d > 0);
+        assert!(block.is_multiple_of(TILE_QUANTUM) && u.len() == n * d && d > 0);
         if !isa.runs_here() {
             return None;
         }
@@ -161,6 +166,13 @@ impl Syrk {
                 }
             }
         }
+    }
+}
+
+impl Drop for Syrk {
+    fn drop(&mut self) {
+        super::workspace::give(std::mem::take(&mut self.a.data));
+        super::workspace::give(std::mem::take(&mut self.b.data));
     }
 }
 
@@ -304,6 +316,84 @@ mod x86 {
         }
     }
 
+    /// [`super::pack_group`] with 8 x 8 transposes: 8 rows x 8 columns loaded as 8 vectors,
+    /// stored as 8 columns of 8 rows (6 for the A pack). Rows past `src` read as zeros, so
+    /// every element of `group` is written.
+    #[target_feature(enable = "avx")]
+    pub(super) unsafe fn pack_group_avx(src: &[f32], d: usize, r: usize, group: &mut [f32]) {
+        let valid = src.len() / d;
+        let (src, dst) = (src.as_ptr(), group.as_mut_ptr());
+        for t0 in (0..r).step_by(8) {
+            let slab = (r - t0).min(8);
+            let live = valid.saturating_sub(t0).min(slab);
+            let mut k = 0;
+            while k + 8 <= d {
+                let rows: [__m256; 8] = std::array::from_fn(|t| {
+                    if t < live {
+                        _mm256_loadu_ps(src.add((t0 + t) * d + k))
+                    } else {
+                        _mm256_setzero_ps()
+                    }
+                });
+                for (j, col) in transpose8(rows).into_iter().enumerate() {
+                    let p = dst.add((k + j) * r + t0);
+                    if slab == 8 {
+                        _mm256_storeu_ps(p, col);
+                    } else {
+                        // The A pack (r = 6): lanes 0..4, then lanes 4..6.
+                        debug_assert_eq!(slab, 6);
+                        _mm_storeu_ps(p, _mm256_castps256_ps128(col));
+                        _mm_store_sd(
+                            p.add(4) as *mut f64,
+                            _mm_castps_pd(_mm256_extractf128_ps(col, 1)),
+                        );
+                    }
+                }
+                k += 8;
+            }
+            for k in k..d {
+                for t in 0..slab {
+                    *dst.add(k * r + t0 + t) = if t < live {
+                        *src.add((t0 + t) * d + k)
+                    } else {
+                        0.0
+                    };
+                }
+            }
+        }
+    }
+
+    /// The 8 x 8 transpose: `out[j]` lane `t` = `rows[t]` lane `j`.
+    #[inline(always)]
+    unsafe fn transpose8(v: [__m256; 8]) -> [__m256; 8] {
+        let t0 = _mm256_unpacklo_ps(v[0], v[1]);
+        let t1 = _mm256_unpackhi_ps(v[0], v[1]);
+        let t2 = _mm256_unpacklo_ps(v[2], v[3]);
+        let t3 = _mm256_unpackhi_ps(v[2], v[3]);
+        let t4 = _mm256_unpacklo_ps(v[4], v[5]);
+        let t5 = _mm256_unpackhi_ps(v[4], v[5]);
+        let t6 = _mm256_unpacklo_ps(v[6], v[7]);
+        let t7 = _mm256_unpackhi_ps(v[6], v[7]);
+        let s0 = _mm256_shuffle_ps::<0x44>(t0, t2);
+        let s1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
+        let s2 = _mm256_shuffle_ps::<0x44>(t1, t3);
+        let s3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
+        let s4 = _mm256_shuffle_ps::<0x44>(t4, t6);
+        let s5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
+        let s6 = _mm256_shuffle_ps::<0x44>(t5, t7);
+        let s7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
+        [
+            _mm256_permute2f128_ps::<0x20>(s0, s4),
+            _mm256_permute2f128_ps::<0x20>(s1, s5),
+            _mm256_permute2f128_ps::<0x20>(s2, s6),
+            _mm256_permute2f128_ps::<0x20>(s3, s7),
+            _mm256_permute2f128_ps::<0x31>(s0, s4),
+            _mm256_permute2f128_ps::<0x31>(s1, s5),
+            _mm256_permute2f128_ps::<0x31>(s2, s6),
+            _mm256_permute2f128_ps::<0x31>(s3, s7),
+        ]
+    }
+
     #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn tile_avx2(s: &Syrk, bi: usize, bj: usize, block: usize, out: *mut f32) {
         tile::<Avx2>(s, bi, bj, block, out)
@@ -318,6 +408,25 @@ mod x86 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pack_group_transposes_and_leaves_missing_rows_zero() {
+        for r in [6, 16, 32] {
+            for d in [1, 7, 8, 19, 40] {
+                for valid in [0, 1, 5, r - 1, r] {
+                    let src: Vec<f32> = (0..valid * d).map(|i| i as f32 + 1.0).collect();
+                    let mut group = vec![f32::NAN; r * d];
+                    pack_group(&src, d, r, &mut group);
+                    for k in 0..d {
+                        for t in 0..r {
+                            let want = if t < valid { src[t * d + k] } else { 0.0 };
+                            assert_eq!(group[k * r + t], want, "r={r} d={d} valid={valid}");
+                        }
+                    }
+                }
+            }
+        }
+    }
 
     #[test]
     fn every_kernel_matches_f64_and_diagonal_tiles_are_symmetric() {
