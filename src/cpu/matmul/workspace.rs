@@ -1,10 +1,11 @@
 //! Float buffers kept between calls: the packed operands and similarity tiles of one large
 //! DivPrune call are ~100 MB, and taking that much fresh memory from the OS costs a page fault
 //! per 4 KiB (10-15 % of the call's CPU time, measured). Natively, released buffers are kept
-//! (at most [`RETAIN_BYTES`]) and handed out again; on wasm32 the allocator already reuses
+//! (at most `RETAIN_BYTES`) and handed out again; on wasm32 the allocator already reuses
 //! freed memory, so this is a plain allocation there.
 
 /// The most bytes kept for reuse between calls (native).
+#[cfg(not(target_arch = "wasm32"))]
 pub(crate) const RETAIN_BYTES: usize = 256 << 20;
 
 #[cfg(not(target_arch = "wasm32"))]
@@ -31,7 +32,7 @@ pub(crate) fn take(len: usize) -> Vec<f32> {
     vec![0.0; len]
 }
 
-/// Gives a buffer back for reuse; dropped when the kept buffers would exceed [`RETAIN_BYTES`].
+/// Gives a buffer back for reuse; dropped when the kept buffers would exceed `RETAIN_BYTES`.
 pub(crate) fn give(v: Vec<f32>) {
     #[cfg(not(target_arch = "wasm32"))]
     {
