@@ -4,7 +4,7 @@
 
 use super::matmul::similarity_rows;
 use super::normalize::{normalize_rows, NormPolicy};
-use super::similarity::{nearest_similarity, Tiles};
+use super::similarity::{nearest_similarity, nearest_similarity_of, Tiles};
 use crate::method::IdPruner;
 use crate::tokens::Tokens;
 
@@ -47,9 +47,19 @@ enum Rows<'a> {
 
 impl Rows<'_> {
     fn row(&self, p: usize, out: &mut [f32]) {
+        self.rows(&[p], out);
+    }
+
+    /// The rows of several picks, one after another in `out`.
+    fn rows(&self, picks: &[usize], out: &mut [f32]) {
         match self {
-            Rows::Tiles(t) => t.row(p, out),
-            Rows::Stream { u, d } => similarity_rows(u, *d, &[p], out),
+            Rows::Tiles(t) => {
+                let n = out.len() / picks.len();
+                for (&p, row) in picks.iter().zip(out.chunks_mut(n)) {
+                    t.row(p, row);
+                }
+            }
+            Rows::Stream { u, d } => similarity_rows(u, *d, picks, out),
         }
     }
 }
@@ -58,7 +68,28 @@ impl Rows<'_> {
 /// token farthest from the kept set. `dense_limit` caps the bytes the stored tiles may take.
 pub(crate) fn divprune(tokens: &Tokens, k: usize, dense_limit: usize) -> Picks {
     let (n, d) = (tokens.n(), tokens.d());
-    let (u, zero_rows) = normalize_rows(tokens, NormPolicy::DivPrune);
+    let dense = Tiles::bytes(n) <= dense_limit as u64;
+    let normalized;
+    // With the packed kernel the dense path normalises the rows straight into its operands.
+    let (nn, rows, zero_rows) = match (k > 0 && dense)
+        .then(|| nearest_similarity_of(tokens, NormPolicy::DivPrune))
+        .flatten()
+    {
+        Some((nn, tiles, zero_rows)) => (nn, Rows::Tiles(tiles), zero_rows),
+        None => {
+            normalized = normalize_rows(tokens, NormPolicy::DivPrune);
+            let (u, zero_rows) = (&normalized.0, normalized.1);
+            let (nn, tiles) = match k {
+                0 => (Vec::new(), None),
+                _ => nearest_similarity(u, n, d, dense),
+            };
+            let rows = match tiles {
+                Some(t) => Rows::Tiles(t),
+                None => Rows::Stream { u, d },
+            };
+            (nn, rows, zero_rows)
+        }
+    };
     let mut picks = Picks {
         order: Vec::with_capacity(k),
         scores: Vec::with_capacity(k),
@@ -67,12 +98,6 @@ pub(crate) fn divprune(tokens: &Tokens, k: usize, dense_limit: usize) -> Picks {
     if k == 0 {
         return picks;
     }
-    let dense = Tiles::bytes(n) <= dense_limit as u64;
-    let (nn, tiles) = nearest_similarity(&u, n, d, dense);
-    let rows = match tiles {
-        Some(t) => Rows::Tiles(t),
-        None => Rows::Stream { u: &u, d },
-    };
     // Seed: distance to the nearest other token, d = 1 - s, in f32 as upstream.
     let seed_dist: Vec<f32> = nn.iter().map(|&s| 1.0 - s).collect();
     let mut chosen = vec![false; n];
@@ -106,7 +131,30 @@ pub(crate) fn divprune(tokens: &Tokens, k: usize, dense_limit: usize) -> Picks {
 /// `lambda * imp - (1 - lambda) * maxsim`; the first round by normalised importance alone.
 pub(crate) fn idpruner(tokens: &Tokens, k: usize, params: &IdPruner) -> Picks {
     let (n, d) = (tokens.n(), tokens.d());
-    let (v, zero_rows) = normalize_rows(tokens, NormPolicy::IdPruner);
+    // Rounds that update maxsim: all but the last.
+    let passes = k.div_ceil(params.parallel_k.max(1)).saturating_sub(1);
+    let gram = match std::env::var("TP_IDP").as_deref() {
+        Ok("gram") => true,
+        Ok("stream") => false,
+        _ => gram_is_cheaper(n, passes) && Tiles::bytes(n) <= super::DEFAULT_DENSE_LIMIT as u64,
+    };
+    let normalized;
+    let (rows, zero_rows) = match gram
+        .then(|| nearest_similarity_of(tokens, NormPolicy::IdPruner))
+        .flatten()
+    {
+        Some((_, tiles, zero_rows)) => (Rows::Tiles(tiles), zero_rows),
+        None => {
+            normalized = normalize_rows(tokens, NormPolicy::IdPruner);
+            (
+                Rows::Stream {
+                    u: &normalized.0,
+                    d,
+                },
+                normalized.1,
+            )
+        }
+    };
     let imp = normalize_importance(params.importance);
     let (lam, one_minus) = params.weights();
     let mut picks = Picks {
@@ -138,7 +186,7 @@ pub(crate) fn idpruner(tokens: &Tokens, k: usize, params: &IdPruner) -> Picks {
             break;
         }
         sims.resize(step * n, 0.0);
-        similarity_rows(&v, d, &round, &mut sims);
+        rows.rows(&round, &mut sims);
         for r in sims.chunks(n) {
             for (m, &s) in max_sim.iter_mut().zip(r) {
                 *m = m.max(s);
@@ -146,6 +194,16 @@ pub(crate) fn idpruner(tokens: &Tokens, k: usize, params: &IdPruner) -> Picks {
         }
     }
     picks
+}
+
+/// Whether the dense Gram (`N^2 D / 2` multiply-adds at GEMM speed, then one row read per
+/// pick) costs less than `passes` passes over the tokens (`N D` multiply-adds each at GEMV
+/// speed, bound by memory). Only where the packed SYRK kernel exists.
+fn gram_is_cheaper(n: usize, passes: usize) -> bool {
+    /// How many times more a multiply-add costs in a GEMV pass than in the SYRK (measured on
+    /// the 2-core Zen 3 of BENCHMARKS.md, 4608 x 1024).
+    const GEMV_COST: usize = 5;
+    super::matmul::packed::Isa::detect().is_some() && n < 2 * passes * GEMV_COST
 }
 
 /// `(w - min w) / (max w - min w + 1e-6)`, in f32 as upstream. Where the f32 range overflows

@@ -14,6 +14,8 @@
 use super::matmul::dot_rows;
 use super::matmul::packed::{Syrk, TILE_QUANTUM};
 use super::matmul::workspace;
+use super::normalize::NormPolicy;
+use crate::tokens::Tokens;
 
 /// Side of a similarity tile, a multiple of [`TILE_QUANTUM`]: 288 (divides 2304 and 4608)
 /// for large pools; for small ones the smallest side that cuts the pool into at most two
@@ -83,29 +85,58 @@ pub(crate) fn nearest_similarity(
     keep_tiles: bool,
 ) -> (Vec<f32>, Option<Tiles>) {
     let block = block_for(n);
+    match Syrk::new(u, n, d, block) {
+        Some(s) => fold_tiles(n, block, keep_tiles, |bi, bj, tile| {
+            s.tile(bi, bj, block, tile)
+        }),
+        None => fold_tiles(n, block, keep_tiles, |bi, bj, tile| {
+            let (i0, i1) = (bi * block, ((bi + 1) * block).min(n));
+            let (j0, j1) = (bj * block, ((bj + 1) * block).min(n));
+            dot_rows(&u[i0 * d..i1 * d], &u[j0 * d..j1 * d], d, tile, block);
+        }),
+    }
+}
+
+/// [`nearest_similarity`] of the raw tokens normalised by `policy`, with the tiles, and the
+/// number of zero rows, where this CPU has the packed kernel (`None` elsewhere): each row is
+/// normalised straight into the kernel's packed operands, no normalised copy of the pool is made.
+pub(crate) fn nearest_similarity_of(
+    tokens: &Tokens<'_>,
+    policy: NormPolicy,
+) -> Option<(Vec<f32>, Tiles, usize)> {
+    let (n, block) = (tokens.n(), block_for(tokens.n()));
+    let (s, zero_rows) = Syrk::from_tokens(tokens, policy, block)?;
+    let (nn, tiles) = fold_tiles(n, block, true, |bi, bj, tile| s.tile(bi, bj, block, tile));
+    Some((nn, tiles.expect("tiles kept"), zero_rows))
+}
+
+/// Computes every upper-triangle tile with `tile(bi, bj, out)` (in parallel), folds each into
+/// the nearest-neighbour maxima, and keeps the tiles when asked.
+fn fold_tiles(
+    n: usize,
+    block: usize,
+    keep_tiles: bool,
+    tile: impl Fn(usize, usize, &mut [f32]) + Sync + Send,
+) -> (Vec<f32>, Option<Tiles>) {
     let blocks = n.div_ceil(block);
     let pairs: Vec<(usize, usize)> = (0..blocks)
         .flat_map(|bi| (bi..blocks).map(move |bj| (bi, bj)))
         .collect();
-    let syrk = Syrk::new(u, n, d, block);
     let results = super::par::map(&pairs, |&(bi, bj)| {
-        let (i0, i1) = (bi * block, ((bi + 1) * block).min(n));
-        let (j0, j1) = (bj * block, ((bj + 1) * block).min(n));
         // Reused memory: the kernel writes the whole tile, the fallback its valid rows x
         // columns, the only part ever read.
-        let mut tile = workspace::take(block * block);
-        match &syrk {
-            Some(s) => s.tile(bi, bj, block, &mut tile),
-            None => dot_rows(&u[i0 * d..i1 * d], &u[j0 * d..j1 * d], d, &mut tile, block),
-        }
-        let (row_max, col_max) = fold_tile(&tile, block, i1 - i0, j1 - j0, bi == bj);
-        let tile = if keep_tiles {
-            Some(tile)
+        let mut out = workspace::take(block * block);
+        tile(bi, bj, &mut out);
+        let rows = ((bi + 1) * block).min(n) - bi * block;
+        let cols = ((bj + 1) * block).min(n) - bj * block;
+        let (row_max, col_max) = fold_tile(&out, block, rows, cols, bi == bj);
+        let out = if keep_tiles {
+            Some(out)
         } else {
-            workspace::give(tile);
+            workspace::give(out);
             None
         };
-        (row_max, col_max, tile)
+        (row_max, col_max, out)
     });
     let mut nn = vec![f32::NEG_INFINITY; n];
     let mut tiles = Vec::with_capacity(if keep_tiles { pairs.len() } else { 0 });
@@ -202,6 +233,31 @@ mod tests {
         // 64 frames of 729 tokens: 4.4 GB of tiles, more than a 32-bit usize holds.
         assert!(Tiles::bytes(46_656) > 4_000_000_000);
         assert!(Tiles::bytes(usize::MAX) == u64::MAX);
+    }
+
+    #[test]
+    fn normalising_into_the_packs_matches_normalising_first() {
+        use crate::cpu::normalize::normalize_rows;
+        let (n, d) = (300, 37);
+        let mut x: Vec<f32> = (0..n * d)
+            .map(|i| ((i * 7919) % 103) as f32 - 51.0)
+            .collect();
+        x[5 * d..6 * d].fill(0.0);
+        let tokens = Tokens::new(&x, n, d).unwrap();
+        for policy in [NormPolicy::DivPrune, NormPolicy::IdPruner] {
+            let Some((nn, tiles, zero_rows)) = nearest_similarity_of(&tokens, policy) else {
+                return; // no packed kernel on this CPU
+            };
+            let (u, zeros) = normalize_rows(&tokens, policy);
+            let (want_nn, want_tiles) = nearest_similarity(&u, n, d, true);
+            assert_eq!((zero_rows, &nn), (zeros, &want_nn));
+            let (mut row, mut want) = (vec![0.0; n], vec![0.0; n]);
+            for p in [0, 5, 150, 299] {
+                tiles.row(p, &mut row);
+                want_tiles.as_ref().unwrap().row(p, &mut want);
+                assert_eq!(row, want);
+            }
+        }
     }
 
     #[test]

@@ -17,6 +17,13 @@
     allow(dead_code, unreachable_code, unused_unsafe)
 )]
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use super::super::normalize::{normalize_row, NormPolicy};
+use super::super::par;
+use super::workspace;
+use crate::tokens::Tokens;
+
 /// Rows of the output block held by one micro-kernel call (broadcast operand).
 pub(crate) const MR: usize = 6;
 
@@ -35,25 +42,22 @@ struct Pack {
 }
 
 impl Pack {
-    /// Packs the first `n` rows of `u` (`[n, d]`, row-major) into groups of `r` rows, zero
-    /// rows up to `rows` (a multiple of `r`).
-    fn new(u: &[f32], n: usize, d: usize, r: usize, rows: usize) -> Pack {
-        let mut data = super::workspace::take(rows * d);
-        super::super::par::chunks_mut(&mut data, r * d * 4, |c, chunk| {
-            for (q, group) in chunk.chunks_mut(r * d).enumerate() {
-                let first = (c * 4 + q) * r;
-                let valid = n.saturating_sub(first).min(r);
-                let first_row = first.min(n);
-                pack_group(&u[first_row * d..(first_row + valid) * d], d, r, group);
-            }
-        });
-        Pack { r, d, data }
-    }
-
     /// Group `g`, from column `k0` on.
     fn at(&self, g: usize, k0: usize) -> *const f32 {
         self.data[(g * self.d + k0) * self.r..].as_ptr()
     }
+}
+
+/// Rows packed per task: a multiple of `MR` and of every `NR`, dividing every tile side.
+const SLAB: usize = TILE_QUANTUM;
+
+/// Where the rows to pack come from.
+pub(crate) enum Rows<'a> {
+    /// Already normalised, `[n, d]` row-major.
+    Normalized(&'a [f32]),
+    /// Raw tokens, normalised by the policy on the way into the packs (no normalised copy of
+    /// the pool is made).
+    Tokens(&'a Tokens<'a>, NormPolicy),
 }
 
 /// `group[k * r + t] = src[t * d + k]` for the rows of `src` (at most `r`), 0 for the other
@@ -128,21 +132,70 @@ impl Syrk {
     /// Packs `u` (`[n, d]`) for `block x block` tiles (`block` a multiple of
     /// [`TILE_QUANTUM`]); `None` where this CPU has no micro-kernel.
     pub(crate) fn new(u: &[f32], n: usize, d: usize, block: usize) -> Option<Syrk> {
-        Syrk::with_isa(u, n, d, block, Isa::detect()?)
+        assert!(u.len() == n * d);
+        let (s, _) = Syrk::with_isa(Rows::Normalized(u), n, d, block, Isa::detect()?)?;
+        Some(s)
     }
 
-    /// As [`Syrk::new`] with a given kernel; `None` when this CPU cannot run it.
-    pub(crate) fn with_isa(u: &[f32], n: usize, d: usize, block: usize, isa: Isa) -> Option<Syrk> {
-        assert!(block.is_multiple_of(TILE_QUANTUM) && u.len() == n * d && d > 0);
+    /// Packs the rows of `src` (`n` rows of `d`) with the given kernel's layout, and counts the
+    /// zero rows met normalising; `None` when this CPU cannot run the kernel.
+    pub(crate) fn with_isa(
+        src: Rows<'_>,
+        n: usize,
+        d: usize,
+        block: usize,
+        isa: Isa,
+    ) -> Option<(Syrk, usize)> {
+        assert!(block.is_multiple_of(TILE_QUANTUM) && d > 0);
         if !isa.runs_here() {
             return None;
         }
-        let rows = n.div_ceil(block) * block;
-        Some(Syrk {
+        let (rows, nr) = (n.div_ceil(block) * block, isa.nr());
+        let mut a = workspace::take(rows * d);
+        let mut b = workspace::take(rows * d);
+        let zero_rows = AtomicUsize::new(0);
+        par::zip_chunks_mut(&mut a, SLAB * d, &mut b, SLAB * d, |s, a, b| {
+            let first = (s * SLAB).min(n);
+            let valid = (n - first).min(SLAB);
+            let mut normalized = Vec::new();
+            let src = match &src {
+                Rows::Normalized(u) => &u[first * d..(first + valid) * d],
+                Rows::Tokens(tokens, policy) => {
+                    normalized = workspace::take(valid * d);
+                    for (i, out) in normalized.chunks_exact_mut(d).enumerate() {
+                        if normalize_row(tokens.row(first + i), out, *policy) {
+                            zero_rows.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    &normalized[..]
+                }
+            };
+            for (r, packed) in [(MR, a), (nr, b)] {
+                for (g, group) in packed.chunks_exact_mut(r * d).enumerate() {
+                    let rows = &src[(g * r).min(valid) * d..((g + 1) * r).min(valid) * d];
+                    pack_group(rows, d, r, group);
+                }
+            }
+            workspace::give(normalized);
+        });
+        let pack = |r, data| Pack { r, d, data };
+        let syrk = Syrk {
             isa,
-            a: Pack::new(u, n, d, MR, rows),
-            b: Pack::new(u, n, d, isa.nr(), rows),
-        })
+            a: pack(MR, a),
+            b: pack(nr, b),
+        };
+        Some((syrk, zero_rows.into_inner()))
+    }
+
+    /// [`Syrk::with_isa`] with the best kernel of this CPU, from raw tokens normalised by
+    /// `policy`; `None` where there is none.
+    pub(crate) fn from_tokens(
+        tokens: &Tokens<'_>,
+        policy: NormPolicy,
+        block: usize,
+    ) -> Option<(Syrk, usize)> {
+        let (n, d) = (tokens.n(), tokens.d());
+        Syrk::with_isa(Rows::Tokens(tokens, policy), n, d, block, Isa::detect()?)
     }
 
     /// Tile `(bi, bj)`, `bi <= bj`: `out[r * block + c] = u_{bi*block+r} . u_{bj*block+c}`
@@ -176,8 +229,8 @@ impl Syrk {
 
 impl Drop for Syrk {
     fn drop(&mut self) {
-        super::workspace::give(std::mem::take(&mut self.a.data));
-        super::workspace::give(std::mem::take(&mut self.b.data));
+        workspace::give(std::mem::take(&mut self.a.data));
+        workspace::give(std::mem::take(&mut self.b.data));
     }
 }
 
@@ -448,7 +501,7 @@ mod tests {
             .map(|i| ((i as u32).wrapping_mul(2654435761) >> 8) as f32 / (1 << 24) as f32 - 0.5)
             .collect();
         for isa in isas {
-            let s = Syrk::with_isa(&u, n, d, block, isa).unwrap();
+            let (s, _) = Syrk::with_isa(Rows::Normalized(&u), n, d, block, isa).unwrap();
             let mut tile = vec![f32::NAN; block * block];
             for bi in 0..3 {
                 for bj in bi..3 {
