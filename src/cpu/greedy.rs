@@ -133,11 +133,8 @@ pub(crate) fn idpruner(tokens: &Tokens, k: usize, params: &IdPruner) -> Picks {
     let (n, d) = (tokens.n(), tokens.d());
     // Rounds that update maxsim: all but the last.
     let passes = k.div_ceil(params.parallel_k.max(1)).saturating_sub(1);
-    let gram = match std::env::var("TP_IDP").as_deref() {
-        Ok("gram") => true,
-        Ok("stream") => false,
-        _ => gram_is_cheaper(n, passes) && Tiles::bytes(n) <= super::DEFAULT_DENSE_LIMIT as u64,
-    };
+    // The dense Gram when cheaper than the GEMV passes (and within the default tile budget).
+    let gram = gram_is_cheaper(n, passes) && Tiles::bytes(n) <= super::DEFAULT_DENSE_LIMIT as u64;
     let normalized;
     let (rows, zero_rows) = match gram
         .then(|| nearest_similarity_of(tokens, NormPolicy::IdPruner))
