@@ -416,22 +416,37 @@ pub fn run(a: Args) -> Result<()> {
     );
     println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|");
     let mut gpu_rows = Vec::new();
-    // Full-product SGEMM per shape (gemm crate, NumPy), measured once.
-    let mut sgemms: BTreeMap<(usize, usize), (f64, Option<f64>)> = BTreeMap::new();
+    // NumPy's full-product SGEMM per shape, measured once.
+    let mut numpy_sgemm: BTreeMap<(usize, usize), f64> = BTreeMap::new();
     for (i, case) in CASES.iter().enumerate() {
         if case.skipped(a.quick) {
             continue;
         }
         let data = Data::new(case);
         let reqs = data.requests(case)?;
-        let (warm, _, sels) = time_ms(repeats, || cpu.prune_batch_blocking(&reqs))?;
+        let (n, d) = (case.n, case.d);
+        // The CPU engine and the gemm crate's SGEMM of one pool, alternately (a change in the
+        // machine's load hits both).
+        let u = &data.feats[..n * d];
+        let mut out = vec![0.0f32; n * n];
+        let (mut sgemm_runs, mut warm_runs) = (Vec::new(), Vec::new());
+        let mut sels = cpu.prune_batch_blocking(&reqs)?; // warm-up
+        sgemm_full(u, n, d, &mut out);
+        for _ in 0..repeats {
+            let t = Instant::now();
+            sgemm_full(u, n, d, &mut out);
+            sgemm_runs.push(t.elapsed().as_secs_f64() * 1e3);
+            let t = Instant::now();
+            sels = cpu.prune_batch_blocking(&reqs)?;
+            warm_runs.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+        let (sgemm, warm) = (median(sgemm_runs), median(warm_runs));
         let cold = (a.cold > 0).then(|| cold_ms(i, a.cold)).flatten();
 
-        let (n, d) = (case.n, case.d);
         // What the script runs for this case: NumPy's SGEMM once per shape, the loops of the
         // case's method on single pools.
         let mut only = Vec::new();
-        if !sgemms.contains_key(&(n, d)) {
+        if !numpy_sgemm.contains_key(&(n, d)) {
             only.push("numpy_sgemm");
         }
         match (case.batch, case.idpruner) {
@@ -455,18 +470,10 @@ pub fn run(a: Args) -> Result<()> {
             _ => BTreeMap::new(),
         };
         let get = |name: &str| refs.get(name).map(|r| r.ms);
-        let (sgemm, numpy) = match sgemms.get(&(n, d)) {
-            Some(&known) => known,
-            None => {
-                let u = &data.feats[..n * d];
-                let mut out = vec![0.0f32; n * n];
-                let (ms, _, ()) = time_ms(repeats, || {
-                    sgemm_full(u, n, d, &mut out);
-                    Ok(())
-                })?;
-                *sgemms.entry((n, d)).or_insert((ms, get("numpy_sgemm")))
-            }
-        };
+        if let Some(ms) = get("numpy_sgemm") {
+            numpy_sgemm.insert((n, d), ms);
+        }
+        let numpy = numpy_sgemm.get(&(n, d)).copied();
         // The floor: N^2 D flops (per pool) at the best full-product SGEMM rate (2 N^2 D flops).
         let best_full = numpy.map_or(sgemm, |np| np.min(sgemm));
         let floor = case.batch as f64 * best_full / 2.0;

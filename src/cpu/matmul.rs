@@ -62,12 +62,15 @@ pub(crate) fn dot_rows_portable(a: &[f32], b: &[f32], d: usize, out: &mut [f32],
         for j0 in (0..rb).step_by(4) {
             let nj = (rb - j0).min(4);
             let mut acc = [[Vec4::ZERO; 4]; 4];
-            // Row offsets; rows past the end repeat the last row (their sums are discarded).
+            // Rows as [f32; 4] chunks; rows past the end repeat the last row (their sums are
+            // discarded).
             let ar: [usize; 4] = std::array::from_fn(|t| (i0 + t).min(ra - 1) * d);
             let br: [usize; 4] = std::array::from_fn(|t| (j0 + t).min(rb - 1) * d);
-            for k in (0..body).step_by(L) {
-                let av: [Vec4; 4] = std::array::from_fn(|t| Vec4::from_slice(&a[ar[t] + k..]));
-                let bv: [Vec4; 4] = std::array::from_fn(|t| Vec4::from_slice(&b[br[t] + k..]));
+            let ac = ar.map(|r| a[r..r + body].as_chunks::<L>().0);
+            let bc = br.map(|r| b[r..r + body].as_chunks::<L>().0);
+            for q in 0..body / L {
+                let av = ac.map(|c| Vec4::from_array(c[q]));
+                let bv = bc.map(|c| Vec4::from_array(c[q]));
                 for (acc, &av) in acc.iter_mut().zip(&av) {
                     for (acc, &bv) in acc.iter_mut().zip(&bv) {
                         *acc += av * bv;

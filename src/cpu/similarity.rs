@@ -12,16 +12,24 @@
 //! and mirrored. Elsewhere (wasm32, other CPUs) each tile is one [`dot_rows`] call.
 
 use super::matmul::dot_rows;
-use super::matmul::packed::{Syrk, TILE_QUANTUM};
+use super::matmul::packed::{Isa, Syrk, TILE_QUANTUM};
 use super::matmul::workspace;
 use super::normalize::NormPolicy;
 use crate::tokens::Tokens;
 
-/// Side of a similarity tile, a multiple of [`TILE_QUANTUM`]: 288 (divides 2304 and 4608)
-/// for large pools; for small ones the smallest side that cuts the pool into at most two
-/// blocks (so two threads share the three tiles evenly), e.g. 288 for 576 tokens.
+/// Side of a similarity tile. With the packed kernel a multiple of [`TILE_QUANTUM`]: 288
+/// (divides 2304 and 4608) for large pools; for small ones the smallest side that cuts the
+/// pool into at most two blocks (two threads then share the three tiles evenly), e.g. 288 for
+/// 576 tokens. Without it (wasm32, other CPUs) each tile is one GEMM call that computes
+/// diagonal tiles in full: 256 for large pools, 128 below 1024 tokens.
 pub(crate) fn block_for(n: usize) -> usize {
-    n.div_ceil(2).div_ceil(TILE_QUANTUM).clamp(1, 3) * TILE_QUANTUM
+    if Isa::detect().is_some() {
+        n.div_ceil(2).div_ceil(TILE_QUANTUM).clamp(1, 3) * TILE_QUANTUM
+    } else if n >= 1024 {
+        256
+    } else {
+        128
+    }
 }
 
 /// The upper-triangular tiles of `U U^T`.
@@ -59,22 +67,32 @@ impl Tiles {
     pub(crate) fn row(&self, p: usize, out: &mut [f32]) {
         let block = self.block;
         let (bp, lp) = (p / block, p % block);
-        for bj in 0..self.blocks {
-            let j0 = bj * block;
-            let width = (self.n - j0).min(block);
-            let dst = &mut out[j0..j0 + width];
+        let segment = |bj: usize, dst: &mut [f32]| {
             if bj >= bp {
                 let t = &self.tiles[pair_index(self.blocks, bp, bj)];
-                dst.copy_from_slice(&t[lp * block..lp * block + width]);
+                dst.copy_from_slice(&t[lp * block..lp * block + dst.len()]);
             } else {
+                // A column of the tile above the diagonal: one cache line per element.
                 let t = &self.tiles[pair_index(self.blocks, bj, bp)];
                 for (r, o) in dst.iter_mut().enumerate() {
                     *o = t[r * block + lp];
                 }
             }
+        };
+        let out = &mut out[..self.n];
+        if self.n >= PARALLEL_ROW {
+            super::par::chunks_mut(out, block, segment);
+        } else {
+            out.chunks_mut(block)
+                .enumerate()
+                .for_each(|(bj, dst)| segment(bj, dst));
         }
     }
 }
+
+/// Rows of at least this many tokens are gathered by all threads (each greedy step of a large
+/// pool reads half its row as strided tile columns).
+const PARALLEL_ROW: usize = 2048;
 
 /// For every token, the largest similarity to any other token (`-inf` when N = 1); and the
 /// tiles themselves when `keep_tiles`.
