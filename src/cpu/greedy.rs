@@ -134,7 +134,15 @@ pub(crate) fn idpruner(tokens: &Tokens, k: usize, params: &IdPruner) -> Picks {
     // Rounds that update maxsim: all but the last.
     let passes = k.div_ceil(params.parallel_k.max(1)).saturating_sub(1);
     // The dense Gram when cheaper than the GEMV passes (and within the default tile budget).
-    let gram = gram_is_cheaper(n, passes) && Tiles::bytes(n) <= super::DEFAULT_DENSE_LIMIT as u64;
+    let gram =
+        gram_is_cheaper(n, d, passes) && Tiles::bytes(n) <= super::DEFAULT_DENSE_LIMIT as u64;
+    idpruner_on(tokens, k, params, gram)
+}
+
+/// [`idpruner`] with the similarity rows from the dense Gram (`gram`, where the packed kernel
+/// exists) or from one GEMV per round.
+fn idpruner_on(tokens: &Tokens, k: usize, params: &IdPruner, gram: bool) -> Picks {
+    let (n, d) = (tokens.n(), tokens.d());
     let normalized;
     let (rows, zero_rows) = match gram
         .then(|| nearest_similarity_of(tokens, NormPolicy::IdPruner))
@@ -196,11 +204,12 @@ pub(crate) fn idpruner(tokens: &Tokens, k: usize, params: &IdPruner) -> Picks {
 /// Whether the dense Gram (`N^2 D / 2` multiply-adds at GEMM speed, then one row read per
 /// pick) costs less than `passes` passes over the tokens (`N D` multiply-adds each at GEMV
 /// speed, bound by memory). Only where the packed SYRK kernel exists.
-fn gram_is_cheaper(n: usize, passes: usize) -> bool {
-    /// How many times more a multiply-add costs in a GEMV pass than in the SYRK (measured on
-    /// the 2-core Zen 3 of BENCHMARKS.md, 4608 x 1024).
-    const GEMV_COST: usize = 5;
-    super::matmul::packed::Isa::detect().is_some() && n < 2 * passes * GEMV_COST
+fn gram_is_cheaper(n: usize, d: usize, passes: usize) -> bool {
+    // What a multiply-add costs in a GEMV pass, in SYRK multiply-adds, measured on the 2-core
+    // Zen 3 of BENCHMARKS.md: ~4.5 while the tokens fit in L2 (576 x 1024, 2.4 MB), ~9 once
+    // they stream from L3 or memory (4608 x 1024, 19 MB).
+    let gemv_cost = if n * d * 4 <= 4 << 20 { 4.5 } else { 9.0 };
+    super::matmul::packed::Isa::detect().is_some() && (n as f64 / 2.0) < passes as f64 * gemv_cost
 }
 
 /// `(w - min w) / (max w - min w + 1e-6)`, in f32 as upstream. Where the f32 range overflows
@@ -233,6 +242,36 @@ mod tests {
         );
         assert_eq!(argmax_unchosen(&s, &[true; 4]), None);
         assert_eq!(argmax_unchosen(&[-0.0, 0.0], &[false; 2]), Some((0, -0.0)));
+    }
+
+    #[test]
+    fn idpruner_gram_and_gemv_paths_agree() {
+        // 1100 x 1024 floats (4.5 MB) with K = 110: the Gram is the cheaper path.
+        let (n, d, k) = (1100, 1024, 110);
+        let x: Vec<f32> = (0..n * d)
+            .map(|i| ((i as u32).wrapping_mul(2654435761) >> 8) as f32 / (1 << 24) as f32 - 0.5)
+            .collect();
+        let w: Vec<f32> = (0..n).map(|i| ((i * 7919) % 1000) as f32).collect();
+        let tokens = Tokens::new(&x, n, d).unwrap();
+        let passes = k - 1;
+        let has_kernel = super::super::matmul::packed::Isa::detect().is_some();
+        assert_eq!(gram_is_cheaper(n, d, passes), has_kernel);
+        assert!(
+            !gram_is_cheaper(576, 1024, 57),
+            "576 x 1024, K = 58 stays on GEMVs"
+        );
+        for parallel_k in [1, 4] {
+            let params = IdPruner {
+                parallel_k,
+                ..IdPruner::new(&w)
+            };
+            let gram = idpruner_on(&tokens, k, &params, true);
+            let gemv = idpruner_on(&tokens, k, &params, false);
+            assert_eq!(gram.order, gemv.order, "parallel_k {parallel_k}");
+            for (a, b) in gram.scores.iter().zip(&gemv.scores) {
+                assert!((a - b).abs() < 1e-5);
+            }
+        }
     }
 
     #[test]
