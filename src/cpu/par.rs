@@ -35,12 +35,12 @@ pub(crate) fn chunks_mut<T: Send>(
 
 /// Calls `f(i, a_chunk, b_chunk)` on the i-th `ca`-sized piece of `a` and `cb`-sized piece of
 /// `b` together (as many as the shorter has), in parallel where threads exist.
-pub(crate) fn zip_chunks_mut<T: Send>(
-    a: &mut [T],
+pub(crate) fn zip_chunks_mut<A: Send, B: Send>(
+    a: &mut [A],
     ca: usize,
-    b: &mut [T],
+    b: &mut [B],
     cb: usize,
-    f: impl Fn(usize, &mut [T], &mut [T]) + Sync + Send,
+    f: impl Fn(usize, &mut [A], &mut [B]) + Sync + Send,
 ) {
     #[cfg(not(target_arch = "wasm32"))]
     {

@@ -37,8 +37,9 @@ pub(crate) struct Tiles {
     n: usize,
     block: usize,
     blocks: usize,
-    /// Tile `(bi, bj)`, `bi <= bj`, at `pair_index(bi, bj)`, row-major `block x block`.
-    tiles: Vec<Vec<f32>>,
+    /// Tile `(bi, bj)`, `bi <= bj`, is tile number `pair_index(bi, bj)`, row-major
+    /// `block x block`, all in one buffer.
+    tiles: workspace::Buffer,
 }
 
 fn pair_index(blocks: usize, bi: usize, bj: usize) -> usize {
@@ -49,13 +50,18 @@ fn pair_index(blocks: usize, bi: usize, bj: usize) -> usize {
 
 impl Drop for Tiles {
     fn drop(&mut self) {
-        for t in self.tiles.drain(..) {
-            workspace::give(t);
-        }
+        workspace::give(std::mem::take(&mut self.tiles));
     }
 }
 
 impl Tiles {
+    /// Tile `(bi, bj)`, `bi <= bj`.
+    fn tile(&self, bi: usize, bj: usize) -> &[f32] {
+        let size = self.block * self.block;
+        let i = pair_index(self.blocks, bi, bj);
+        &self.tiles[i * size..(i + 1) * size]
+    }
+
     /// Bytes the tiles of an `n`-token pool take (in u64: on wasm32 this exceeds usize).
     pub(crate) fn bytes(n: usize) -> u64 {
         let block = block_for(n) as u64;
@@ -69,11 +75,11 @@ impl Tiles {
         let (bp, lp) = (p / block, p % block);
         let segment = |bj: usize, dst: &mut [f32]| {
             if bj >= bp {
-                let t = &self.tiles[pair_index(self.blocks, bp, bj)];
+                let t = self.tile(bp, bj);
                 dst.copy_from_slice(&t[lp * block..lp * block + dst.len()]);
             } else {
                 // A column of the tile above the diagonal: one cache line per element.
-                let t = &self.tiles[pair_index(self.blocks, bj, bp)];
+                let t = self.tile(bj, bp);
                 for (r, o) in dst.iter_mut().enumerate() {
                     *o = t[r * block + lp];
                 }
@@ -137,41 +143,49 @@ fn fold_tiles(
     tile: impl Fn(usize, usize, &mut [f32]) + Sync + Send,
 ) -> (Vec<f32>, Option<Tiles>) {
     let blocks = n.div_ceil(block);
+    let size = block * block;
     let pairs: Vec<(usize, usize)> = (0..blocks)
         .flat_map(|bi| (bi..blocks).map(move |bj| (bi, bj)))
         .collect();
-    let results = super::par::map(&pairs, |&(bi, bj)| {
-        // Reused memory: the kernel writes the whole tile, the fallback its valid rows x
-        // columns, the only part ever read.
-        let mut out = workspace::take(block * block);
-        tile(bi, bj, &mut out);
+    // Computes tile number i into `out` and returns its row and column maxima. Reused memory:
+    // the kernel writes the whole tile, the fallback its valid rows x columns, the only part
+    // ever read.
+    let compute = |i: usize, out: &mut [f32]| {
+        let (bi, bj) = pairs[i];
+        tile(bi, bj, out);
         let rows = ((bi + 1) * block).min(n) - bi * block;
         let cols = ((bj + 1) * block).min(n) - bj * block;
-        let (row_max, col_max) = fold_tile(&out, block, rows, cols, bi == bj);
-        let out = if keep_tiles {
-            Some(out)
-        } else {
+        fold_tile(out, block, rows, cols, bi == bj)
+    };
+    let mut folds = vec![(Vec::new(), Vec::new()); pairs.len()];
+    let mut kept = workspace::Buffer::default();
+    if keep_tiles {
+        // One buffer for all tiles (one large mapping, huge pages where the OS has them).
+        kept = workspace::take(pairs.len() * size);
+        super::par::zip_chunks_mut(&mut kept, size, &mut folds, 1, |i, out, f| {
+            f[0] = compute(i, out);
+        });
+    } else {
+        super::par::chunks_mut(&mut folds, 1, |i, f| {
+            let mut out = workspace::take(size);
+            f[0] = compute(i, &mut out);
             workspace::give(out);
-            None
-        };
-        (row_max, col_max, out)
-    });
+        });
+    }
     let mut nn = vec![f32::NEG_INFINITY; n];
-    let mut tiles = Vec::with_capacity(if keep_tiles { pairs.len() } else { 0 });
-    for (&(bi, bj), (row_max, col_max, tile)) in pairs.iter().zip(results) {
+    for (&(bi, bj), (row_max, col_max)) in pairs.iter().zip(folds) {
         for (m, r) in nn[bi * block..].iter_mut().zip(row_max) {
             *m = m.max(r);
         }
         for (m, c) in nn[bj * block..].iter_mut().zip(col_max) {
             *m = m.max(c);
         }
-        tiles.extend(tile);
     }
     let tiles = keep_tiles.then_some(Tiles {
         n,
         block,
         blocks,
-        tiles,
+        tiles: kept,
     });
     (nn, tiles)
 }

@@ -38,7 +38,7 @@ const KC: usize = 256;
 struct Pack {
     r: usize,
     d: usize,
-    data: Vec<f32>,
+    data: workspace::Buffer,
 }
 
 impl Pack {
@@ -157,7 +157,7 @@ impl Syrk {
         par::zip_chunks_mut(&mut a, SLAB * d, &mut b, SLAB * d, |s, a, b| {
             let first = (s * SLAB).min(n);
             let valid = (n - first).min(SLAB);
-            let mut normalized = Vec::new();
+            let mut normalized = workspace::Buffer::default();
             let src = match &src {
                 Rows::Normalized(u) => &u[first * d..(first + valid) * d],
                 Rows::Tokens(tokens, policy) => {
