@@ -218,8 +218,19 @@ impl Syrk {
             }
         }
         if bi == bj {
-            for r in 1..block {
-                for c in 0..r {
+            mirror_upper(out, block);
+        }
+    }
+}
+
+/// Copies the upper triangle of a `block x block` tile onto its lower triangle, in 16 x 16
+/// blocks so that both sides stay in cache.
+fn mirror_upper(out: &mut [f32], block: usize) {
+    const B: usize = 16;
+    for r0 in (0..block).step_by(B) {
+        for c0 in (0..=r0).step_by(B) {
+            for r in r0..(r0 + B).min(block) {
+                for c in c0..(c0 + B).min(r) {
                     out[r * block + c] = out[c * block + r];
                 }
             }
