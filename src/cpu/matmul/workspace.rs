@@ -15,7 +15,7 @@ use std::ptr::NonNull;
 const RETAIN_BYTES: usize = 256 << 20;
 
 /// Huge page size: buffers of at least a quarter of it are mapped for huge pages (Linux), their
-/// capacity rounded up to whole huge pages.
+/// capacity rounded up to whole huge pages (a tail shorter than a quarter stays in 4 KiB pages).
 #[cfg(target_os = "linux")]
 const HUGE: usize = 2 << 20;
 #[cfg(target_os = "linux")]
@@ -40,8 +40,13 @@ impl Buffer {
     fn zeroed(len: usize) -> Buffer {
         #[cfg(target_os = "linux")]
         if let bytes @ (HUGE_FROM..) = len * std::mem::size_of::<f32>() {
-            if let Some(ptr) = map_huge(bytes.next_multiple_of(HUGE)) {
-                let capacity = bytes.next_multiple_of(HUGE) / std::mem::size_of::<f32>();
+            // Whole huge pages, except that a short tail stays in 4 KiB pages.
+            let map = match bytes % HUGE {
+                tail @ 1..HUGE_FROM if bytes > HUGE => bytes - tail + tail.next_multiple_of(4096),
+                _ => bytes.next_multiple_of(HUGE),
+            };
+            if let Some(ptr) = map_huge(map) {
+                let capacity = map / std::mem::size_of::<f32>();
                 return Buffer {
                     ptr,
                     len,
@@ -116,7 +121,7 @@ impl Drop for Buffer {
     }
 }
 
-/// Maps `bytes` (a multiple of 2 MiB) of zero pages at a 2 MiB-aligned address and advises
+/// Maps `bytes` (a multiple of 4 KiB) of zero pages at a 2 MiB-aligned address and advises
 /// transparent huge pages; nothing is touched yet. `None` if the OS refuses.
 #[cfg(target_os = "linux")]
 fn map_huge(bytes: usize) -> Option<NonNull<f32>> {
