@@ -7,8 +7,9 @@ machine's SGEMM through NumPy, on the exact features the bench times (same run, 
 
 `tokenprune bench` runs this script itself when Python with torch is importable (see
 BENCHMARKS.md). The features file is raw little-endian float32, C order [N, D]; the importance
-file is raw float32 [N]. Prints one JSON object per line: {"name", "ms" (median), "min_ms",
-"order" (the selection, where the entry selects)}.
+file is raw float32 [N]. Prints one JSON object per line: first {"name": "env"} with the NumPy
+and torch versions, then per entry {"name", "ms" (median), "min_ms", "order" (the selection,
+where the entry selects)}.
 
 The loops are written from SPEC.md and follow the upstream code's structure, in float32:
 - divprune_authors: vbdi/divprune `DivPrune`: distance matrix 1 - U U^T, seed by the second
@@ -103,6 +104,17 @@ def main():
     import numpy as np
 
     x_np = np.fromfile(a.features, dtype="<f4").reshape(a.n, a.d)
+    try:
+        import torch
+    except ImportError:
+        torch = None
+    env = {"name": "env", "numpy": np.__version__}
+    if torch is not None:
+        env["torch"] = torch.__version__
+        if a.threads > 0:
+            torch.set_num_threads(a.threads)
+        env["torch_threads"] = torch.get_num_threads()
+    print(json.dumps(env), flush=True)
     only = set(filter(None, a.only.split(",")))
 
     def emit(name, med, mn, order=None):
@@ -122,12 +134,8 @@ def main():
         med, mn, _ = timed(lambda: x_np @ x_np.T, a.repeats)
         emit("numpy_syrk", med, mn)
 
-    try:
-        import torch
-    except ImportError:
+    if torch is None:
         return
-    if a.threads > 0:
-        torch.set_num_threads(a.threads)
     x = torch.from_numpy(x_np)
     with torch.inference_mode():
         if want("torch_sgemm"):

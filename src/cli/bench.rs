@@ -169,6 +169,42 @@ fn time_ms<T>(repeats: usize, mut f: impl FnMut() -> Result<T>) -> Result<(f64, 
     Ok((median(runs), min, last))
 }
 
+/// The CPU's model name (as `lscpu` shows it), where the OS says.
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_string())
+        })
+        .unwrap_or_else(|| std::env::consts::ARCH.to_string())
+        + simd()
+}
+
+/// Which of the CPU engine's micro-kernels this CPU can run.
+fn simd() -> &'static str {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::is_x86_feature_detected as has;
+        if has!("avx512f") && has!("avx2") && has!("fma") {
+            return ", AVX-512";
+        }
+        if has!("avx2") && has!("fma") {
+            return ", AVX2 + FMA, no AVX-512";
+        }
+    }
+    ", no SIMD micro-kernel"
+}
+
+/// The 1, 5 and 15 minute load averages (Linux), or "?".
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "?".into())
+}
+
 fn threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
@@ -216,6 +252,8 @@ fn sgemm_full(u: &[f32], n: usize, d: usize, out: &mut [f32]) {
 struct Reference {
     ms: f64,
     order: Option<Vec<u32>>,
+    /// The whole line (the "env" entry is shown as it is).
+    line: String,
 }
 
 fn python(a: &Args) -> PathBuf {
@@ -302,15 +340,19 @@ fn references(
     let mut refs = BTreeMap::new();
     for line in String::from_utf8_lossy(&out.stdout).lines() {
         let v: serde_json::Value = serde_json::from_str(line).map_err(|e| e.to_string())?;
-        let (Some(name), Some(ms)) = (v["name"].as_str(), v["ms"].as_f64()) else {
+        let (Some(name), ms) = (v["name"].as_str(), v["ms"].as_f64()) else {
             return Err(format!("unexpected line: {line}"));
+        };
+        let Some(ms) = ms.or((name == "env").then_some(0.0)) else {
+            return Err(format!("no time in: {line}"));
         };
         let order = v["order"].as_array().map(|o| {
             o.iter()
                 .filter_map(|i| i.as_u64().map(|i| i as u32))
                 .collect()
         });
-        refs.insert(name.to_string(), Reference { ms, order });
+        let line = line.to_string();
+        refs.insert(name.to_string(), Reference { ms, order, line });
     }
     Ok(refs)
 }
@@ -404,11 +446,15 @@ pub fn run(a: Args) -> Result<()> {
     let cpu = Pruner::cpu();
     let gpu = gpu_pruner(a.no_gpu);
     println!(
-        "CPU engine, {} threads; SGEMM floor = N^2 D flops at the best SGEMM rate measured below \
-         (gemm crate on {} threads, NumPy when importable); all times ms, medians of {repeats}.\n",
+        "Machine: {} ({} threads), load average {} at start. CPU engine and SGEMMs on {} \
+         threads; floor = N^2 D flops at the best full-product SGEMM rate measured (gemm crate, \
+         NumPy when importable); all times ms, medians of {repeats}.\n",
+        cpu_model(),
         threads(),
+        load_average(),
         threads()
     );
+    let mut env_shown = false;
     println!(
         "| case | tokenprune warm | cold (first call) | cold / warm | SGEMM N x N x D gemm crate | \
          SGEMM NumPy | floor | tokenprune / floor | torch loop as authors | torch loop as AngelSlim | \
@@ -469,6 +515,10 @@ pub fn run(a: Args) -> Result<()> {
             }
             _ => BTreeMap::new(),
         };
+        if let (Some(env), false) = (refs.get("env"), env_shown) {
+            eprintln!("bench: Python references: {}", env.line);
+            env_shown = true;
+        }
         let get = |name: &str| refs.get(name).map(|r| r.ms);
         if let Some(ms) = get("numpy_sgemm") {
             numpy_sgemm.insert((n, d), ms);
@@ -524,6 +574,7 @@ pub fn run(a: Args) -> Result<()> {
             eprintln!("bench: {}: {}", case.name, extra.join(", "));
         }
     }
+    println!("\nLoad average at the end: {}", load_average());
     if !gpu_rows.is_empty() {
         println!("\n| case | backend | median ms | min ms | GPU ms (timestamps) | speed-up vs CPU engine |");
         println!("|---|---|---:|---:|---:|---:|");
