@@ -293,6 +293,22 @@ mod tests {
     }
 
     #[test]
+    fn rows_of_large_pools_are_gathered_in_parallel_correctly() {
+        let (n, d) = (PARALLEL_ROW + 100, 5);
+        let u: Vec<f32> = (0..n * d).map(|i| ((i * 7919) % 101) as f32 / 50.0 - 1.0).collect();
+        let (_, tiles) = nearest_similarity(&u, n, d, true);
+        let tiles = tiles.unwrap();
+        let mut row = vec![f32::NAN; n];
+        for p in [0, 1000, n - 1] {
+            tiles.row(p, &mut row);
+            for j in (0..n).step_by(7) {
+                let dot: f32 = (0..d).map(|k| u[p * d + k] * u[j * d + k]).sum();
+                assert!((row[j] - dot).abs() < 1e-5, "({p},{j})");
+            }
+        }
+    }
+
+    #[test]
     fn matches_brute_force() {
         for n in [1, 2, 5, 127, 128, 129, 300, 1030] {
             let d = 7;
