@@ -50,7 +50,11 @@ export function describe(v) {
   try {
     if (Array.isArray(v)) return 'Array';
     const c = v.constructor;
-    if (typeof c === 'function' && typeof c.name === 'string' && c.name) return c.name;
+    if (typeof c === 'function' && typeof c.name === 'string' && c.name) {
+      // Something that claims a typed array's constructor without being one: a Proxy, or an
+      // object built on its prototype.
+      return /^(Big)?(Int|Uint|Float)\d+(Clamped)?Array$/.test(c.name) ? `${c.name} look-alike (not a typed array: a Proxy?)` : c.name;
+    }
   } catch {
     // a Proxy whose traps throw, a revoked Proxy
   }

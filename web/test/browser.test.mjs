@@ -61,7 +61,7 @@ before(async () => {
     const path = decodeURIComponent(new URL(req.url, 'http://x').pathname);
     let file;
     if (path === '/' || path === '/index.html') file = join(here, 'page.html');
-    else if (path === '/suite.js') file = join(here, 'suite.js');
+    else if (path === '/suite.js' || path === '/oracle.js') file = join(here, path.slice(1));
     else if (path.startsWith('/node_modules/')) file = join(scratch, normalize(path));
     else if (path.startsWith('/data/')) file = join(data, normalize(path.slice(6)));
     if (!file || !existsSync(file)) {
