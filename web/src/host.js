@@ -148,10 +148,10 @@ export async function keptSetFigures(features, n, d, kept) {
 }
 
 // The wasm side reports the backend as { kind, adapter }; results carry both as fields.
-function shape(result) {
+function shape(result, name) {
   const { kind, adapter } = result.backend;
   result.backend = kind;
-  result.adapter = adapter;
+  result.adapter = kind === 'cpu' ? null : adapter || name;
   return result;
 }
 
@@ -161,12 +161,13 @@ export class LocalPruner {
   #gen;
   #dead = null;
 
-  constructor(raw, fallbackReason) {
+  constructor(raw, fallbackReason, adapterName = null) {
     this.#raw = raw;
     this.#gen = generation;
     const { kind, adapter } = raw.backend;
     this.backend = kind;
-    this.adapter = adapter;
+    // wgpu names a browser adapter by its description, which browsers often leave empty
+    this.adapter = kind === 'cpu' ? null : adapter || adapterName;
     this.fallbackReason = fallbackReason;
   }
 
@@ -185,7 +186,7 @@ export class LocalPruner {
     if (this.backend === 'cpu') {
       // The CPU engine completes in the call: a trap is an exception of this call.
       try {
-        return shapeAll(guard(during, () => sync(this.#raw)));
+        return shapeAll(guard(during, () => sync(this.#raw)), this.adapter);
       } catch (e) {
         if (trapped || this.#gen !== generation) this.#dead = messageOf(e);
         throw e;
@@ -206,7 +207,7 @@ export class LocalPruner {
       p.then(
         (r) => {
           pending.delete(entry);
-          resolve(shapeAll(r));
+          resolve(shapeAll(r, this.adapter));
         },
         (e) => {
           pending.delete(entry);
@@ -240,8 +241,8 @@ export class LocalPruner {
   }
 }
 
-function shapeAll(r) {
-  return Array.isArray(r) ? r.map(shape) : shape(r);
+function shapeAll(r, name) {
+  return Array.isArray(r) ? r.map((x) => shape(x, name)) : shape(r, name);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -287,7 +288,7 @@ export function classifyAdapter(adapter, info) {
     .join(' ');
   const name = info?.description || text || 'unnamed';
   if (info?.isFallbackAdapter === true || adapter?.isFallbackAdapter === true) {
-    return { software: true, name, why: 'it reports isFallbackAdapter' };
+    return { software: true, name, why: 'a fallback adapter (it reports isFallbackAdapter)' };
   }
   const m = SOFTWARE.exec(text);
   if (m) return { software: true, name, why: `a ${m[0]} software rasteriser` };
@@ -363,7 +364,7 @@ export async function createLocal(backends, wasmUrl) {
     }
     if (cpuAfter && kind.silent) {
       const cpu = new LocalPruner(await rawCreate('cpu'), null);
-      const gpuP = new LocalPruner(raw, null);
+      const gpuP = new LocalPruner(raw, null, kind.name);
       const pool = probePool();
       const [g, c] = [await timeOne(gpuP, pool), await timeOne(cpu, pool)];
       if (g > c) {
@@ -376,7 +377,7 @@ export async function createLocal(backends, wasmUrl) {
       gpuP.fallbackReason = notes.length ? notes.join('; ') : null;
       return gpuP;
     }
-    return new LocalPruner(raw, notes.length ? notes.join('; ') : null);
+    return new LocalPruner(raw, notes.length ? notes.join('; ') : null, kind.name);
   }
   throw new Error(`backend: no backend available (${notes.join('; ')})`);
 }
