@@ -501,6 +501,15 @@ impl JsPruner {
         ))))
     }
 
+    /// A pruner on the CPU engine, created before returning (nothing to wait for): a trap
+    /// would be an exception of this call.
+    #[wasm_bindgen(js_name = createCpu)]
+    pub fn create_cpu() -> JsPruner {
+        JsPruner {
+            inner: Rc::new(Pruner::cpu()),
+        }
+    }
+
     /// The backend in use: `{ kind: 'webgpu' | 'cpu', adapter: string | null }`.
     #[wasm_bindgen(getter)]
     pub fn backend(&self) -> JsValue {

@@ -21,6 +21,11 @@ let trapped = null;
 
 const isNode = () => typeof process !== 'undefined' && process.versions?.node != null && typeof window === 'undefined';
 
+/** The source given to `setWasmSource()`, if any (a worker pruner passes it on). */
+export function wasmSourceOverride() {
+  return wasmSource ?? undefined;
+}
+
 /** Overrides where the `.wasm` is loaded from. Call before the first `Pruner.create()`. */
 export function setWasmSource(source) {
   if (ready) throw new Error('tokenprune: setWasmSource() must be called before Pruner.create()');
@@ -105,10 +110,7 @@ function listenForTraps() {
   if (listening || typeof globalThis.addEventListener !== 'function') return;
   listening = true;
   globalThis.addEventListener('error', (ev) => {
-    if (isTrap(ev.error)) {
-      markTrapped(ev.error, 'an asynchronous call');
-      ev.preventDefault();
-    }
+    if (isTrap(ev.error)) markTrapped(ev.error, 'an asynchronous call');
   });
 }
 
@@ -135,6 +137,39 @@ function guard(during, fn) {
   }
 }
 
+/**
+ * Runs an asynchronous call into the module: a trap while it runs (in a later microtask, out of
+ * the promise's reach) rejects it through the global `error` listener.
+ */
+function asyncCall(during, fn) {
+  listenForTraps();
+  return new Promise((resolve, reject) => {
+    const entry = { reject };
+    pending.add(entry);
+    let p;
+    try {
+      p = guard(during, fn);
+    } catch (e) {
+      pending.delete(entry);
+      reject(e);
+      return;
+    }
+    p.then(
+      (r) => {
+        pending.delete(entry);
+        resolve(r);
+      },
+      (e) => {
+        pending.delete(entry);
+        if (isTrap(e)) {
+          markTrapped(e, during);
+          reject(trapError(trapped));
+        } else reject(e);
+      },
+    );
+  });
+}
+
 /** Test hook: traps the module, as a Rust panic would. */
 export async function trapForTests() {
   await ensureInit();
@@ -151,7 +186,7 @@ export async function keptSetFigures(features, n, d, kept) {
 function shape(result, name) {
   const { kind, adapter } = result.backend;
   result.backend = kind;
-  result.adapter = kind === 'cpu' ? null : adapter || name;
+  result.adapter = kind === 'cpu' ? null : name ?? adapter;
   return result;
 }
 
@@ -166,8 +201,9 @@ export class LocalPruner {
     this.#gen = generation;
     const { kind, adapter } = raw.backend;
     this.backend = kind;
-    // wgpu names a browser adapter by its description, which browsers often leave empty
-    this.adapter = kind === 'cpu' ? null : adapter || adapterName;
+    // The browser's own GPUAdapterInfo (description, else vendor and architecture) names the
+    // adapter better than wgpu can (it sees only the description, often left empty)
+    this.adapter = kind === 'cpu' ? null : adapterName && adapterName !== 'unnamed' ? adapterName : adapter;
     this.fallbackReason = fallbackReason;
   }
 
@@ -192,32 +228,9 @@ export class LocalPruner {
         throw e;
       }
     }
-    listenForTraps();
-    return new Promise((resolve, reject) => {
-      const entry = { reject };
-      pending.add(entry);
-      let p;
-      try {
-        p = guard(during, () => async(this.#raw));
-      } catch (e) {
-        pending.delete(entry);
-        reject(e);
-        return;
-      }
-      p.then(
-        (r) => {
-          pending.delete(entry);
-          resolve(shapeAll(r, this.adapter));
-        },
-        (e) => {
-          pending.delete(entry);
-          if (isTrap(e)) {
-            markTrapped(e, during);
-            reject(trapError(trapped));
-          } else reject(e);
-        },
-      );
-    }).catch((e) => {
+    return asyncCall(during, () => async(this.#raw))
+      .then((r) => shapeAll(r, this.adapter))
+      .catch((e) => {
       if (trapped || this.#gen !== generation) this.#dead = messageOf(e);
       throw e;
     });
@@ -312,8 +325,10 @@ async function timeOne(p, pool) {
   return performance.now() - t;
 }
 
+/** A raw pruner: the CPU engine synchronously, WebGPU as an asynchronous call. */
 async function rawCreate(kind) {
-  return guard(`Pruner.create(${kind})`, () => RawPruner.create([kind]));
+  if (kind === 'cpu') return guard('Pruner.create()', () => RawPruner.createCpu());
+  return asyncCall('Pruner.create()', () => RawPruner.create([kind]));
 }
 
 /**

@@ -6,7 +6,7 @@
 //              choice, the pruners;
 //   worker.js, rpc.js  the same host in a Worker (`Pruner.create({ worker: true })`).
 import { batchArgs, countOf, describe, detachable, featuresOf, indicesOf, paramError, pruneArgs, typedKind } from './inputs.js';
-import { backendList, createLocal, ensureInit, keptSetFigures as localFigures, setWasmSource, wasmMemoryBytes } from './host.js';
+import { backendList, createLocal, ensureInit, keptSetFigures as localFigures, setWasmSource, wasmMemoryBytes, wasmSourceOverride } from './host.js';
 import { Channel } from './rpc.js';
 
 export { setWasmSource, wasmMemoryBytes };
@@ -75,7 +75,8 @@ class WorkerPruner {
   #id;
 
   static async create({ backends, wasmUrl }) {
-    if (wasmUrl !== undefined && (typeof Response === 'function' && wasmUrl instanceof Response)) {
+    const given = wasmUrl ?? wasmSourceOverride();
+    if (given !== undefined && typeof Response === 'function' && given instanceof Response) {
       throw paramError("Pruner.create({ worker: true }): wasmUrl cannot be a Response (it cannot be sent to a worker); pass a URL, the bytes or a WebAssembly.Module");
     }
     let worker;
@@ -88,7 +89,10 @@ class WorkerPruner {
       throw new Error('backend: worker: true needs Worker (a page or a worker with module workers, or Node.js)');
     }
     const channel = new Channel(worker);
-    const source = wasmUrl instanceof URL ? wasmUrl.href : wasmUrl;
+    // A URL is resolved here (a relative one against the page, not the worker script).
+    let source = wasmUrl ?? wasmSourceOverride();
+    if (source instanceof URL) source = source.href;
+    if (typeof source === 'string' && !isNode() && globalThis.location) source = new URL(source, globalThis.location.href).href;
     let info;
     try {
       info = await channel.call('create', { backends, wasmUrl: source });
