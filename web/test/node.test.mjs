@@ -59,7 +59,7 @@ test('issue 15.1: Pruner.create() in Node resolves to the CPU engine with a reas
   await stillWorks(cpu);
 });
 
-test('issue 15.2: hostile options reject with an Error naming the problem, and never poison the module', async () => {
+test('issue 15.2: hostile options reject with an Error naming the problem, and never poison the module', async (t) => {
   const p = await Pruner.create({ backends: ['cpu'] });
   const revoked = Proxy.revocable({}, {});
   revoked.revoke();
@@ -104,7 +104,7 @@ test('issue 15.2: hostile options reject with an Error naming the problem, and n
   await stillWorks(p);
   const fresh = await Pruner.create({ backends: ['cpu'] });
   await stillWorks(fresh);
-  return `${cases.length} hostile option objects`;
+  t.diagnostic(`${cases.length} hostile option objects`);
 });
 
 test('issue 15.3: detached inputs, throwing length getters and detached batch items leave the pruner whole', async () => {
@@ -151,7 +151,7 @@ test('issue 15.4: pruneBatch honours perFrame like prune', async () => {
   for (let f = 0; f < 4; f++) assert.equal([...a.kept].filter((i) => Math.floor(i / 16) === f).length, 2, `frame ${f}`);
 });
 
-test('issue 15.6: gather checks kept; keptSetFigures checks n and d; batch items carry their own time', async () => {
+test('issue 15.6: gather checks kept; keptSetFigures checks n and d; batch items carry their own time', async (t) => {
   const p = await Pruner.create({ backends: ['cpu'] });
   const r = await p.prune(x, { n, d, keep: 5 });
   const rows = p.gather(x, r);
@@ -173,7 +173,7 @@ test('issue 15.6: gather checks kept; keptSetFigures checks n and d; batch items
   const tiny = Float32Array.from({ length: 64 }, (_, i) => Math.cos(i));
   const [rb, rt] = await p.pruneBatch([{ features: big, n: bigN, d: bigD, keepRatio: 0.1 }, { features: tiny, n: 16, d: 4, keep: 2 }]);
   assert.ok(rt.elapsedMs < rb.elapsedMs / 4, `tiny item ${rt.elapsedMs} ms vs big item ${rb.elapsedMs} ms: not each item's own time`);
-  return `batch: big ${rb.elapsedMs.toFixed(1)} ms, tiny ${rt.elapsedMs.toFixed(2)} ms`;
+  t.diagnostic(`batch: big ${rb.elapsedMs.toFixed(1)} ms, tiny ${rt.elapsedMs.toFixed(2)} ms`);
 });
 
 test('issue 15.7: typed arrays from another realm, subclasses, shared memory, f16 bits', async () => {
@@ -254,7 +254,7 @@ test('issue 15 (no panic reaches JavaScript): a trapped module is replaced; its 
   assert.deepEqual(await keptSetFigures(x, r), await keptSetFigures(x, r));
 });
 
-test('issue 15.5: worker: true runs in a worker thread with the same results, and the event loop keeps turning', async () => {
+test('issue 15.5: worker: true runs in a worker thread with the same results, and the event loop keeps turning', async (t) => {
   const local = await Pruner.create({ backends: ['cpu'] });
   const w = await Pruner.create({ worker: true });
   assert.equal(w.worker, true);
@@ -293,5 +293,5 @@ test('issue 15.5: worker: true runs in a worker thread with the same results, an
   assert.ok(maxGap < took / 3, `the event loop stalled ${maxGap.toFixed(0)} ms during a ${took.toFixed(0)} ms worker call`);
   w.free();
   await rejects(w.prune(x, { n, d, keep: 3 }), /this Pruner was freed/);
-  return `worker call ${took.toFixed(0)} ms, longest event-loop gap ${maxGap.toFixed(1)} ms`;
+  t.diagnostic(`DivPrune 3000 x 128 on a worker thread: ${took.toFixed(0)} ms, longest event-loop gap ${maxGap.toFixed(1)} ms`);
 });

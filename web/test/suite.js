@@ -325,6 +325,7 @@ async function packageChecks(results, pruner, expectBackend, x, n, d, imp) {
     const cl = await Pruner.create({ backends: ['cpu'] });
     const opts = { n: bn, d: bd, keepRatio: 0.1 };
     await cw.prune(big, opts);
+    await cl.prune(big, opts);
     const off = await responsiveness(() => cw.prune(big, opts));
     const on = await responsiveness(() => cl.prune(big, opts));
     assert(same(off.out.order, on.out.order), 'worker CPU result differs');
