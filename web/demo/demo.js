@@ -70,7 +70,9 @@ function backendLabel(p) {
 }
 
 async function makePruner(choice) {
-  const next = await Pruner.create({ backends: choice === 'cpu' ? ['cpu'] : ['webgpu', 'cpu'] });
+  // 'auto': the package's default (a software adapter such as SwiftShader is slower than the
+  // CPU engine and is skipped); 'webgpu': WebGPU asked for alone, whatever the adapter.
+  const next = await Pruner.create(choice === 'auto' ? {} : { backends: [choice] });
   const old = state.pruner;
   state.pruner = next;
   old?.free();
@@ -475,7 +477,7 @@ async function main() {
   const video = params.get('video') === '1' || params.get('photo') === VIDEO_NAME;
   state.mode = video ? 'video' : 'photo';
   fillPickers({ 'method-a': params.get('a') ?? (video ? 'evs' : 'divprune'), 'method-b': params.get('b') ?? (video ? 'vidcom2' : 'uniform') });
-  $('#backend').value = params.get('backend') === 'cpu' ? 'cpu' : 'auto';
+  $('#backend').value = ['cpu', 'webgpu'].includes(params.get('backend')) ? params.get('backend') : 'auto';
   for (const name of PHOTOS) {
     const b = document.createElement('button');
     b.dataset.name = name;

@@ -155,19 +155,13 @@ export async function wrapModel(model, options = {}) {
   if (model[WRAP]) throw new Error(`${TAG}: this model is already wrapped; call unwrapModel(model) first`);
   const budget = checkOptions(options);
   imageTokenId(model);
-  const pruner = options.pruner ?? (await Pruner.create({ backends: options.backends ?? defaultBackends() }));
+  const pruner = options.pruner ?? (await Pruner.create(options.backends ? { backends: options.backends } : {}));
   const original = Object.prototype.hasOwnProperty.call(model, 'forward') ? model.forward : undefined;
   const base = model.forward;
   const ctx = { model, kind, budget, options, pruner, ownsPruner: !options.pruner, base, last: null };
   model[WRAP] = { original, ctx };
   model.forward = (modelInputs) => prunedForward(ctx, modelInputs);
   return model;
-}
-
-/** WebGPU first where the platform has it, else the CPU (in Node 20, asking the wasm module for
- * WebGPU without `navigator.gpu` aborts it, so it is not asked). */
-function defaultBackends() {
-  return typeof navigator !== 'undefined' && navigator.gpu ? ['webgpu', 'cpu'] : ['cpu'];
 }
 
 /** Restores a wrapped model's own forward (frees the pruner the wrap created). */

@@ -138,7 +138,7 @@ after(async () => {
 });
 
 test('encodes a bundled photo, prunes it on WebGPU, and draws the kept patches', async () => {
-  await page.goto(`${server.url}?photo=chelsea&a=divprune&b=random`);
+  await page.goto(`${server.url}?photo=chelsea&a=divprune&b=random&backend=webgpu`);
   const status = await waitReady('first load');
   assert.match(status, /^chelsea: kept 144 of 576 tokens \(25%\) on WebGPU \(/);
   assert.equal(await page.evaluate(() => globalThis.crossOriginIsolated), true);
@@ -343,7 +343,7 @@ test('encoders are pluggable: a module named by ?encoder= with a 6 x 8 grid', as
     },
   });`;
   await page.route('**/test-encoder.js', (route) => route.fulfill({ body: encoder, contentType: 'text/javascript' }));
-  await page.goto(`${server.url}?encoder=/test-encoder.js&photo=astronaut`);
+  await page.goto(`${server.url}?encoder=/test-encoder.js&photo=astronaut&backend=webgpu`);
   const status = await waitReady('custom encoder');
   assert.match(status, /^astronaut: kept 12 of 48 tokens \(25%\) on WebGPU/);
   assert.match(await page.textContent('#timings'), /^Encode: \d+ ms \(test encoder\)/);
