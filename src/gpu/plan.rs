@@ -3,7 +3,7 @@
 
 use std::ops::Range;
 
-use super::kernels::{MethodCode, STEP_STRIDE, STREAM_GROUP, TILE, WG};
+use super::kernels::{MethodCode, COLS, STEP_STRIDE, STREAM_GROUP, TILE, WG};
 use super::{GpuOptions, GpuPath};
 
 /// Largest binding the engine uses, whatever the device allows: keeps every element index in
@@ -213,6 +213,178 @@ pub(crate) fn chunks(caps: &Caps, pools: &[(Shape, GpuPath)]) -> Vec<Range<usize
         out.push(start..pools.len());
     }
     out
+}
+
+/// Whether `4 N^2` bytes of similarity fit the stored path (the stream threshold and the
+/// binding cap).
+fn s_fits(caps: &Caps, n: usize) -> bool {
+    let n64 = n as u64;
+    n64.saturating_mul(n64).saturating_mul(4) <= caps.stream_threshold.min(caps.binding_cap)
+}
+
+/// Why a pool's buffers do not fit one binding: the first one above the cap, named.
+fn over_cap(caps: &Caps, n: usize, d: usize, path: &str, bytes: &[u64], names: &[&str]) -> Option<String> {
+    let cap = caps.binding_cap;
+    let i = (0..bytes.len()).find(|&i| bytes[i] > cap)?;
+    Some(format!(
+        "a {n} x {d} pool needs a {}-byte buffer ({}){path}, above the GPU binding limit of {cap} bytes",
+        bytes[i], names[i],
+    ))
+}
+
+/// Why a dispatch over `rows` rows (2-D grid), `blocks` blocks of 32 tokens (2-D grid) or
+/// `flat` workgroups along one dimension would not fit the device, or `None`.
+fn over_grid(caps: &Caps, n: usize, flat: usize) -> Option<String> {
+    let max_dim = caps.max_workgroups as usize;
+    let two_d = |x: usize| x.div_ceil(x.min(max_dim).max(1)) > max_dim;
+    if two_d(n) || flat > max_dim {
+        return Some(format!(
+            "a pool of {n} tokens needs more workgroups than the GPU's {max_dim} per dimension"
+        ));
+    }
+    None
+}
+
+/// The shape of one CDPruner DPP pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct DppShape {
+    pub n: usize,
+    pub d: usize,
+    pub k: usize,
+    /// The relevance comes from a text vector (`cdpruner-openvino`), uploaded with the pool.
+    pub text: bool,
+    /// The features are uploaded from the host (else read in place from a device buffer).
+    pub host: bool,
+}
+
+/// What each entry of [`dpp_bytes`] holds.
+pub(crate) const DPP_BUFFERS: [&str; 6] = [
+    "features and text",
+    "normalised features",
+    "N x N similarity",
+    "per-token state",
+    "Cholesky vectors",
+    "results",
+];
+
+/// A DPP pool stores S (`Dense`: its kernel rows are rows of S) when the 4 N^2 bytes fit as
+/// for DivPrune; otherwise (`Streaming`) every pick recomputes its row, a GEMV inside the
+/// same one-workgroup dispatch.
+pub(crate) fn dpp_path(caps: &Caps, n: usize, k: usize) -> GpuPath {
+    if k == 0 || s_fits(caps, n) {
+        GpuPath::Dense
+    } else {
+        GpuPath::Streaming
+    }
+}
+
+/// Bytes a DPP pool needs in each buffer ([`DPP_BUFFERS`] order): the features (host) and
+/// the text vector, their normalised rows, S (dense), 4 N words of state (gains, chosen
+/// flags, relevance, a kernel row), the K - 1 Cholesky vectors, and 1 + 2K + 4 words of
+/// results.
+pub(crate) fn dpp_bytes(s: &DppShape, path: GpuPath) -> [u64; 6] {
+    let (n, d, k) = (s.n as u64, s.d as u64, s.k as u64);
+    let d4 = d.div_ceil(4);
+    let t = s.text as u64;
+    let features = if s.host { n * d * 4 } else { 0 };
+    let sim = if path == GpuPath::Dense && k > 0 { n * n * 4 } else { 0 };
+    [
+        features + t * d * 4,
+        (n + t) * d4 * 16,
+        sim,
+        4 * n * 4,
+        k.saturating_sub(1) * n * 4,
+        (1 + 2 * k + 4) * 4,
+    ]
+}
+
+/// Why a DPP pool cannot run on this device on `path`, or `None`.
+pub(crate) fn dpp_misfit(caps: &Caps, s: &DppShape, path: GpuPath) -> Option<String> {
+    let on = format!(" on the {path} path");
+    over_cap(caps, s.n, s.d, &on, &dpp_bytes(s, path), &DPP_BUFFERS)
+        .or_else(|| over_grid(caps, s.n, s.n.div_ceil(TILE as usize)))
+}
+
+/// The shape of one video pool (EVS or VidCom2 scoring).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct VideoShape {
+    pub n: usize,
+    /// Channels C (the features' D).
+    pub c: usize,
+    pub frames: usize,
+    /// VidCom2 (else EVS).
+    pub vidcom2: bool,
+    pub host: bool,
+}
+
+impl VideoShape {
+    /// The width of the normalised rows: C, or VidCom2's `max(1, floor(C/2))` kept channels.
+    pub(crate) fn width(&self) -> usize {
+        if self.vidcom2 {
+            (self.c / 2).max(1)
+        } else {
+            self.c
+        }
+    }
+}
+
+/// What each entry of [`video_bytes`] holds.
+pub(crate) const VIDEO_BUFFERS: [&str; 5] = [
+    "features",
+    "normalised features",
+    "channel statistics",
+    "centres",
+    "results",
+];
+
+/// Bytes a video pool needs in each buffer ([`VIDEO_BUFFERS`] order): the features (host),
+/// the normalised rows (kept channels), VidCom2's per-channel words (variance keys, the
+/// channel map, two words per frame and kept channel), its centres ((frames + 1) rows) and
+/// the results (zero rows, scores; VidCom2 also g(video)).
+pub(crate) fn video_bytes(s: &VideoShape) -> [u64; 5] {
+    let (n, c, f) = (s.n as u64, s.c as u64, s.frames as u64);
+    let w = s.width() as u64;
+    let w4 = w.div_ceil(4);
+    let features = if s.host { n * c * 4 } else { 0 };
+    let (stats, cent, out) = if s.vidcom2 {
+        ((c + w + f * w * 2) * 4, (f + 1) * w4 * 16, (1 + 2 * n) * 4)
+    } else {
+        (0, 0, (1 + n) * 4)
+    };
+    [features, n * w4 * 16, stats, cent, out]
+}
+
+/// Why a video pool cannot run on this device, or `None`.
+pub(crate) fn video_misfit(caps: &Caps, s: &VideoShape) -> Option<String> {
+    over_cap(caps, s.n, s.c, "", &video_bytes(s), &VIDEO_BUFFERS).or_else(|| {
+        let flat = s.c.div_ceil(COLS as usize).max(s.frames);
+        over_grid(caps, s.n, flat)
+    })
+}
+
+/// Cuts `count` items into consecutive chunks, each as long as `fits` allows (an item alone
+/// always forms a chunk: misfits were taken out before).
+pub(crate) fn pack(count: usize, fits: impl Fn(Range<usize>) -> bool) -> Vec<Range<usize>> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    for i in 1..count {
+        if !fits(start..i + 1) {
+            out.push(start..i);
+            start = i;
+        }
+    }
+    if start < count {
+        out.push(start..count);
+    }
+    out
+}
+
+/// Whether summed per-buffer bytes of `items` fit one binding each, and their count one
+/// dispatch dimension.
+pub(crate) fn sums_fit<const M: usize>(caps: &Caps, items: &[[u64; M]]) -> bool {
+    let max_pools = (caps.max_workgroups as usize).saturating_sub(8).max(1);
+    items.len() <= max_pools
+        && (0..M).all(|x| items.iter().map(|b| b[x]).sum::<u64>() <= caps.binding_cap)
 }
 
 #[cfg(test)]

@@ -1,0 +1,319 @@
+// dpp.wgsl: CDPruner's greedy MAP by incremental Cholesky (SPEC "CDPruner", both variants):
+// all K picks of a pool in ONE dispatch, one workgroup of 256 invocations per pool, like
+// select.wgsl. CPU twin: src/cpu/cdpruner.rs (`run`, `relevance_openvino`,
+// `relevance_minmax_openvino`, `KernelForm::entry`, `dpp_official`, `dpp_openvino`).
+// The host prepends the constant prelude, common.wgsl and rows.wgsl (src/gpu/kernels.rs).
+//
+// Before it run normalize.wgsl (CDPRUNER: plain norms; CDPRUNER_OPENVINO: sqrt(sum + 1e-6))
+// on the pool's rows and on its text vector (a one-row pool whose row sits at t_off in `u`),
+// and similarity.wgsl `dense` where the pool's S is stored (sim_off != NO_OFFSET).
+//
+// Entry points:
+// - `relevance` (text relevance, `cdpruner-openvino`): a_j = u_j . t_hat for 32 tokens per
+//   workgroup (rows.wgsl), into the pool's relevance slots. Dispatch (x, y, z) = (token
+//   blocks over x and y, pool).
+// - `greedy`: dispatch x = pool.
+//   1. text relevance only: min and max of a over the pool (exact in any order), then in place
+//      r = (a - min) / ((max - min) + 1e-6); equal relevance flagged in the report.
+//   2. the gains g_j = K_jj, from S_jj (stored) or u_j . u_j.
+//   3. K picks. j = argmax of g over the unchosen tokens: a workgroup reduction of
+//      (order-preserving u32 key, index) pairs, lowest index on ties, exact for -FLT_MAX and
+//      infinities whatever the compiler assumes about them (-0 counts as +0, as on the CPU).
+//      Then the kernel row K_j (row j of S, or recomputed: rows.wgsl `pair_dots` into the
+//      pool's row slots), and per token the Cholesky step, stored at c_off + t * n:
+//      official `c = (K_j - sum_t c_t[j] c_t) / sqrt(g_j)`, `g -= c^2`;
+//      OpenVINO `c = (K_j - sum over |c_t[j]| >= 1e-6 of c_t[j] c_t) * (1 / sqrt(g_j + 1e-6))`,
+//      `g -= c^2` on unchosen tokens, NaN -> -FLT_MAX (where g_j + 1e-6 is not > 0 every
+//      c is NaN upstream, so every unchosen gain becomes -FLT_MAX; exactly 0 counts the same
+//      here, where upstream mixes -inf and -FLT_MAX).
+//   Rank policy (official): when the best gain is not finite or not > 0 the DPP stops and the
+//   remaining picks are the unchosen tokens of highest r (lowest index on ties), scored 0.
+// Invocation lid owns tokens lid, lid + 256, ...: only it writes their gains, chosen flags and
+// c entries; reads of another token's entries (c_t[j], r_j, the recomputed row) follow a
+// storage barrier.
+// State per pool at row0: [gain n][chosen n][relevance n][kernel row n].
+// Output per pool at out_off: [zero-row count (normalize.wgsl), order[k], score bits[k],
+// then the report: picks before the DPP stopped (NO_INDEX: it did not stop), the gain it
+// stopped at (bits), picks made at -FLT_MAX (OpenVINO), relevance equal everywhere (1)].
+
+@group(0) @binding(0) var<storage, read> pools: array<Pool>;
+@group(0) @binding(1) var<storage, read> u: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read_write> state: array<f32>;
+@group(0) @binding(3) var<storage, read> sim: array<f32>;
+@group(0) @binding(4) var<storage, read_write> cvec: array<f32>;
+@group(0) @binding(5) var<storage, read_write> out: array<u32>;
+
+const NO_INDEX: u32 = 0xffffffffu;
+const NEG_MAX: f32 = -3.40282347e38;
+// key(+0.0) and key(+inf): a gain is finite and > 0 iff its key lies strictly between.
+const KEY_ZERO: u32 = 0x80000000u;
+const KEY_INF: u32 = 0xff800000u;
+
+var<workgroup> red: array<vec2<u32>, WG>;
+
+// The order-preserving key of a gain, -0 as +0 (they are equal, as on the CPU).
+fn gkey(x: f32) -> u32 {
+    if (bitcast<u32>(x) == 0x80000000u) {
+        return KEY_ZERO;
+    }
+    return key(x);
+}
+
+fn is_nan(x: f32) -> bool {
+    return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u;
+}
+
+// (key, index) a beats b: higher key, or equal key and lower index. (0, NO_INDEX) is "no
+// token" and loses to every token.
+fn wins(a: vec2<u32>, b: vec2<u32>) -> bool {
+    return a.x > b.x || (a.x == b.x && a.y < b.y);
+}
+
+// The workgroup's best (key, index) pair, uniform across the workgroup.
+fn wg_best(lid: u32, c: vec2<u32>) -> vec2<u32> {
+    red[lid] = c;
+    workgroupBarrier();
+    for (var s = WG / 2u; s > 0u; s >>= 1u) {
+        if (lid < s && wins(red[lid + s], red[lid])) {
+            red[lid] = red[lid + s];
+        }
+        workgroupBarrier();
+    }
+    return workgroupUniformLoad(&red[0]);
+}
+
+@compute @workgroup_size(WG)
+fn relevance(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let pool = pools[wid.z];
+    let jb = (wid.x + wid.y * nwg.x) * STREAM_GROUP;
+    if (pool.t_off == NO_OFFSET || pool.k == 0u || jb >= pool.n) {
+        return;
+    }
+    let a = pair_dots(lid, jb, pool.n, pool.u_off, pool.d4, pool.t_off, 0u);
+    let j = jb + lid;
+    if (lid < STREAM_GROUP && j < pool.n) {
+        state[pool.row0 + 2u * pool.n + j] = a;
+    }
+}
+
+// Stage 1: OpenVINO's min-max of the text relevance, in place (`relevance_minmax_openvino`).
+fn relevance_minmax(pool: Pool, lid: u32, report: u32) {
+    let rel = pool.row0 + 2u * pool.n;
+    // Keys of the largest a and (complemented) of the smallest.
+    var m = vec2<u32>(0u, 0u);
+    for (var j = lid; j < pool.n; j += WG) {
+        let k = key(state[rel + j]);
+        m = max(m, vec2<u32>(k, ~k));
+    }
+    red[lid] = m;
+    workgroupBarrier();
+    for (var s = WG / 2u; s > 0u; s >>= 1u) {
+        if (lid < s) {
+            red[lid] = max(red[lid], red[lid + s]);
+        }
+        workgroupBarrier();
+    }
+    let r = workgroupUniformLoad(&red[0]);
+    let hi = unkey(r.x);
+    let lo = unkey(~r.y);
+    let range = (hi - lo) + OV_EPS;
+    for (var j = lid; j < pool.n; j += WG) {
+        state[rel + j] = (state[rel + j] - lo) / range;
+    }
+    if (lid == 0u && hi == lo) {
+        out[report + 3u] = 1u;
+    }
+}
+
+// Kernel entry (i, j) from s = S_ij (`KernelForm::entry`).
+fn entry(pool: Pool, i: u32, j: u32, s: f32) -> f32 {
+    let rel = pool.row0 + 2u * pool.n;
+    let ri = state[rel + i];
+    let rj = state[rel + j];
+    if (pool.method == CDPRUNER) {
+        return (ri * s) * rj;
+    }
+    return s * (1.0 - pool.w) + ((ri * s) * rj) * pool.w;
+}
+
+// Stage 2: the gains (the kernel's diagonal), nothing chosen; the invocation's best token.
+fn init_gains(pool: Pool, lid: u32) -> vec2<u32> {
+    let n = pool.n;
+    var best = vec2<u32>(0u, NO_INDEX);
+    for (var j = lid; j < n; j += WG) {
+        var s = 0.0;
+        if (pool.sim_off != NO_OFFSET) {
+            s = sim[pool.sim_off + j * n + j];
+        } else {
+            let r = pool.u_off + j * pool.d4;
+            for (var v = 0u; v < pool.d4; v += 1u) {
+                s += dot(u[r + v], u[r + v]);
+            }
+        }
+        let g = entry(pool, j, j, s);
+        state[pool.row0 + j] = g;
+        state[pool.row0 + n + j] = 0.0;
+        let c = vec2<u32>(gkey(g), j);
+        if (wins(c, best)) {
+            best = c;
+        }
+    }
+    return best;
+}
+
+// The rank policy's fill: the invocation's unchosen token of highest relevance.
+fn fill_candidate(pool: Pool, lid: u32) -> vec2<u32> {
+    var best = vec2<u32>(0u, NO_INDEX);
+    for (var j = lid; j < pool.n; j += WG) {
+        if (state[pool.row0 + pool.n + j] == 0.0) {
+            let c = vec2<u32>(gkey(state[pool.row0 + 2u * pool.n + j]), j);
+            if (wins(c, best)) {
+                best = c;
+            }
+        }
+    }
+    return best;
+}
+
+// c_t[m] of pick t = j before its scaling: `l - sum_t c_t[j] c_t[m]` (official, upstream's
+// einsum order), or OpenVINO's with the vectors whose |c_t[j]| < 1e-6 skipped.
+fn cholesky(pool: Pool, t: u32, j: u32, m: u32, l: f32, official: bool) -> f32 {
+    if (official) {
+        var acc = 0.0;
+        for (var tt = 0u; tt < t; tt += 1u) {
+            let c = pool.c_off + tt * pool.n;
+            acc += cvec[c + j] * cvec[c + m];
+        }
+        return l - acc;
+    }
+    var e = l;
+    for (var tt = 0u; tt < t; tt += 1u) {
+        let c = pool.c_off + tt * pool.n;
+        let coef = cvec[c + j];
+        if (abs(coef) < OV_EPS) {
+            continue;
+        }
+        e -= coef * cvec[c + m];
+    }
+    return e;
+}
+
+// Stage 3, after pick t = j of gain g: the kernel row, c_t and the gains; returns the
+// invocation's best unchosen token for the next pick.
+fn update(pool: Pool, lid: u32, t: u32, j: u32, g: f32) -> vec2<u32> {
+    let n = pool.n;
+    let gains = pool.row0;
+    let chosen = gains + n;
+    let row = gains + 3u * n;
+    let stored = pool.sim_off != NO_OFFSET;
+    if (!stored) {
+        for (var jb = 0u; jb < n; jb += STREAM_GROUP) {
+            let s = pair_dots(lid, jb, n, pool.u_off, pool.d4, pool.u_off + j * pool.d4, 0u);
+            if (lid < STREAM_GROUP && jb + lid < n) {
+                state[row + jb + lid] = s;
+            }
+        }
+        storageBarrier();
+    }
+    let official = pool.method == CDPRUNER;
+    let q = g + OV_EPS;
+    let nan_gains = !official && !(q > 0.0);
+    var scale = 0.0;
+    if (official) {
+        scale = sqrt(g);
+    } else if (!nan_gains) {
+        scale = 1.0 / sqrt(q);
+    }
+    var best = vec2<u32>(0u, NO_INDEX);
+    for (var m = lid; m < n; m += WG) {
+        var s = 0.0;
+        if (stored) {
+            s = sim[pool.sim_off + j * n + m];
+        } else {
+            s = state[row + m];
+        }
+        var e = cholesky(pool, t, j, m, entry(pool, j, m, s), official);
+        let taken = state[chosen + m] != 0.0;
+        var gm = state[gains + m];
+        if (official) {
+            e = e / scale;
+            gm = gm - e * e;
+        } else {
+            e = e * scale;
+            if (!taken) {
+                let next = gm - e * e;
+                gm = select(next, NEG_MAX, nan_gains || is_nan(next));
+            }
+        }
+        cvec[pool.c_off + t * n + m] = e;
+        state[gains + m] = gm;
+        let c = vec2<u32>(gkey(gm), m);
+        if (!taken && wins(c, best)) {
+            best = c;
+        }
+    }
+    storageBarrier();
+    return best;
+}
+
+@compute @workgroup_size(WG)
+fn greedy(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let pool = pools[wid.x];
+    let k = pool.k;
+    if (k == 0u) {
+        return;
+    }
+    let report = pool.out_off + 1u + 2u * k;
+    if (pool.t_off != NO_OFFSET) {
+        relevance_minmax(pool, lid, report);
+    }
+    storageBarrier();
+    var best = init_gains(pool, lid);
+    storageBarrier();
+    if (lid == 0u) {
+        out[report] = NO_INDEX;
+    }
+    var stopped = false;
+    var degenerate = 0u;
+    for (var t = 0u; t < k; t += 1u) {
+        var w = vec2<u32>(0u, NO_INDEX);
+        if (!stopped) {
+            w = wg_best(lid, best);
+            if (pool.method == CDPRUNER && !(w.x > KEY_ZERO && w.x < KEY_INF)) {
+                stopped = true;
+                if (lid == 0u) {
+                    out[report] = t;
+                    out[report + 1u] = bitcast<u32>(state[pool.row0 + w.y]);
+                }
+            }
+        }
+        if (stopped) {
+            w = wg_best(lid, fill_candidate(pool, lid));
+        }
+        let j = w.y;
+        var g = 0.0;
+        if (!stopped) {
+            g = state[pool.row0 + j];
+        }
+        if (pool.method == CDPRUNER_OPENVINO && w.x == key(NEG_MAX)) {
+            degenerate += 1u;
+        }
+        if (lid == 0u) {
+            out[pool.out_off + 1u + t] = j;
+            out[pool.out_off + 1u + k + t] = bitcast<u32>(g);
+        }
+        if (j % WG == lid) {
+            state[pool.row0 + pool.n + j] = 1.0;
+        }
+        if (!stopped && t + 1u < k) {
+            best = update(pool, lid, t, j, g);
+        }
+    }
+    if (lid == 0u) {
+        out[report + 2u] = degenerate;
+    }
+}
