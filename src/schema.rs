@@ -642,7 +642,16 @@ pub fn typescript() -> String {
         "// Generated from src/schema.rs (the request schema): do not edit by hand.\n\
          // Regenerate: TOKENPRUNE_BLESS=1 cargo test --test schema\n\n\
          /** f32 values, or f16 values: a `Float16Array`, or their bits in a `Uint16Array`. */\n\
-         export type FloatArray = Float32Array | Uint16Array | { readonly BYTES_PER_ELEMENT: 2; readonly length: number; readonly [index: number]: number };\n\n",
+         export type FloatArray = Float32Array | Uint16Array | Float16ArrayLike;\n\n\
+         /** A `Float16Array` (ES2025), described structurally so that no newer `lib` (nor DOM) is needed. */\n\
+         export interface Float16ArrayLike {\n  \
+           readonly [Symbol.toStringTag]: 'Float16Array';\n  \
+           readonly length: number;\n  \
+           readonly buffer: ArrayBufferLike;\n  \
+           readonly byteOffset: number;\n  \
+           readonly byteLength: number;\n  \
+           readonly [index: number]: number;\n\
+         }\n\n",
     );
     s.push_str("/** The selector. */\nexport type Method =\n");
     for m in &METHODS {

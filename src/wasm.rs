@@ -2,6 +2,13 @@
 //! [`crate::Pruner`]. Option objects are read with the request schema ([`crate::schema`]), so
 //! the names, defaults, checks and messages are the same as on the command line and in Rust;
 //! errors reject the returned promise with a JS `Error`.
+//!
+//! The package's JavaScript layer (`web/src/inputs.js`) hands these functions snapshots: plain
+//! objects of primitives, arrays of at most four primitives, and fresh typed-array views of
+//! this realm. Anything it could not read arrives as a marker object (`{ "tokenprune:bad":
+//! why }`, `{ "tokenprune:type": name }`) that the schema parse turns into an error naming the
+//! option. Every JavaScript call made here is `catch`-marked or cannot throw, so a hostile
+//! value never unwinds through Rust frames (which would leave a borrow of the pruner held).
 
 use std::rc::Rc;
 
@@ -28,21 +35,59 @@ fn param(msg: impl Into<String>) -> JsValue {
     js_err(Error::Param(msg.into()))
 }
 
+#[wasm_bindgen]
+extern "C" {
+    /// `Array.isArray`, which throws for a revoked Proxy.
+    #[wasm_bindgen(catch, js_namespace = Array, js_name = isArray)]
+    fn is_array_checked(v: &JsValue) -> Result<bool, JsValue>;
+}
+
+fn is_array(v: &JsValue) -> bool {
+    is_array_checked(v).unwrap_or(false)
+}
+
+/// The marker the JS layer leaves for a value it could not read: `Some(why)`.
+fn bad_marker(v: &JsValue) -> Option<String> {
+    if !v.is_object() {
+        return None;
+    }
+    Reflect::get(v, &JsValue::from_str("tokenprune:bad"))
+        .ok()
+        .and_then(|m| m.as_string())
+}
+
+/// A value's kind for messages: `number`, `string`, the constructor's name of an object, or
+/// the name the JS layer recorded in a `{ "tokenprune:type": name }` marker.
 fn name_of(v: &JsValue) -> String {
-    v.dyn_ref::<Object>()
-        .map(|o| String::from(o.constructor().name()))
-        .unwrap_or_else(|| format!("{:?}", v.js_typeof()))
+    if !v.is_object() {
+        return v.js_typeof().as_string().unwrap_or_else(|| "value".into());
+    }
+    let get = |o: &JsValue, k: &str| Reflect::get(o, &JsValue::from_str(k)).ok();
+    if let Some(t) = get(v, "tokenprune:type").and_then(|t| t.as_string()) {
+        return t;
+    }
+    get(v, "constructor")
+        .filter(|c| c.is_function())
+        .and_then(|c| get(&c, "name"))
+        .and_then(|n| n.as_string())
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| "Object".into())
 }
 
 /// Reads `obj[key]` (a throwing getter is an error naming the option).
 fn read(obj: &JsValue, key: &str, what: &str) -> Result<JsValue, JsValue> {
-    Reflect::get(obj, &JsValue::from_str(key)).map_err(|e| {
-        let msg = e
-            .dyn_ref::<js_sys::Error>()
-            .map(|e| String::from(e.message()))
-            .unwrap_or_else(|| format!("{e:?}"));
-        param(format!("{what}: reading it threw: {msg}"))
-    })
+    Reflect::get(obj, &JsValue::from_str(key))
+        .map_err(|e| {
+            let msg = e
+                .dyn_ref::<js_sys::Error>()
+                .map(|e| String::from(e.message()))
+                .unwrap_or_else(|| format!("{e:?}"));
+            param(format!("{what}: reading it threw: {msg}"))
+        })
+        .and_then(|v| match bad_marker(&v) {
+            Some(why) => Err(param(format!("{what}: {why}"))),
+            None => Ok(v),
+        })
 }
 
 /// Copies a Float32Array, or f16 bits from a Float16Array / Uint16Array, into f32.
@@ -126,17 +171,19 @@ fn raw(f: &Field, v: &JsValue) -> Result<Raw, JsValue> {
                     "{what} must be [frames, height, width] or [height, width] of non-negative integers"
                 ))
             };
-            if !Array::is_array(v) {
+            if !is_array(v) {
                 return Err(bad());
             }
-            let a = Array::from(v);
-            if !(2..=3).contains(&a.length()) {
+            let get = |k: JsValue| Reflect::get(v, &k).map_err(|_| bad());
+            let len = get(JsValue::from_str("length"))?.as_f64().unwrap_or(0.0);
+            if !(2.0..=3.0).contains(&len) {
                 return Err(bad());
             }
-            let parts: Vec<f64> = a.iter().filter_map(|x| x.as_f64()).collect();
-            if parts.len() != a.length() as usize
-                || !parts.iter().all(|&x| integer(x, u32::MAX as f64))
-            {
+            let parts = (0..len as u32)
+                .map(|i| get(JsValue::from(i)).map(|x| x.as_f64()))
+                .collect::<Result<Option<Vec<f64>>, _>>()?
+                .ok_or_else(bad)?;
+            if !parts.iter().all(|&x| integer(x, u32::MAX as f64)) {
                 return Err(bad());
             }
             let p: Vec<usize> = parts.iter().map(|&x| x as usize).collect();
@@ -186,7 +233,7 @@ impl Pool {
     /// Reads `features` and the option object `o` (`extra`: keys allowed besides the schema's,
     /// e.g. a batch item's `features`).
     fn parse(features: &JsValue, o: &JsValue, extra: &[&str]) -> Result<Pool, JsValue> {
-        if !o.is_object() || Array::is_array(o) {
+        if !o.is_object() || is_array(o) {
             return Err(param(
                 "options must be an object { n, d, method, keep | keepRatio | pruneRatio, ... }",
             ));
@@ -301,9 +348,121 @@ fn to_js(s: &Selection, elapsed_ms: f64) -> JsValue {
     o.into()
 }
 
+/// Whether this global has `navigator.gpu` (a window or a worker of a WebGPU browser). wgpu
+/// aborts the module when asked for WebGPU anywhere else (Node.js), so it is never asked there.
+fn has_webgpu() -> bool {
+    let global = js_sys::global();
+    let get = |o: &JsValue, k: &str| Reflect::get(o, &JsValue::from_str(k)).ok();
+    let in_browser = ["Window", "WorkerGlobalScope"]
+        .iter()
+        .any(|k| get(&global, k).is_some_and(|v| !v.is_undefined()));
+    in_browser
+        && get(&global, "navigator")
+            .filter(|n| n.is_object())
+            .and_then(|n| get(&n, "gpu"))
+            .is_some_and(|g| g.is_object())
+}
+
+/// Polls a future once: the CPU engine's calls complete without waiting on anything.
+fn now<T>(f: impl std::future::Future<Output = T>) -> Result<T, JsValue> {
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match std::pin::pin!(f).poll(&mut cx) {
+        std::task::Poll::Ready(v) => Ok(v),
+        std::task::Poll::Pending => Err(js_err(Error::Backend(
+            "internal: this call waits on the GPU; use the asynchronous method".into(),
+        ))),
+    }
+}
+
+/// Reads the items of a batch: each `{ features, ...options }`.
+fn batch_pools(items: &JsValue) -> Result<Vec<Pool>, JsValue> {
+    if !is_array(items) {
+        return Err(param(
+            "pruneBatch() takes an array of { features, n, d, ... }",
+        ));
+    }
+    let len = Reflect::get(items, &JsValue::from_str("length"))
+        .ok()
+        .and_then(|l| l.as_f64())
+        .unwrap_or(0.0) as u32;
+    (0..len)
+        .map(|i| {
+            let it = Reflect::get(items, &JsValue::from(i))
+                .map_err(|_| param(format!("batch item {i}: unreadable")))?;
+            let f = read(&it, "features", &format!("batch item {i}: features"))?;
+            if f.is_undefined() || f.is_null() {
+                return Err(param(format!("batch item {i}: features missing")));
+            }
+            Pool::parse(&f, &it, &["features"]).map_err(|e| prefix(e, i as usize))
+        })
+        .collect()
+}
+
+/// The requests of a batch's pools, with their per-frame flags.
+fn batch_requests(pools: &[Pool]) -> Result<Vec<(Request<'_>, bool)>, JsValue> {
+    pools
+        .iter()
+        .enumerate()
+        .map(|(i, p)| p.request().map_err(|e| prefix(e, i)))
+        .collect()
+}
+
+/// Runs one request (frame by frame when it asks for it), timed.
+async fn run_one(inner: &Pruner, req: &Request<'_>, per_frame: bool) -> Result<JsValue, JsValue> {
+    let t = now_ms();
+    let sel = if per_frame {
+        inner.prune_per_frame(req).await
+    } else {
+        inner.prune(req).await
+    }
+    .map_err(js_err)?;
+    Ok(to_js(&sel, now_ms() - t))
+}
+
+/// Runs a batch: on the CPU each pool alone (each result timed on its own); on the GPU the
+/// whole pools in one submission (their `elapsedMs` is that submission's, and a note says
+/// so), per-frame pools frame by frame.
+async fn run_batch(inner: &Pruner, reqs: &[(Request<'_>, bool)]) -> Result<JsValue, JsValue> {
+    let out = Array::new();
+    if inner.backend() == Backend::Cpu {
+        for (i, (req, per_frame)) in reqs.iter().enumerate() {
+            out.push(
+                &run_one(inner, req, *per_frame)
+                    .await
+                    .map_err(|e| prefix(e, i))?,
+            );
+        }
+        return Ok(out.into());
+    }
+    let whole: Vec<Request> = reqs.iter().filter(|r| !r.1).map(|r| r.0).collect();
+    let t = now_ms();
+    let batch = inner.prune_batch(&whole).await.map_err(js_err)?;
+    let shared_ms = now_ms() - t;
+    let shared = batch.len();
+    let mut batch = batch.into_iter();
+    for (req, per_frame) in reqs {
+        out.push(&if *per_frame {
+            run_one(inner, req, true).await?
+        } else {
+            let mut sel = batch
+                .next()
+                .ok_or_else(|| js_err(Error::Backend("internal: missing result".into())))?;
+            if shared > 1 {
+                sel.notes.push(format!(
+                    "ran in one GPU submission with {} other pools of the batch: elapsedMs is that submission's time",
+                    shared - 1
+                ));
+            }
+            to_js(&sel, shared_ms)
+        });
+    }
+    Ok(out.into())
+}
+
 #[wasm_bindgen(js_class = Pruner)]
 impl JsPruner {
     /// Creates a pruner on the first backend of `backends` that works (`"webgpu"`, `"cpu"`).
+    /// WebGPU is tried only where the global has `navigator.gpu`.
     pub async fn create(backends: Vec<String>) -> Result<JsPruner, JsValue> {
         let mut tried = Vec::new();
         for b in if backends.is_empty() {
@@ -320,6 +479,12 @@ impl JsPruner {
                     ))))
                 }
             };
+            if backend == BackendChoice::Gpu && !has_webgpu() {
+                tried.push(format!(
+                    "{b}: WebGPU does not exist here (no navigator.gpu in a window or worker)"
+                ));
+                continue;
+            }
             match Pruner::new(PrunerOptions {
                 backend,
                 ..Default::default()
@@ -336,6 +501,15 @@ impl JsPruner {
         ))))
     }
 
+    /// A pruner on the CPU engine, created before returning (nothing to wait for): a trap
+    /// would be an exception of this call.
+    #[wasm_bindgen(js_name = createCpu)]
+    pub fn create_cpu() -> JsPruner {
+        JsPruner {
+            inner: Rc::new(Pruner::cpu()),
+        }
+    }
+
     /// The backend in use: `{ kind: 'webgpu' | 'cpu', adapter: string | null }`.
     #[wasm_bindgen(getter)]
     pub fn backend(&self) -> JsValue {
@@ -349,56 +523,38 @@ impl JsPruner {
         wasm_bindgen_futures::future_to_promise(async move {
             let pool = pool?;
             let (req, per_frame) = pool.request()?;
-            let t = now_ms();
-            let sel = if per_frame {
-                inner.prune_per_frame(&req).await
-            } else {
-                inner.prune(&req).await
-            }
-            .map_err(js_err)?;
-            Ok(to_js(&sel, now_ms() - t))
+            run_one(&inner, &req, per_frame).await
         })
     }
 
+    /// [`JsPruner::prune`] run to completion before returning (the CPU backend): a trap then
+    /// surfaces as an exception of this call, never in a later microtask.
+    #[wasm_bindgen(js_name = pruneNow)]
+    pub fn prune_now(&self, features: JsValue, options: JsValue) -> Result<JsValue, JsValue> {
+        let pool = Pool::parse(&features, &options, &[])?;
+        let (req, per_frame) = pool.request()?;
+        now(run_one(&self.inner, &req, per_frame))?
+    }
+
     /// Prunes many pools in one call: `items` is an array of `{ features, ...options }`.
-    /// Items with `perFrame` run frame by frame; the others together in one batch.
+    /// Items with `perFrame` run frame by frame; on the GPU the others together in one batch.
     #[wasm_bindgen(js_name = pruneBatch)]
-    pub fn prune_batch(&self, items: Array) -> js_sys::Promise {
+    pub fn prune_batch(&self, items: JsValue) -> js_sys::Promise {
         let inner = self.inner.clone();
-        let pools: Result<Vec<Pool>, JsValue> = items
-            .iter()
-            .enumerate()
-            .map(|(i, it)| {
-                let f = read(&it, "features", &format!("batch item {i}: features"))?;
-                if f.is_undefined() || f.is_null() {
-                    return Err(param(format!("batch item {i}: features missing")));
-                }
-                Pool::parse(&f, &it, &["features"]).map_err(|e| prefix(e, i))
-            })
-            .collect();
+        let pools = batch_pools(&items);
         wasm_bindgen_futures::future_to_promise(async move {
             let pools = pools?;
-            let reqs = pools
-                .iter()
-                .enumerate()
-                .map(|(i, p)| p.request().map_err(|e| prefix(e, i)))
-                .collect::<Result<Vec<_>, _>>()?;
-            let t = now_ms();
-            let whole: Vec<Request> = reqs.iter().filter(|r| !r.1).map(|r| r.0).collect();
-            let mut batch = inner.prune_batch(&whole).await.map_err(js_err)?.into_iter();
-            let mut out = Vec::with_capacity(reqs.len());
-            for (req, per_frame) in &reqs {
-                out.push(if *per_frame {
-                    inner.prune_per_frame(req).await.map_err(js_err)?
-                } else {
-                    batch
-                        .next()
-                        .ok_or_else(|| js_err(Error::Backend("internal: missing result".into())))?
-                });
-            }
-            let ms = now_ms() - t;
-            Ok(out.iter().map(|s| to_js(s, ms)).collect::<Array>().into())
+            let reqs = batch_requests(&pools)?;
+            run_batch(&inner, &reqs).await
         })
+    }
+
+    /// [`JsPruner::prune_batch`] run to completion before returning (the CPU backend).
+    #[wasm_bindgen(js_name = pruneBatchNow)]
+    pub fn prune_batch_now(&self, items: JsValue) -> Result<JsValue, JsValue> {
+        let pools = batch_pools(&items)?;
+        let reqs = batch_requests(&pools)?;
+        now(run_batch(&self.inner, &reqs))?
     }
 }
 
@@ -414,16 +570,28 @@ fn figure(v: Option<f32>) -> JsValue {
     v.map_or(JsValue::NULL, |v| JsValue::from_f64(v as f64))
 }
 
+/// A count given as a JS number: a non-negative integer that fits this build's `usize`.
+fn count(v: f64, what: &str) -> Result<usize, JsValue> {
+    if integer(v, u32::MAX as f64) {
+        Ok(v as usize)
+    } else {
+        Err(param(format!(
+            "{what} must be a non-negative integer below 2^32, got {v}"
+        )))
+    }
+}
+
 /// Diversity and coverage of a kept set (see [`crate::metrics::kept_set_figures`]):
 /// `{ minPairwiseDistance, maxUncoveredDistance, meanUncoveredDistance }`, each `null` when
 /// undefined (fewer than two kept, nothing pruned).
 #[wasm_bindgen(js_name = keptSetFigures)]
 pub fn kept_set_figures(
     features: JsValue,
-    n: usize,
-    d: usize,
+    n: f64,
+    d: f64,
     kept: Uint32Array,
 ) -> Result<JsValue, JsValue> {
+    let (n, d) = (count(n, "n")?, count(d, "d")?);
     let feats = floats(&features, "features")?;
     let tokens = Tokens::new(&feats, n, d).map_err(js_err)?;
     let f = crate::metrics::kept_set_figures(&tokens, &kept.to_vec()).map_err(js_err)?;
@@ -436,4 +604,11 @@ pub fn kept_set_figures(
         figure(f.mean_uncovered_distance),
     );
     Ok(o.into())
+}
+
+/// Test hook: traps the module (a Rust panic), as a bug would. The package's tests use it to
+/// check that the JavaScript layer replaces a dead module; nothing else calls it.
+#[wasm_bindgen(js_name = __trapForTests)]
+pub fn trap_for_tests() {
+    panic!("tokenprune: trap requested by a test");
 }

@@ -575,17 +575,143 @@ fn read_rgb_png(path: &std::path::Path) -> (usize, usize, Vec<u8>) {
     (info.width as usize, info.height as usize, buf)
 }
 
-/// Kept patches counted off the demo picture: a cell whose top-left pixel has the outline
-/// colour (pruned cells are dimmed far below it). Panel `p` of the 3 x 2 layout.
-fn kept_cells_in_picture(png: &(usize, usize, Vec<u8>), p: usize) -> Vec<usize> {
+const KEPT: [u8; 3] = [255, 190, 20];
+const FOCUS: [u8; 3] = [0, 220, 255];
+
+/// Kept patches read off a demo picture: the cells of a `cells` x `cells` grid of `cell`-pixel
+/// squares from (`x0`, `y0`) whose top-left pixel has the outline colour (pruned cells are
+/// dimmed far below it).
+fn kept_cells(
+    png: &(usize, usize, Vec<u8>),
+    (x0, y0): (usize, usize),
+    cells: usize,
+    cell: usize,
+) -> Vec<u32> {
     let (w, _, data) = png;
-    let (x0, y0) = (10 + (p % 3) * 394, 10 + (p / 3) * 420 + 26);
-    (0..576)
+    (0..cells * cells)
         .filter(|&c| {
-            let (x, y) = (x0 + (c % 24) * 16, y0 + (c / 24) * 16);
+            let (x, y) = (x0 + (c % cells) * cell, y0 + (c / cells) * cell);
             let i = (y * w + x) * 3;
-            data[i..i + 3] == [255, 190, 20]
+            data[i..i + 3] == KEPT
         })
+        .map(|c| c as u32)
+        .collect()
+}
+
+/// Top-left corner of panel `p` of a photo's picture: 4 panels of 384 px to a row, 10 px apart,
+/// each under a two-line label (44 px).
+fn photo_panel(p: usize) -> (usize, usize) {
+    (10 + (p % 4) * 394, 10 + (p / 4) * 438 + 44)
+}
+
+/// Top-left corner of frame `f` in strip `r` of the video picture: 192 px frames 10 px apart,
+/// each strip a label line and a caption line (26 px each) over its frames.
+fn video_frame(r: usize, f: usize) -> (usize, usize) {
+    (10 + f * 202, 10 + r * 254 + 52)
+}
+
+/// Reads an [N, D] token file as f32.
+fn tokens_of(path: &std::path::Path) -> (Vec<f32>, usize, usize) {
+    let t = tokenprune::io::load(path, None).unwrap();
+    (t.data, t.shape[0], t.shape[1])
+}
+
+/// The demo's relevance proxy, computed here on its own: the query is the mean unit token of
+/// the 3 x 3 patches around the focus (clipped to the grid), the relevance each token's
+/// cosine to it (f64 arithmetic, as documented, rounded to f32).
+fn relevance_proxy(
+    x: &[f32],
+    d: usize,
+    side: usize,
+    (row, col): (usize, usize),
+) -> (Vec<f32>, Vec<f32>) {
+    let norm = |v: &[f32]| v.iter().map(|&a| a as f64 * a as f64).sum::<f64>().sqrt();
+    let rows = row.saturating_sub(1)..(row + 2).min(side);
+    let cols = col.saturating_sub(1)..(col + 2).min(side);
+    let count = (rows.len() * cols.len()) as f64;
+    let mut q = vec![0f64; d];
+    for r in rows {
+        for c in cols.clone() {
+            let t = &x[(r * side + c) * d..][..d];
+            let n = norm(t);
+            if n > 0.0 {
+                q.iter_mut()
+                    .zip(t)
+                    .for_each(|(q, &v)| *q += v as f64 / n / count);
+            }
+        }
+    }
+    let q: Vec<f32> = q.into_iter().map(|v| v as f32).collect();
+    let qn = norm(&q);
+    let rel = x
+        .chunks(d)
+        .map(|t| {
+            let dot: f64 = t.iter().zip(&q).map(|(&a, &b)| a as f64 * b as f64).sum();
+            let tn = norm(t);
+            if tn > 0.0 && qn > 0.0 {
+                (dot / (tn * qn)) as f32
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    (q, rel)
+}
+
+/// `tokenprune select --backend cpu <args>`'s kept set.
+fn select_kept(args: &[&str]) -> Vec<u32> {
+    let mut all = vec!["select", "--backend", "cpu"];
+    all.extend_from_slice(args);
+    ids(&ok(&all)["kept"])
+}
+
+/// The kept set of every photo method of the demo, from `tokenprune select` on the same tokens
+/// (IDPruner and TopK with the token-norm proxy, the CDPruner variants with the relevance proxy
+/// at `focus`), in the demo's panel order.
+fn photo_kept_sets(
+    photo: &str,
+    ratio: &str,
+    focus: (usize, usize),
+    dir: &std::path::Path,
+) -> Vec<Vec<u32>> {
+    let ex = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/embeddings");
+    let input = ex.join(format!("{photo}.npy"));
+    let (x, n, d) = tokens_of(&input);
+    let norms: Vec<f32> = x
+        .chunks(d)
+        .map(|r| r.iter().map(|&v| v as f64 * v as f64).sum::<f64>().sqrt() as f32)
+        .collect();
+    let (q, rel) = relevance_proxy(&x, d, 24, focus);
+    let file = |name: &str, shape: &[usize], v: &[f32]| {
+        let p = dir.join(format!("{photo}-{name}.npy"));
+        write_npy(&p, shape, v).unwrap();
+        p.to_str().unwrap().to_string()
+    };
+    let (norms, rel, q) = (
+        file("norms", &[n], &norms),
+        file("relevance", &[n], &rel),
+        file("query", &[d], &q),
+    );
+    let base = [
+        "--input",
+        input.to_str().unwrap(),
+        "--grid",
+        "24,24",
+        "--keep-ratio",
+        ratio,
+    ];
+    let extra: [&[&str]; 7] = [
+        &["--method", "divprune"],
+        &["--method", "idpruner", "--importance", &norms],
+        &["--method", "topk", "--importance", &norms],
+        &["--method", "random", "--seed", "0"],
+        &["--method", "uniform"],
+        &["--method", "cdpruner", "--relevance", &rel],
+        &["--method", "cdpruner-openvino", "--text-embeds", &q],
+    ];
+    extra
+        .iter()
+        .map(|e| select_kept(&[&base[..], e].concat()))
         .collect()
 }
 
@@ -594,54 +720,216 @@ fn demo_prunes_real_photo_tokens_and_draws_what_was_kept() {
     let out_dir = scratch("demo-out");
     let text = demo(&[
         "--keep-ratio".as_ref(),
-        "0.1".as_ref(),
+        "0.25".as_ref(),
         "--out".as_ref(),
         out_dir.as_ref(),
     ]);
+    let methods = [
+        "divprune",
+        "idpruner",
+        "topk",
+        "random",
+        "uniform",
+        "cdpruner",
+        "cdpruner-openvino",
+    ];
+    assert!(text.contains("relevance PROXY"), "{text}");
     for photo in ["astronaut", "chelsea", "coffee"] {
         assert!(
-            text.contains(&format!("{photo}: 576 tokens x 320 features")),
+            text.contains(&format!(
+                "{photo}: 576 tokens x 320 features (24 x 24 grid), focus 12,12 -> "
+            )),
             "{text}"
         );
         let png = read_rgb_png(&out_dir.join(format!("{photo}.png")));
-        assert_eq!((png.0, png.1), (1192, 850), "{photo}: layout");
+        assert_eq!((png.0, png.1), (1586, 886), "{photo}: layout");
         assert!(
-            kept_cells_in_picture(&png, 0).is_empty(),
-            "{photo}: the photo panel is unmarked"
+            kept_cells(&png, photo_panel(0), 24, 16).is_empty(),
+            "{photo}: the photo panel has no kept outline"
         );
-        let panels: Vec<Vec<usize>> = (1..6).map(|p| kept_cells_in_picture(&png, p)).collect();
-        for (m, cells) in tokenprune::schema::METHODS
-            .iter()
-            .map(|m| m.name)
-            .zip(&panels)
-        {
-            assert_eq!(cells.len(), 58, "{photo} {m}: kept patches drawn");
+        // The focus region (patches 11..=13 x 11..=13) is outlined on the photo panel.
+        let (x0, y0) = photo_panel(0);
+        let at = |x: usize, y: usize| &png.2[(y * png.0 + x) * 3..][..3];
+        assert_eq!(
+            at(x0 + 11 * 16, y0 + 11 * 16 + 20),
+            FOCUS,
+            "{photo}: focus left edge"
+        );
+        assert_eq!(
+            at(x0 + 14 * 16 - 1, y0 + 13 * 16),
+            FOCUS,
+            "{photo}: focus right edge"
+        );
+        assert_ne!(
+            at(x0 + 12 * 16 + 8, y0 + 12 * 16 + 8),
+            FOCUS,
+            "{photo}: inside"
+        );
+        // Each method's panel shows exactly the patches `select` keeps on the same tokens.
+        let expected = photo_kept_sets(photo, "0.25", (12, 12), &out_dir);
+        for (p, (m, kept)) in methods.iter().zip(&expected).enumerate() {
+            assert_eq!(kept.len(), 144, "{photo} {m}");
+            assert_eq!(
+                &kept_cells(&png, photo_panel(p + 1), 24, 16),
+                kept,
+                "{photo} {m}: the panel shows exactly the kept patches"
+            );
         }
         assert_ne!(
-            panels[0], panels[4],
-            "{photo}: DivPrune and Uniform drew the same patches"
+            expected[0], expected[5],
+            "{photo}: DivPrune and CDPruner kept the same"
         );
     }
-    for m in tokenprune::schema::METHODS.iter().map(|m| m.name) {
+    for m in methods {
         assert_eq!(
-            text.matches(&format!("| {m:<8} |   58 |")).count(),
+            text.matches(&format!("| {m:<18} |  144 |")).count(),
             3,
             "{m}:\n{text}"
         );
     }
-    // DivPrune's kept set is the most diverse of the five on every photo.
+    // DivPrune's kept set is the most diverse of the image methods on every photo.
     let col = |m: &str, i: usize| -> Vec<f64> {
         text.lines()
-            .filter(|l| l.starts_with(&format!("| {m:<8} |")))
+            .filter(|l| l.starts_with(&format!("| {m:<18} |")))
             .map(|l| l.split('|').nth(i).unwrap().trim().parse().unwrap())
             .collect()
     };
     let div = col("divprune", 4);
-    for m in ["idpruner", "topk", "random", "uniform"] {
+    for m in &methods[1..] {
         for (a, b) in div.iter().zip(col(m, 4)) {
             assert!(*a > b, "min kept-kept: divprune {a} <= {m} {b}");
         }
     }
+}
+
+#[test]
+fn demo_video_strips_show_each_frames_kept_patches() {
+    let out_dir = scratch("demo-video");
+    let text = demo(&[
+        "--video".as_ref(),
+        "--keep-ratio".as_ref(),
+        "0.25".as_ref(),
+        "--out".as_ref(),
+        out_dir.as_ref(),
+    ]);
+    assert!(
+        !text.contains("chelsea") && !out_dir.join("chelsea.png").exists(),
+        "--video alone runs only the video:\n{text}"
+    );
+    assert!(
+        text.contains(
+            "astronaut-pan: a video of 8 frames, 384 x 384 windows panning across astronaut.png \
+             (x, y = 0,64 18,64 37,64 55,64 73,64 91,64 110,64 128,64), 12 x 12 tokens each: \
+             1152 tokens x 320 features -> "
+        ),
+        "{text}"
+    );
+    let png = read_rgb_png(&out_dir.join("astronaut-pan.png"));
+    assert_eq!((png.0, png.1), (1626, 1026), "layout: 4 strips of 8 frames");
+    for f in 0..8 {
+        assert!(
+            kept_cells(&png, video_frame(0, f), 12, 16).is_empty(),
+            "the input strip is unmarked"
+        );
+    }
+    let video =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/embeddings/astronaut-pan.npy");
+    let base = [
+        "--input",
+        video.to_str().unwrap(),
+        "--grid",
+        "8,12,12",
+        "--keep-ratio",
+        "0.25",
+    ];
+    let rows: [(&str, &[&str]); 3] = [
+        ("evs", &["--method", "evs"]),
+        ("vidcom2", &["--method", "vidcom2"]),
+        (
+            "divprune per frame",
+            &["--method", "divprune", "--per-frame"],
+        ),
+    ];
+    for (r, (name, extra)) in rows.iter().enumerate() {
+        let kept = select_kept(&[&base[..], extra].concat());
+        // K = max(144, trunc(1152 * 0.25)) (EVS), max(8, trunc(1152 * 0.25)) (VidCom2, exact),
+        // 8 x round(144 * 0.25) (DivPrune per frame): 288 each.
+        assert_eq!(kept.len(), 288, "{name}");
+        let mut per_frame = [0usize; 8];
+        for f in 0..8 {
+            let drawn = kept_cells(&png, video_frame(r + 1, f), 12, 16);
+            let want: Vec<u32> = kept
+                .iter()
+                .filter(|&&i| i as usize / 144 == f)
+                .map(|&i| i % 144)
+                .collect();
+            assert_eq!(drawn, want, "{name}, frame {f}: exactly the kept patches");
+            per_frame[f] = want.len();
+        }
+        let counts: Vec<String> = per_frame.iter().map(|c| c.to_string()).collect();
+        assert!(
+            text.contains(&format!("| {name:<18} |  288 | {}", counts.join(" "))),
+            "{name}: kept per frame {counts:?} in the table:\n{text}"
+        );
+        match *name {
+            "evs" => assert_eq!(per_frame[0], 144, "EVS keeps frame 0 whole"),
+            "divprune per frame" => assert_eq!(per_frame, [36; 8]),
+            _ => assert!(
+                per_frame.iter().all(|&c| c >= 1),
+                "VidCom2: every frame keeps one"
+            ),
+        }
+    }
+}
+
+#[test]
+fn demo_focus_moves_cdpruners_relevance_proxy() {
+    let dir = scratch("demo-focus");
+    let text = demo(&[
+        "--photo".as_ref(),
+        "chelsea".as_ref(),
+        "--focus".as_ref(),
+        "4,19".as_ref(),
+        "--keep-ratio".as_ref(),
+        "0.1".as_ref(),
+        "--out".as_ref(),
+        dir.as_ref(),
+    ]);
+    assert!(text.contains("chelsea: 576 tokens x 320 features (24 x 24 grid), focus 4,19 -> "));
+    assert!(
+        !dir.join("astronaut-pan.png").exists(),
+        "--photo alone: no video"
+    );
+    let png = read_rgb_png(&dir.join("chelsea.png"));
+    let moved = photo_kept_sets("chelsea", "0.1", (4, 19), &dir);
+    let centre = photo_kept_sets("chelsea", "0.1", (12, 12), &dir);
+    for (p, name) in [(6, "cdpruner"), (7, "cdpruner-openvino")] {
+        assert_eq!(moved[p - 1].len(), 58);
+        assert_eq!(
+            kept_cells(&png, photo_panel(p), 24, 16),
+            moved[p - 1],
+            "{name}: the panel shows the kept patches at the new focus"
+        );
+        assert_ne!(
+            moved[p - 1],
+            centre[p - 1],
+            "{name}: the focus changes the kept set"
+        );
+    }
+    // A corner focus clips the region to the grid.
+    demo(&[
+        "--photo".as_ref(),
+        "coffee".as_ref(),
+        "--focus".as_ref(),
+        "0,23".as_ref(),
+        "--out".as_ref(),
+        dir.as_ref(),
+    ]);
+    fails(
+        &["demo", "--photo", "chelsea", "--focus", "24,3"],
+        "--focus 24,3 is outside chelsea's 24 x 24 grid",
+    );
+    fails(&["demo", "--focus", "3"], "--focus '3' is not ROW,COL");
 }
 
 #[test]
@@ -701,4 +989,262 @@ fn demo_on_your_own_picture_and_tokens() {
     let e = bin().args(["demo", "--photo", "lena"]).output().unwrap();
     assert!(String::from_utf8_lossy(&e.stderr)
         .contains("--photo 'lena' is not one of astronaut, chelsea, coffee"));
+}
+
+/// The new methods' command-line contract (the flags scripts drive) reproduces the official
+/// vectors, and their bad input is one line each.
+#[test]
+fn new_methods_cli_contract() {
+    let v = |id: &str| -> Value {
+        serde_json::from_str(&std::fs::read_to_string(data(&format!("{id}.json"))).unwrap())
+            .unwrap()
+    };
+    let expected = |j: &Value, key: &str| ids(&j["expected"][key]);
+    let (gauss, video) = (
+        data("f_gauss_576x1024.npy"),
+        data("f_video_drift_8x12x12x512.npy"),
+    );
+    // cdpruner: image + text embeddings (v11, exact), and a raw relevance.
+    let j = v("v11_cdpruner");
+    let out = ok(&[
+        "select",
+        "--input",
+        &gauss,
+        "--method",
+        "cdpruner",
+        "--keep",
+        "64",
+        "--image-embeds",
+        &data("clip_img_gauss_576x64_s101.npy"),
+        "--text-embeds",
+        &data("clip_txt_gauss_1x64_s101.npy"),
+        "--backend",
+        "cpu",
+    ]);
+    assert_eq!(
+        ids(&out["selection_order"]),
+        expected(&j, "selection_order")
+    );
+    assert_eq!(ids(&out["kept"]), expected(&j, "sorted"));
+    assert_eq!(
+        (out["method"].as_str(), out["keep"].as_u64()),
+        (Some("cdpruner"), Some(64))
+    );
+    let dir = scratch("new-methods");
+    let rel = dir.join("a.npy");
+    let a: Vec<f32> = (0..576).map(|i| ((i * 37) % 101) as f32).collect();
+    write_npy(&rel, &[576], &a).unwrap();
+    let out = ok(&[
+        "select",
+        "--input",
+        &gauss,
+        "--method",
+        "cdpruner",
+        "--keep",
+        "10",
+        "--relevance",
+        rel.to_str().unwrap(),
+        "--backend",
+        "cpu",
+    ]);
+    assert_eq!(ids(&out["kept"]).len(), 10);
+    // cdpruner-openvino: one text vector [D] (and [1, D]), weight, halves.
+    let t = dir.join("t.npy");
+    let text: Vec<f32> = (0..1024).map(|i| ((i * 13) % 7) as f32 - 3.0).collect();
+    write_npy(&t, &[1, 1024], &text).unwrap();
+    let out = ok(&[
+        "select",
+        "--input",
+        &gauss,
+        "--method",
+        "cdpruner-openvino",
+        "--keep",
+        "33",
+        "--text-embeds",
+        t.to_str().unwrap(),
+        "--relevance-weight",
+        "0.3",
+        "--split",
+        "halves",
+        "--backend",
+        "cpu",
+    ]);
+    let order = ids(&out["selection_order"]);
+    assert_eq!(order.len(), 33);
+    assert!(order[..16].iter().all(|&i| i < 288) && order[16..].iter().all(|&i| i >= 288));
+    // evs (v14, v15) and vidcom2 (v16 official, v18 exact) from their budgets.
+    for (id, budget) in [("v14_evs", "0.5"), ("v15_evs", "0.9")] {
+        let out = ok(&[
+            "select",
+            "--input",
+            &video,
+            "--method",
+            "evs",
+            "--grid",
+            "8,12,12",
+            "--prune-ratio",
+            budget,
+            "--backend",
+            "cpu",
+        ]);
+        assert_eq!(ids(&out["kept"]), expected(&v(id), "sorted"), "{id}");
+        assert_eq!(
+            out["coords"].as_array().unwrap().len(),
+            ids(&out["kept"]).len()
+        );
+    }
+    let out = ok(&[
+        "select",
+        "--input",
+        &video,
+        "--method",
+        "vidcom2",
+        "--grid",
+        "8,12,12",
+        "--keep-ratio",
+        "0.25",
+        "--count",
+        "official",
+        "--backend",
+        "cpu",
+    ]);
+    assert_eq!(ids(&out["kept"]), expected(&v("v16_vidcom2"), "sorted"));
+    assert_eq!(out["keep"], 290, "official: the data-dependent K");
+    let out = ok(&[
+        "select",
+        "--input",
+        &video,
+        "--method",
+        "vidcom2",
+        "--grid",
+        "8,12,12",
+        "--prune-ratio",
+        "0.75",
+        "--backend",
+        "cpu",
+    ]);
+    assert_eq!(
+        ids(&out["kept"]),
+        expected(&v("v18_vidcom2_vllm"), "sorted")
+    );
+    // Bad input: one line each.
+    let nan = dir.join("nan.npy");
+    let mut e = vec![0.5f32; 576 * 64];
+    e[70] = f32::NAN;
+    write_npy(&nan, &[576, 64], &e).unwrap();
+    let img = data("clip_img_gauss_576x64_s101.npy");
+    let txt = data("clip_txt_gauss_1x64_s101.npy");
+    for (args, needle) in [
+        (
+            vec![
+                "--method",
+                "cdpruner",
+                "--keep",
+                "5",
+                "--image-embeds",
+                &img,
+            ],
+            "needs --image-embeds and --text-embeds, or --relevance",
+        ),
+        (
+            vec![
+                "--method",
+                "cdpruner",
+                "--keep",
+                "5",
+                "--image-embeds",
+                &img,
+                "--text-embeds",
+                &txt,
+                "--relevance",
+                rel.to_str().unwrap(),
+            ],
+            "takes either",
+        ),
+        (
+            vec![
+                "--method",
+                "cdpruner",
+                "--keep",
+                "5",
+                "--image-embeds",
+                nan.to_str().unwrap(),
+                "--text-embeds",
+                &txt,
+            ],
+            "image embeddings has a non-finite value (NaN) at row 1, column 6",
+        ),
+        (
+            vec![
+                "--method",
+                "cdpruner",
+                "--keep",
+                "5",
+                "--image-embeds",
+                &txt,
+                "--text-embeds",
+                &txt,
+            ],
+            "--image-embeds must have shape [N, De]",
+        ),
+        (
+            vec![
+                "--method",
+                "cdpruner-openvino",
+                "--keep",
+                "5",
+                "--text-embeds",
+                &txt,
+            ],
+            "the text embedding holds 64 values but the features have D = 1024",
+        ),
+        (
+            vec![
+                "--method",
+                "cdpruner-openvino",
+                "--keep",
+                "5",
+                "--text-embeds",
+                t.to_str().unwrap(),
+                "--split",
+                "thirds",
+            ],
+            "invalid value 'thirds'",
+        ),
+        (
+            vec!["--method", "evs", "--keep", "5"],
+            "evs needs the video grid",
+        ),
+        (
+            vec!["--method", "evs", "--keep", "5", "--grid", "2,12,12"],
+            "grid 2x12x12 does not multiply to N = 576",
+        ),
+        (
+            vec!["--method", "vidcom2", "--keep", "1", "--grid", "4,12,12"],
+            "keep count 1 is below the 4 frames",
+        ),
+        (
+            vec![
+                "--method", "vidcom2", "--keep", "40", "--grid", "4,12,12", "--count", "official",
+            ],
+            "count mode official keeps a data-dependent number of tokens",
+        ),
+        (
+            vec![
+                "--method",
+                "vidcom2",
+                "--keep-ratio",
+                "0.5",
+                "--grid",
+                "4,12,12",
+                "--per-frame",
+            ],
+            "vidcom2 budgets the frames of a video itself",
+        ),
+    ] {
+        let mut full = vec!["select", "--input", &gauss, "--backend", "cpu"];
+        full.extend(args);
+        fails(&full, needle);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -1,28 +1,19 @@
-//! Every conformance vector on the CPU engine: exact where SPEC allows, tie-aware everywhere.
+//! Every conformance vector on every backend (CPU dense and streaming, GPU dense and streaming):
+//! exact where SPEC allows, tie-aware everywhere.
 
 mod common;
 
-use tokenprune::CpuEngine;
-use tokenprune::Pruner;
+use common::TestBackend;
 
-#[test]
-fn cpu_engine_matches_every_conformance_case() {
-    let pruner = Pruner::cpu();
+fn every_conformance_case(b: &TestBackend) {
     for case in common::cases() {
-        let sel = pruner.prune_blocking(&case.request()).unwrap();
+        let sel = b.prune(&case.id, &case.request());
+        assert_eq!(sel.backend, b.pruner.backend(), "{} on {}", case.id, b.name);
         case.check(&sel);
     }
 }
 
-#[test]
-fn streaming_path_matches_dense_path() {
-    // dense_limit 0 forces DivPrune to recompute one similarity row per pick.
-    let streaming = Pruner::cpu_with(CpuEngine { dense_limit: 0 });
-    for case in common::cases() {
-        let sel = streaming.prune_blocking(&case.request()).unwrap();
-        case.check(&sel);
-    }
-}
+common::backend_tests!(every_conformance_case);
 
 #[test]
 fn exact_cases_are_the_ones_spec_names() {

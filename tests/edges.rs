@@ -1,51 +1,19 @@
-//! Edge inputs on every backend of `common::backends()` (CPU dense and streaming, GPU dense and
-//! streaming), each checked against the CPU engine and the f64 oracle: one token, K = N and
-//! K = 0, identical tokens, more duplicates than K, huge and tiny rows, zero rows, equal
-//! importance, f16 input with infinities and NaNs (library, readers and CLI), and pools larger
-//! than the GPU's limits. RELIABILITY.md lists what each one does.
+//! Edge inputs, one test per backend (`common::backend_tests!`: CPU dense and streaming, GPU
+//! dense and streaming), each checked against the CPU engine and the f64 oracle: one token,
+//! K = N and K = 0, identical tokens, more duplicates than K, huge and tiny rows, zero rows,
+//! equal importance, the largest and smallest f16 values; f16 input with infinities and NaNs
+//! (library, readers and CLI), and pools larger than the GPU's limits. RELIABILITY.md lists
+//! what each one does.
 
 mod common;
 
 use std::process::Command;
 
-use common::{backends, random_matrix, replay, MAX_DEFICIT};
-use tokenprune::{
-    Backend, Budget, Error, Grid, IdPruner, Method, Pruner, Request, Selection, Tokens,
-};
+use common::{random_matrix, replay, TestBackend};
+use tokenprune::{Budget, Error, Grid, IdPruner, Method, Pruner, Request, Tokens};
 
 fn is_greedy(m: &Method) -> bool {
     matches!(m, Method::DivPrune | Method::IdPruner(_))
-}
-
-/// `sel` against the CPU engine's own result for `req`: identical for baselines, K = N and
-/// K = 0; for greedy methods the same K, notes and positional order = sorted selection order,
-/// the SPEC's tie-aware f64 replay, and the exact CPU order (scores within 1e-5) whenever the
-/// CPU's run never came within 1e-5 of a tie.
-fn check(what: &str, req: &Request, sel: &Selection) {
-    let cpu = Pruner::cpu().prune_blocking(req).unwrap();
-    let t = req.tokens().unwrap();
-    let (n, d) = (t.n(), t.d());
-    assert_eq!(sel.len(), cpu.len(), "{what}: K");
-    assert_eq!(sel.notes, cpu.notes, "{what}: notes");
-    assert_eq!(sel.coords.is_some(), cpu.coords.is_some(), "{what}: coords");
-    let mut sorted = sel.order.clone();
-    sorted.sort_unstable();
-    assert_eq!(sorted, sel.kept, "{what}: kept = sorted order");
-    if !is_greedy(req.method()) || req.keep() == n || req.keep() == 0 {
-        assert_eq!(sel.order, cpu.order, "{what}: order");
-        assert_eq!(sel.scores, cpu.scores, "{what}: scores");
-        assert_eq!(sel.coords, cpu.coords, "{what}: coords");
-        return;
-    }
-    let r = replay(t.data(), n, d, req.method(), &sel.order);
-    assert!(r.deficit <= MAX_DEFICIT, "{what}: deficit {:e}", r.deficit);
-    let cpu_gap = replay(t.data(), n, d, req.method(), &cpu.order).min_gap;
-    if cpu_gap > 1e-5 {
-        assert_eq!(sel.order, cpu.order, "{what}: order (min gap {cpu_gap:e})");
-        for (g, c) in sel.scores.iter().zip(&cpu.scores) {
-            assert!((g - c).abs() <= 1e-5, "{what}: score {g} vs {c}");
-        }
-    }
 }
 
 /// Every method over `feats`, with `imp` as importance and TopK score.
@@ -60,30 +28,7 @@ fn methods(imp: &[f32]) -> Vec<Method<'_>> {
     ]
 }
 
-/// Prunes `req` on every backend and checks each result against the CPU engine.
-fn on_every_backend(what: &str, req: &Request) -> Vec<Selection> {
-    backends()
-        .iter()
-        .map(|(name, b)| {
-            let sel = b
-                .prune_blocking(req)
-                .unwrap_or_else(|e| panic!("{what} {name}: {e}"));
-            check(&format!("{what} {name}"), req, &sel);
-            sel
-        })
-        .collect()
-}
-
-#[test]
-fn one_token() {
-    #[cfg(feature = "gpu")]
-    if common::gpu().is_some() {
-        assert_eq!(
-            backends().len(),
-            4,
-            "cpu, cpu-streaming, gpu, gpu-streaming"
-        );
-    }
+fn one_token(b: &TestBackend) {
     for d in [1, 7] {
         for zero in [false, true] {
             let feats: Vec<f32> = if zero {
@@ -107,11 +52,10 @@ fn one_token() {
                 for m in methods(&imp) {
                     let req = Request::new(tokens, m, budget).unwrap();
                     let what = format!("N=1 D={d} zero={zero} {budget} {}", m.name());
-                    for sel in on_every_backend(&what, &req) {
-                        let want: Vec<u32> = if req.keep() == 1 { vec![0] } else { vec![] };
-                        assert_eq!(sel.order, want, "{what}");
-                    }
-                    let frames = Pruner::cpu().prune_per_frame_blocking(&req).unwrap();
+                    let sel = b.prune_checked(&what, &req);
+                    let want: Vec<u32> = if req.keep() == 1 { vec![0] } else { vec![] };
+                    assert_eq!(sel.order, want, "{what}");
+                    let frames = b.pruner.prune_per_frame_blocking(&req).unwrap();
                     assert_eq!(frames.len(), req.keep(), "{what}: per frame");
                 }
             }
@@ -119,8 +63,7 @@ fn one_token() {
     }
 }
 
-#[test]
-fn keep_all_and_keep_none() {
+fn keep_all_and_keep_none(b: &TestBackend) {
     let (n, d) = (37, 5);
     let mut feats = random_matrix(n, d, 11);
     feats[4 * d..5 * d].fill(0.0); // a zero row: K = 0 still reports it (greedy methods)
@@ -130,15 +73,14 @@ fn keep_all_and_keep_none() {
         for budget in [Budget::Count(n), Budget::KeepRatio(0.01)] {
             let req = Request::new(tokens, m, budget).unwrap();
             let what = format!("{} {budget}", m.name());
-            for sel in on_every_backend(&what, &req) {
-                if req.keep() == n {
-                    assert_eq!(sel.order, (0..n as u32).collect::<Vec<_>>(), "{what}");
-                    assert!(sel.scores.iter().all(|&s| s == 0.0), "{what}");
-                } else {
-                    assert!(sel.is_empty() && sel.kept.is_empty(), "{what}");
-                    if is_greedy(&m) {
-                        assert_eq!(sel.notes.len(), 1, "{what}: {:?}", sel.notes);
-                    }
+            let sel = b.prune_checked(&what, &req);
+            if req.keep() == n {
+                assert_eq!(sel.order, (0..n as u32).collect::<Vec<_>>(), "{what}");
+                assert!(sel.scores.iter().all(|&s| s == 0.0), "{what}");
+            } else {
+                assert!(sel.is_empty() && sel.kept.is_empty(), "{what}");
+                if is_greedy(&m) {
+                    assert_eq!(sel.notes.len(), 1, "{what}: {:?}", sel.notes);
                 }
             }
         }
@@ -148,16 +90,13 @@ fn keep_all_and_keep_none() {
         .into_iter()
         .map(|b| Request::new(tokens, Method::DivPrune, b).unwrap())
         .collect();
-    for (name, b) in backends() {
-        let batch = b.prune_batch_blocking(&reqs).unwrap();
-        for (req, sel) in reqs.iter().zip(&batch) {
-            assert_eq!(sel, &b.prune_blocking(req).unwrap(), "{name}");
-        }
+    let batch = b.pruner.prune_batch_blocking(&reqs).unwrap();
+    for (i, (req, sel)) in reqs.iter().zip(&batch).enumerate() {
+        assert_eq!(sel, &b.prune("one pool", req), "pool {i}");
     }
 }
 
-#[test]
-fn identical_tokens_are_taken_in_index_order() {
+fn identical_tokens_are_taken_in_index_order(b: &TestBackend) {
     let (n, d) = (60, 16);
     let row = random_matrix(1, d, 5);
     let feats: Vec<f32> = (0..n).flat_map(|_| row.iter().copied()).collect();
@@ -173,9 +112,8 @@ fn identical_tokens_are_taken_in_index_order() {
             Method::IdPruner(IdPruner::new(&equal).parallel_k(4)),
         ] {
             let req = Request::new(tokens, m, Budget::Count(k)).unwrap();
-            for sel in on_every_backend(&format!("identical {} K={k}", m.name()), &req) {
-                assert_eq!(sel.order, (0..k as u32).collect::<Vec<_>>(), "K={k}");
-            }
+            let sel = b.prune_checked(&format!("identical {} K={k}", m.name()), &req);
+            assert_eq!(sel.order, (0..k as u32).collect::<Vec<_>>(), "K={k}");
         }
         // With real importance the diversity term is the same for every token, so IDPruner
         // takes tokens by importance (ties by index).
@@ -187,14 +125,12 @@ fn identical_tokens_are_taken_in_index_order() {
         .unwrap();
         let mut by_imp: Vec<u32> = (0..n as u32).collect();
         by_imp.sort_by(|&a, &b| imp[b as usize].total_cmp(&imp[a as usize]).then(a.cmp(&b)));
-        for sel in on_every_backend(&format!("identical idpruner by importance K={k}"), &req) {
-            assert_eq!(sel.order, by_imp[..k], "K={k}");
-        }
+        let sel = b.prune_checked(&format!("identical idpruner by importance K={k}"), &req);
+        assert_eq!(sel.order, by_imp[..k], "K={k}");
     }
 }
 
-#[test]
-fn more_duplicates_than_k() {
+fn more_duplicates_than_k(b: &TestBackend) {
     // Direction A repeated 37 times, B 5 times, C 3 times (N = 45), interleaved.
     let (n, d) = (45, 24);
     let base = random_matrix(3, d, 17);
@@ -214,23 +150,21 @@ fn more_duplicates_than_k() {
         for m in methods(&imp) {
             let req = Request::new(tokens, m, Budget::Count(k)).unwrap();
             let what = format!("duplicates {} K={k}", m.name());
-            for sel in on_every_backend(&what, &req) {
-                // Masking: no index twice even though 40 tokens are one and the same.
-                let set: std::collections::BTreeSet<u32> = sel.order.iter().copied().collect();
-                assert_eq!(set.len(), k, "{what}");
-                if matches!(m, Method::DivPrune) {
-                    // The three directions come first; only then duplicates (distance 0).
-                    let first: std::collections::BTreeSet<usize> =
-                        sel.order[..3].iter().map(|&i| labels[i as usize]).collect();
-                    assert_eq!(first.len(), 3, "{what}: {:?}", sel.order);
-                }
+            let sel = b.prune_checked(&what, &req);
+            // Masking: no index twice even though 40 tokens are one and the same.
+            let set: std::collections::BTreeSet<u32> = sel.order.iter().copied().collect();
+            assert_eq!(set.len(), k, "{what}");
+            if matches!(m, Method::DivPrune) {
+                // The three directions come first; only then duplicates (distance 0).
+                let first: std::collections::BTreeSet<usize> =
+                    sel.order[..3].iter().map(|&i| labels[i as usize]).collect();
+                assert_eq!(first.len(), 3, "{what}: {:?}", sel.order);
             }
         }
     }
 }
 
-#[test]
-fn huge_tiny_and_zero_rows() {
+fn huge_tiny_and_zero_rows(b: &TestBackend) {
     let (n, d) = (30, 12);
     let clean = random_matrix(n, d, 31);
     let mut feats = clean.clone();
@@ -265,15 +199,14 @@ fn huge_tiny_and_zero_rows() {
         for m in methods(&imp) {
             let req = Request::new(tokens, m, Budget::Count(k)).unwrap();
             let what = format!("extreme rows {} K={k}", m.name());
-            for sel in on_every_backend(&what, &req) {
-                assert!(sel.scores.iter().all(|s| s.is_finite()), "{what}");
-                if is_greedy(&m) {
-                    assert_eq!(
-                        sel.notes,
-                        ["3 all-zero row(s) normalised to the zero vector (cosine 0 with every token)"],
-                        "{what}"
-                    );
-                }
+            let sel = b.prune_checked(&what, &req);
+            assert!(sel.scores.iter().all(|s| s.is_finite()), "{what}");
+            if is_greedy(&m) {
+                assert_eq!(
+                    sel.notes,
+                    ["3 all-zero row(s) normalised to the zero vector (cosine 0 with every token)"],
+                    "{what}"
+                );
             }
         }
     }
@@ -286,86 +219,76 @@ fn huge_tiny_and_zero_rows() {
     row(&mut scaled, 4, &|_, v| v * 3e37);
     let t_clean = Tokens::new(&clean, n, d).unwrap();
     let t_scaled = Tokens::new(&scaled, n, d).unwrap();
-    for (name, b) in backends() {
-        for m in [Method::DivPrune, Method::IdPruner(IdPruner::new(&imp))] {
-            let a = b
-                .prune_blocking(&Request::new(t_clean, m, Budget::Count(10)).unwrap())
-                .unwrap();
-            let s = b
-                .prune_blocking(&Request::new(t_scaled, m, Budget::Count(10)).unwrap())
-                .unwrap();
-            let gap = replay(&clean, n, d, &m, &a.order).min_gap;
-            if gap > 1e-5 {
-                assert_eq!(a.order, s.order, "{name} {}: scale invariance", m.name());
-            }
+    for m in [Method::DivPrune, Method::IdPruner(IdPruner::new(&imp))] {
+        let what = format!("{}: scale invariance", m.name());
+        let a = b.prune(&what, &Request::new(t_clean, m, Budget::Count(10)).unwrap());
+        let s = b.prune(
+            &what,
+            &Request::new(t_scaled, m, Budget::Count(10)).unwrap(),
+        );
+        let gap = replay(&clean, n, d, &m, &a.order).min_gap;
+        if gap > 1e-5 {
+            assert_eq!(a.order, s.order, "{what}");
         }
     }
 }
 
-#[test]
-fn all_zero_rows() {
+fn all_zero_rows(b: &TestBackend) {
     let (n, d) = (20, 3);
     let feats = vec![0.0f32; n * d];
     let imp = random_matrix(n, 1, 41);
     let tokens = Tokens::new(&feats, n, d).unwrap();
     for m in methods(&imp) {
         let req = Request::new(tokens, m, Budget::Count(5)).unwrap();
-        for sel in on_every_backend(&format!("all zero {}", m.name()), &req) {
-            if matches!(m, Method::DivPrune) {
-                // Distance 1 to everything: index order, every score 1.
-                assert_eq!(sel.order, [0, 1, 2, 3, 4]);
-                assert_eq!(sel.scores, [1.0; 5]);
-            }
-            if is_greedy(&m) {
-                assert!(
-                    sel.notes[0].starts_with("20 all-zero row(s)"),
-                    "{:?}",
-                    sel.notes
-                );
-            }
+        let sel = b.prune_checked(&format!("all zero {}", m.name()), &req);
+        if matches!(m, Method::DivPrune) {
+            // Distance 1 to everything: index order, every score 1.
+            assert_eq!(sel.order, [0, 1, 2, 3, 4]);
+            assert_eq!(sel.scores, [1.0; 5]);
+        }
+        if is_greedy(&m) {
+            assert!(
+                sel.notes[0].starts_with("20 all-zero row(s)"),
+                "{:?}",
+                sel.notes
+            );
         }
     }
 }
 
-#[test]
-fn equal_importance_is_defined_and_the_same_everywhere() {
+fn equal_importance_is_defined_and_the_same_everywhere(b: &TestBackend) {
     // (w - min) / (max - min + 1e-6) with max = min: every importance is 0, so the first pick
     // is token 0 (lowest index among equals) and the rest is diversity alone.
     let (n, d) = (50, 10);
     let feats = random_matrix(n, d, 51);
     let tokens = Tokens::new(&feats, n, d).unwrap();
     let zeros = vec![0.0f32; n];
-    let reference: Vec<Vec<u32>> = backends()
-        .iter()
-        .map(|(_, b)| {
-            let m = Method::IdPruner(IdPruner::new(&zeros));
-            b.prune_blocking(&Request::new(tokens, m, Budget::Count(12)).unwrap())
-                .unwrap()
-                .order
-        })
-        .collect();
+    let m = Method::IdPruner(IdPruner::new(&zeros));
+    let reference = b
+        .prune(
+            "importance all 0",
+            &Request::new(tokens, m, Budget::Count(12)).unwrap(),
+        )
+        .order;
     for c in [2.5f32, -1e30, 3e38, f32::MIN_POSITIVE] {
         let equal = vec![c; n];
         for lambda in [0.0, 0.5, 1.0] {
             let m = Method::IdPruner(IdPruner::new(&equal).lambda(lambda));
             let req = Request::new(tokens, m, Budget::Count(12)).unwrap();
-            let sels = on_every_backend(&format!("importance all {c} lambda {lambda}"), &req);
-            for (i, sel) in sels.iter().enumerate() {
-                assert_eq!(sel.order[0], 0, "first pick");
-                assert_eq!(sel.scores[0], 0.0, "first score");
-                if lambda == 1.0 {
-                    // No diversity term either: every score 0, index order.
-                    assert_eq!(sel.order, (0..12).collect::<Vec<u32>>());
-                } else if lambda == 0.5 {
-                    assert_eq!(sel.order, reference[i], "shift invariance");
-                }
+            let sel = b.prune_checked(&format!("importance all {c} lambda {lambda}"), &req);
+            assert_eq!(sel.order[0], 0, "first pick");
+            assert_eq!(sel.scores[0], 0.0, "first score");
+            if lambda == 1.0 {
+                // No diversity term either: every score 0, index order.
+                assert_eq!(sel.order, (0..12).collect::<Vec<u32>>());
+            } else if lambda == 0.5 {
+                assert_eq!(sel.order, reference, "shift invariance");
             }
         }
         let topk = Method::TopK { scores: &equal };
         let req = Request::new(tokens, topk, Budget::Count(12)).unwrap();
-        for sel in on_every_backend(&format!("topk all {c}"), &req) {
-            assert_eq!(sel.order, (0..12).collect::<Vec<u32>>());
-        }
+        let sel = b.prune_checked(&format!("topk all {c}"), &req);
+        assert_eq!(sel.order, (0..12).collect::<Vec<u32>>());
     }
     // The widest finite range (max - min overflows f32): normalised in f64, still in [0, 1].
     let mut wide = random_matrix(n, 1, 52);
@@ -377,11 +300,36 @@ fn equal_importance_is_defined_and_the_same_everywhere() {
         Budget::Count(5),
     )
     .unwrap();
-    for sel in on_every_backend("importance spanning the f32 range", &req) {
-        assert_eq!(sel.order[0], 7);
-        assert!((sel.scores[0] - 1.0).abs() < 1e-6, "{}", sel.scores[0]);
-    }
+    let sel = b.prune_checked("importance spanning the f32 range", &req);
+    assert_eq!(sel.order[0], 7);
+    assert!((sel.scores[0] - 1.0).abs() < 1e-6, "{}", sel.scores[0]);
 }
+
+/// The largest finite f16 values are fine: a row of 65504s (sum of squares 4.4e12) and the
+/// smallest f16 subnormal.
+fn largest_and_smallest_f16_values(b: &TestBackend) {
+    let (n, d) = (24, 64);
+    let mut feats: Vec<f32> = random_matrix(n, d, 61)
+        .iter()
+        .map(|&v| half::f16::from_f32(v * 65504.0).to_f32())
+        .collect();
+    feats[..d].fill(65504.0);
+    feats[d..2 * d].fill(half::f16::from_bits(1).to_f32());
+    let tokens = Tokens::new(&feats, n, d).unwrap();
+    let req = Request::new(tokens, Method::DivPrune, Budget::Count(6)).unwrap();
+    b.prune_checked("f16 extremes", &req);
+}
+
+common::backend_tests!(
+    one_token,
+    keep_all_and_keep_none,
+    identical_tokens_are_taken_in_index_order,
+    more_duplicates_than_k,
+    huge_tiny_and_zero_rows,
+    all_zero_rows,
+    equal_importance_is_defined_and_the_same_everywhere,
+    largest_and_smallest_f16_values,
+);
 
 /// A float16 .npy of shape [rows, cols] from raw f16 bits.
 fn f16_npy(rows: usize, cols: usize, bits: &[u16]) -> Vec<u8> {
@@ -479,18 +427,6 @@ fn f16_infinities_and_nans_are_non_finite_errors() {
         "x.safetensors: tensor 'x': float64 value 1e300 at element 5 (in file order) is beyond the float32 range (largest 3.4028235e38)"
     );
     let _ = std::fs::remove_dir_all(&dir);
-    // The largest finite f16 values are fine: a row of 65504s (sum of squares 4.4e12) and the
-    // smallest f16 subnormal, on every backend.
-    let (n, d) = (24, 64);
-    let mut feats: Vec<f32> = random_matrix(n, d, 61)
-        .iter()
-        .map(|&v| half::f16::from_f32(v * 65504.0).to_f32())
-        .collect();
-    feats[..d].fill(65504.0);
-    feats[d..2 * d].fill(half::f16::from_bits(1).to_f32());
-    let tokens = Tokens::new(&feats, n, d).unwrap();
-    let req = Request::new(tokens, Method::DivPrune, Budget::Count(6)).unwrap();
-    on_every_backend("f16 extremes", &req);
 }
 
 /// Pools larger than the GPU's limits (simulated with `GpuOptions::max_binding_bytes`): the
@@ -499,7 +435,7 @@ fn f16_infinities_and_nans_are_non_finite_errors() {
 #[cfg(feature = "gpu")]
 #[test]
 fn pools_beyond_the_gpu_limits_stream_or_fall_back_to_the_cpu() {
-    use tokenprune::{GpuOptions, GpuPath};
+    use tokenprune::{Backend, GpuOptions, GpuPath};
     let Some(g) = common::gpu() else { return };
     let cap = 16u64 << 10;
     let small = g.with_options(GpuOptions {
@@ -547,7 +483,7 @@ fn pools_beyond_the_gpu_limits_stream_or_fall_back_to_the_cpu() {
                 );
             } else {
                 assert!(matches!(sel.backend, Backend::Gpu(_)), "{what}");
-                check(&what, &req, &sel);
+                common::check_against_cpu(&what, &req, &sel);
             }
         }
     }

@@ -1,4 +1,7 @@
-//! The GPU engine against the CPU engine (the oracle) and the conformance vectors.
+//! The GPU engine against the CPU engine (the oracle): edge sizes, parallel_k and lambda,
+//! zero rows and extreme scales, a caller's buffer, on the dense and the streaming path (one
+//! test per path, `common::backend_tests!`); mixed and chunked batches, repeated calls, a
+//! caller's device. The conformance vectors run on both paths in tests/conformance.rs.
 //!
 //! Greedy methods: tie-aware (SPEC) everywhere and exact where no step is near a tie;
 //! baselines: exactly equal. Every test skips with a line on stderr when no adapter exists,
@@ -7,119 +10,14 @@
 
 mod common;
 
-use common::{gpu, random_matrix, replay, MAX_DEFICIT};
+use common::{check_against_cpu, gpu, random_matrix, TestBackend};
 use tokenprune::wgpu;
 use tokenprune::{
-    Backend, BackendChoice, Budget, GpuEngine, GpuOptions, GpuPath, Grid, IdPruner, Method, Pruner,
-    PrunerOptions, Request, Selection, Tokens,
+    Backend, BackendChoice, Budget, DeviceTokens, GpuEngine, GpuOptions, GpuPath, Grid, IdPruner,
+    Method, Pruner, PrunerOptions, Request, Tokens,
 };
 
-fn block<F: std::future::Future>(f: F) -> F::Output {
-    pollster::block_on(f)
-}
-
-/// Pruning through a Pruner on the engine (TEMPORARY shim while the tests are restructured).
-trait Run {
-    async fn run(&self, req: &Request<'_>) -> tokenprune::Result<Selection>;
-    async fn run_batch(&self, reqs: &[Request<'_>]) -> tokenprune::Result<Vec<Selection>>;
-    #[allow(clippy::too_many_arguments)]
-    async fn run_on_buffer(
-        &self,
-        b: &wgpu::Buffer,
-        offset: u64,
-        n: usize,
-        d: usize,
-        m: &Method<'_>,
-        budget: Budget,
-    ) -> tokenprune::Result<Selection>;
-}
-
-impl Run for GpuEngine {
-    async fn run(&self, req: &Request<'_>) -> tokenprune::Result<Selection> {
-        Pruner::from_gpu(self.clone()).prune(req).await
-    }
-    async fn run_batch(&self, reqs: &[Request<'_>]) -> tokenprune::Result<Vec<Selection>> {
-        Pruner::from_gpu(self.clone()).prune_batch(reqs).await
-    }
-    async fn run_on_buffer(
-        &self,
-        b: &wgpu::Buffer,
-        offset: u64,
-        n: usize,
-        d: usize,
-        m: &Method<'_>,
-        budget: Budget,
-    ) -> tokenprune::Result<Selection> {
-        let t = tokenprune::DeviceTokens::new(b, offset, n, d)?;
-        Pruner::from_gpu(self.clone())
-            .prune(&Request::new(t, *m, budget)?)
-            .await
-    }
-}
-
-/// The shared engine on its dense path (default options) and forced onto streaming.
-fn engines() -> Option<[(&'static str, GpuEngine); 2]> {
-    let g = gpu()?;
-    Some([
-        ("dense", g.clone()),
-        (
-            "streaming",
-            g.with_options(GpuOptions {
-                stream_threshold_bytes: 0,
-                ..Default::default()
-            }),
-        ),
-    ])
-}
-
-fn is_greedy(m: &Method) -> bool {
-    matches!(m, Method::DivPrune | Method::IdPruner(_))
-}
-
-/// Compares a GPU selection with the CPU engine's: exact for baselines and K = N; for greedy
-/// methods K, uniqueness, the tie-aware replay, and exact order (with scores within 1e-5)
-/// whenever the CPU's own run never came within 1e-5 of a tie.
-fn check_against_cpu(what: &str, feats: &[f32], req: &Request, sel: &Selection) {
-    let cpu = Pruner::cpu().prune_blocking(req).unwrap();
-    let (n, d) = (req.n(), req.d());
-    assert!(matches!(sel.backend, Backend::Gpu(_)), "{what}: backend");
-    assert_eq!(sel.len(), cpu.len(), "{what}: K");
-    assert_eq!(sel.notes, cpu.notes, "{what}: notes");
-    let mut sorted = sel.order.clone();
-    sorted.sort_unstable();
-    assert_eq!(sorted, sel.kept, "{what}: kept = sorted order");
-    if !is_greedy(req.method()) || req.keep() == n {
-        assert_eq!(sel.order, cpu.order, "{what}: order");
-        assert_eq!(sel.scores, cpu.scores, "{what}: scores");
-        return;
-    }
-    let r = replay(feats, n, d, req.method(), &sel.order);
-    assert!(r.deficit <= MAX_DEFICIT, "{what}: deficit {:e}", r.deficit);
-    let cpu_gap = replay(feats, n, d, req.method(), &cpu.order).min_gap;
-    if cpu_gap > 1e-5 {
-        assert_eq!(sel.order, cpu.order, "{what}: order (min gap {cpu_gap:e})");
-        for (g, c) in sel.scores.iter().zip(&cpu.scores) {
-            assert!((g - c).abs() <= 1e-5, "{what}: score {g} vs {c}");
-        }
-    }
-}
-
-#[test]
-fn every_conformance_case_on_both_paths() {
-    let Some(engines) = engines() else { return };
-    for case in common::cases() {
-        for (path, e) in &engines {
-            let sel = block(e.run(&case.request())).unwrap();
-            assert!(matches!(sel.backend, Backend::Gpu(_)));
-            case.check(&sel);
-            let _ = path;
-        }
-    }
-}
-
-#[test]
-fn every_method_and_edge_size_matches_the_cpu_engine() {
-    let Some(engines) = engines() else { return };
+fn every_method_and_edge_size_matches_the_cpu_engine(b: &TestBackend) {
     // N not a multiple of the workgroup (1, 7, 257, 300) or the tile; D not a multiple of 4.
     let sizes = [
         (1, 1),
@@ -151,20 +49,15 @@ fn every_method_and_edge_size_matches_the_cpu_engine() {
         for k in keeps {
             for m in methods {
                 let req = Request::new(tokens, m, Budget::Count(k)).unwrap();
-                for (path, e) in &engines {
-                    let sel = block(e.run(&req)).unwrap();
-                    let what = format!("{n}x{d} K={k} {} {path}", m.name());
-                    check_against_cpu(&what, &feats, &req, &sel);
-                    assert_eq!(sel.coords.as_ref().map(Vec::len), Some(k), "{what}");
-                }
+                let what = format!("{n}x{d} K={k} {}", m.name());
+                let sel = b.prune_checked(&what, &req);
+                assert_eq!(sel.coords.as_ref().map(Vec::len), Some(k), "{what}");
             }
         }
     }
 }
 
-#[test]
-fn parallel_k_and_lambda_extremes() {
-    let Some(engines) = engines() else { return };
+fn parallel_k_and_lambda_extremes(b: &TestBackend) {
     let (n, d) = (200, 48);
     let feats = random_matrix(n, d, 5);
     let imp = random_matrix(n, 1, 6);
@@ -173,18 +66,107 @@ fn parallel_k_and_lambda_extremes() {
         for lambda in [0.0, 0.3, 0.5, 1.0] {
             let m = Method::IdPruner(IdPruner::new(&imp).parallel_k(pk).lambda(lambda));
             let req = Request::new(tokens, m, Budget::Count(37)).unwrap();
-            for (path, e) in &engines {
-                let sel = block(e.run(&req)).unwrap();
-                check_against_cpu(
-                    &format!("pk={pk} lambda={lambda} {path}"),
-                    &feats,
-                    &req,
-                    &sel,
-                );
-            }
+            b.prune_checked(&format!("pk={pk} lambda={lambda}"), &req);
         }
     }
 }
+
+fn zero_rows_extreme_scales_and_empty_budgets(b: &TestBackend) {
+    let (n, d) = (40, 6);
+    let mut feats = random_matrix(n, d, 21);
+    feats[3 * d..4 * d].fill(0.0);
+    feats[17 * d..18 * d].fill(0.0);
+    feats[5 * d..6 * d].iter_mut().for_each(|v| *v *= 1e30);
+    feats[8 * d..9 * d].iter_mut().for_each(|v| *v *= 1e-30);
+    feats[9 * d..10 * d].iter_mut().for_each(|v| *v *= 3e37);
+    let imp = random_matrix(n, 1, 22);
+    let tokens = Tokens::new(&feats, n, d).unwrap();
+    for m in [Method::DivPrune, Method::IdPruner(IdPruner::new(&imp))] {
+        for budget in [Budget::Count(12), Budget::KeepRatio(0.01), Budget::Count(n)] {
+            let req = Request::new(tokens, m, budget).unwrap();
+            b.prune_checked(&format!("{} {budget}", m.name()), &req);
+        }
+    }
+}
+
+/// The features in a (caller's) GPU buffer: the same selection as from host memory.
+fn features_already_in_a_gpu_buffer(b: &TestBackend) {
+    let (n, d) = (97, 21);
+    let feats = random_matrix(n, d, 3);
+    let imp = random_matrix(n, 1, 4);
+    let tokens = Tokens::new(&feats, n, d).unwrap();
+    let offset = 260u64; // not a multiple of the storage offset alignment
+    let buffer = features_buffer(b.engine(), offset, &feats);
+    let on_device = DeviceTokens::new(&buffer, offset, n, d).unwrap();
+    for m in [
+        Method::DivPrune,
+        Method::IdPruner(IdPruner::new(&imp).parallel_k(2)),
+        Method::TopK { scores: &imp },
+        Method::Random { seed: 1 },
+    ] {
+        let budget = Budget::KeepRatio(0.25);
+        let what = m.name();
+        let on_buffer = b.prune(what, &Request::new(on_device, m, budget).unwrap());
+        let host = b.prune(what, &Request::new(tokens, m, budget).unwrap());
+        assert_eq!(on_buffer, host, "{what}");
+        assert_eq!(on_buffer.backend, b.pruner.backend(), "{what}");
+    }
+}
+
+/// A storage buffer on `g`'s device holding `feats` at byte `offset`, with 64 bytes to spare.
+fn features_buffer(g: &GpuEngine, offset: u64, feats: &[f32]) -> wgpu::Buffer {
+    let (device, queue) = g.device();
+    let buffer = device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some("caller's features"),
+        size: offset + (feats.len() * 4) as u64 + 64,
+        usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
+        mapped_at_creation: false,
+    });
+    queue.write_buffer(&buffer, offset, bytemuck::cast_slice(feats));
+    buffer
+}
+
+/// Repeated calls on an engine of its own (the shared one's pool also serves the tests running
+/// beside this one).
+fn repeated_calls_give_the_same_result_and_allocate_nothing_new(b: &TestBackend) {
+    let own = b.own_pruner();
+    let engine = own.gpu().expect("a GPU pruner");
+    let (n, d) = (150, 40);
+    let feats = random_matrix(n, d, 77);
+    let imp = random_matrix(n, 1, 78);
+    let tokens = Tokens::new(&feats, n, d).unwrap();
+    let reqs = [
+        Request::new(tokens, Method::DivPrune, Budget::Count(20)).unwrap(),
+        Request::new(
+            tokens,
+            Method::IdPruner(IdPruner::new(&imp)),
+            Budget::Count(20),
+        )
+        .unwrap(),
+    ];
+    let first = own.prune_batch_blocking(&reqs).unwrap();
+    let allocated = engine.allocated_bytes();
+    assert!(allocated > 0);
+    for _ in 0..4 {
+        assert_eq!(own.prune_batch_blocking(&reqs).unwrap(), first);
+        // One request alone needs no buffer larger than the batch's.
+        assert_eq!(own.prune_blocking(&reqs[1]).unwrap(), first[1]);
+    }
+    assert_eq!(
+        engine.allocated_bytes(),
+        allocated,
+        "repeated calls allocated"
+    );
+}
+
+common::backend_tests!(
+    on [gpu, gpu_streaming]:
+    every_method_and_edge_size_matches_the_cpu_engine,
+    parallel_k_and_lambda_extremes,
+    zero_rows_extreme_scales_and_empty_budgets,
+    features_already_in_a_gpu_buffer,
+    repeated_calls_give_the_same_result_and_allocate_nothing_new,
+);
 
 #[test]
 fn a_mixed_batch_runs_together_and_equals_each_alone() {
@@ -237,11 +219,13 @@ fn a_mixed_batch_runs_together_and_equals_each_alone() {
         .map(|r| mixed.path_for(r.n(), r.d(), r.keep(), r.method()))
         .collect();
     assert!(paths.contains(&GpuPath::Dense) && paths.contains(&GpuPath::Streaming));
-    let batch = block(mixed.run_batch(&reqs)).unwrap();
+    let pruner = Pruner::from_gpu(mixed.clone());
+    let batch = pruner.prune_batch_blocking(&reqs).unwrap();
     for (i, (req, sel)) in reqs.iter().zip(&batch).enumerate() {
-        let alone = block(mixed.run(req)).unwrap();
+        let alone = pruner.prune_blocking(req).unwrap();
         assert_eq!(sel, &alone, "pool {i}");
-        check_against_cpu(&format!("batch pool {i}"), &feats[i], req, sel);
+        assert!(matches!(sel.backend, Backend::Gpu(_)), "pool {i}: backend");
+        check_against_cpu(&format!("batch pool {i}"), req, sel);
     }
     if g.has_timestamps() {
         let ms = mixed.last_gpu_time_ms().expect("GPU time");
@@ -250,96 +234,23 @@ fn a_mixed_batch_runs_together_and_equals_each_alone() {
 }
 
 #[test]
-fn repeated_calls_give_the_same_result_and_allocate_nothing_new() {
-    if gpu().is_none() {
-        return;
-    }
-    // An engine of its own: the shared one's pool also serves the tests running beside this.
-    let own = GpuEngine::new_blocking(GpuOptions::default()).unwrap();
-    let engines = [
-        ("dense", own.clone()),
-        (
-            "streaming",
-            own.with_options(GpuOptions {
-                stream_threshold_bytes: 0,
-                ..Default::default()
-            }),
-        ),
-    ];
-    let (n, d) = (150, 40);
-    let feats = random_matrix(n, d, 77);
-    let imp = random_matrix(n, 1, 78);
-    let tokens = Tokens::new(&feats, n, d).unwrap();
-    for (path, e) in &engines {
-        let reqs = [
-            Request::new(tokens, Method::DivPrune, Budget::Count(20)).unwrap(),
-            Request::new(
-                tokens,
-                Method::IdPruner(IdPruner::new(&imp)),
-                Budget::Count(20),
-            )
-            .unwrap(),
-        ];
-        let first = block(e.run_batch(&reqs)).unwrap();
-        let allocated = e.allocated_bytes();
-        assert!(allocated > 0);
-        for _ in 0..4 {
-            assert_eq!(block(e.run_batch(&reqs)).unwrap(), first, "{path}");
-            // One request alone needs no buffer larger than the batch's.
-            assert_eq!(block(e.run(&reqs[1])).unwrap(), first[1], "{path}");
-        }
-        assert_eq!(
-            e.allocated_bytes(),
-            allocated,
-            "{path}: repeated calls allocated"
-        );
-    }
-}
-
-#[test]
-fn features_already_in_a_gpu_buffer() {
+fn bad_device_tokens_are_errors_not_panics() {
     let Some(g) = gpu() else { return };
     let (n, d) = (97, 21);
     let feats = random_matrix(n, d, 3);
-    let imp = random_matrix(n, 1, 4);
-    let tokens = Tokens::new(&feats, n, d).unwrap();
-    let (device, queue) = g.device();
-    let offset = 260u64; // not a multiple of the storage offset alignment
-    let buffer = device.create_buffer(&wgpu::BufferDescriptor {
-        label: Some("caller's features"),
-        size: offset + (n * d * 4) as u64 + 64,
-        usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
-        mapped_at_creation: false,
-    });
-    let bytes: Vec<u8> = feats.iter().flat_map(|v| v.to_le_bytes()).collect();
-    queue.write_buffer(&buffer, offset, &bytes);
-    for m in [
-        Method::DivPrune,
-        Method::IdPruner(IdPruner::new(&imp).parallel_k(2)),
-        Method::TopK { scores: &imp },
-        Method::Random { seed: 1 },
-    ] {
-        for (path, e) in engines().unwrap() {
-            let budget = Budget::KeepRatio(0.25);
-            let on_buffer = block(e.run_on_buffer(&buffer, offset, n, d, &m, budget)).unwrap();
-            let host = block(e.run(&Request::new(tokens, m, budget).unwrap())).unwrap();
-            assert_eq!(on_buffer, host, "{} {path}", m.name());
-        }
-    }
-    // Bad calls are errors, not panics.
-    let m = Method::DivPrune;
-    let b = Budget::Count(3);
-    let e = |r: tokenprune::Result<Selection>| r.expect_err("should fail").to_string();
-    assert!(e(block(g.run_on_buffer(&buffer, 2, n, d, &m, b))).contains("multiple of 4"));
-    assert!(e(block(g.run_on_buffer(&buffer, offset, n + 10, d, &m, b))).contains("holds"));
-    assert!(e(block(g.run_on_buffer(&buffer, 0, 0, d, &m, b))).contains("N >= 1"));
-    let no_storage = device.create_buffer(&wgpu::BufferDescriptor {
+    let offset = 260u64;
+    let buffer = features_buffer(g, offset, &feats);
+    let e = |r: tokenprune::Result<DeviceTokens>| r.expect_err("should fail").to_string();
+    assert!(e(DeviceTokens::new(&buffer, 2, n, d)).contains("multiple of 4"));
+    assert!(e(DeviceTokens::new(&buffer, offset, n + 10, d)).contains("holds"));
+    assert!(e(DeviceTokens::new(&buffer, 0, 0, d)).contains("N >= 1"));
+    let no_storage = g.device().0.create_buffer(&wgpu::BufferDescriptor {
         label: None,
         size: 4096,
         usage: wgpu::BufferUsages::COPY_DST,
         mapped_at_creation: false,
     });
-    assert!(e(block(g.run_on_buffer(&no_storage, 0, 10, 4, &m, b))).contains("STORAGE"));
+    assert!(e(DeviceTokens::new(&no_storage, 0, 10, 4)).contains("STORAGE"));
 }
 
 #[test]
@@ -347,7 +258,7 @@ fn a_callers_own_device() {
     let Some(g) = gpu() else { return };
     // A second device on the same adapter kind, created the way an application would.
     let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle());
-    let adapters = block(instance.enumerate_adapters(wgpu::Backends::all()));
+    let adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()));
     let Some(adapter) = adapters
         .into_iter()
         .find(|a| a.get_info().name == g.adapter_name())
@@ -355,8 +266,8 @@ fn a_callers_own_device() {
         panic!("adapter '{}' not found again", g.adapter_name());
     };
     let (device, queue) =
-        block(adapter.request_device(&wgpu::DeviceDescriptor::default())).unwrap();
-    let own = block(GpuEngine::from_device(
+        pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor::default())).unwrap();
+    let own = pollster::block_on(GpuEngine::from_device(
         std::sync::Arc::new(device),
         std::sync::Arc::new(queue),
         GpuOptions::default(),
@@ -366,30 +277,11 @@ fn a_callers_own_device() {
     let feats = random_matrix(60, 9, 12);
     let tokens = Tokens::new(&feats, 60, 9).unwrap();
     let req = Request::new(tokens, Method::DivPrune, Budget::Count(6)).unwrap();
-    assert_eq!(block(own.run(&req)).unwrap(), block(g.run(&req)).unwrap());
-}
-
-#[test]
-fn zero_rows_extreme_scales_and_empty_budgets() {
-    let Some(engines) = engines() else { return };
-    let (n, d) = (40, 6);
-    let mut feats = random_matrix(n, d, 21);
-    feats[3 * d..4 * d].fill(0.0);
-    feats[17 * d..18 * d].fill(0.0);
-    feats[5 * d..6 * d].iter_mut().for_each(|v| *v *= 1e30);
-    feats[8 * d..9 * d].iter_mut().for_each(|v| *v *= 1e-30);
-    feats[9 * d..10 * d].iter_mut().for_each(|v| *v *= 3e37);
-    let imp = random_matrix(n, 1, 22);
-    let tokens = Tokens::new(&feats, n, d).unwrap();
-    for m in [Method::DivPrune, Method::IdPruner(IdPruner::new(&imp))] {
-        for budget in [Budget::Count(12), Budget::KeepRatio(0.01), Budget::Count(n)] {
-            let req = Request::new(tokens, m, budget).unwrap();
-            for (path, e) in &engines {
-                let sel = block(e.run(&req)).unwrap();
-                check_against_cpu(&format!("{} {budget} {path}", m.name()), &feats, &req, &sel);
-            }
-        }
-    }
+    let on_own = Pruner::from_gpu(own).prune_blocking(&req).unwrap();
+    assert_eq!(
+        on_own,
+        Pruner::from_gpu(g.clone()).prune_blocking(&req).unwrap()
+    );
 }
 
 #[test]
@@ -442,18 +334,19 @@ fn batches_larger_than_a_binding_are_split_into_chunks() {
         small.path_for(200, 32, 30, reqs[12].method()),
         GpuPath::Streaming
     );
-    let batch = block(small.run_batch(&reqs)).unwrap();
+    let pruner = Pruner::from_gpu(small.clone());
+    let batch = pruner.prune_batch_blocking(&reqs).unwrap();
     for (i, (req, sel)) in reqs.iter().zip(&batch).enumerate() {
-        assert_eq!(sel, &block(small.run(req)).unwrap(), "pool {i}");
-        let f = if i < 12 { &feats[i] } else { &big };
-        check_against_cpu(&format!("chunked pool {i}"), f, req, sel);
+        assert_eq!(sel, &pruner.prune_blocking(req).unwrap(), "pool {i}");
+        assert!(matches!(sel.backend, Backend::Gpu(_)), "pool {i}: backend");
+        check_against_cpu(&format!("chunked pool {i}"), req, sel);
     }
     // A pool whose rows alone exceed the cap runs on the CPU engine, with a note saying why.
     let wide = random_matrix(100, 400, 7);
     let t = Tokens::new(&wide, 100, 400).unwrap();
     let req = Request::new(t, Method::DivPrune, Budget::Count(5)).unwrap();
     assert_eq!(small.path_for(100, 400, 5, req.method()), GpuPath::Cpu);
-    let sel = block(small.run(&req)).unwrap();
+    let sel = pruner.prune_blocking(&req).unwrap();
     assert_eq!(sel.backend, Backend::Cpu);
     assert_eq!(sel.order, Pruner::cpu().prune_blocking(&req).unwrap().order);
     assert_eq!(

@@ -1,10 +1,10 @@
-//! Property tests on random inputs, for every backend in `common::backends()`.
+//! Property tests on random inputs, one test per backend (`common::backend_tests!`).
 
 mod common;
 
-use common::{backends, random_matrix, replay, MAX_DEFICIT};
+use common::{random_matrix, replay, TestBackend, MAX_DEFICIT};
 use proptest::prelude::*;
-use tokenprune::{Budget, Grid, IdPruner, Method, Request, Selection, Tokens};
+use tokenprune::{Budget, Grid, IdPruner, Method, Pruner, Request, Selection, Tokens};
 
 /// A random pool: n x d features, importance, a method index and a keep count.
 #[derive(Debug, Clone)]
@@ -60,7 +60,8 @@ fn pool() -> impl Strategy<Value = Pool> {
         })
 }
 
-fn prune(p: &Pool, feats: &[f32], imp: &[f32]) -> Vec<Selection> {
+/// Prunes `p` (with these features and importance) on one pruner.
+fn prune(pruner: &Pruner, p: &Pool, feats: &[f32], imp: &[f32]) -> Selection {
     let pool = Pool {
         feats: feats.to_vec(),
         imp: imp.to_vec(),
@@ -68,58 +69,58 @@ fn prune(p: &Pool, feats: &[f32], imp: &[f32]) -> Vec<Selection> {
     };
     let tokens = Tokens::new(&pool.feats, p.n, p.d).unwrap();
     let req = Request::new(tokens, pool.method(), Budget::Count(p.keep)).unwrap();
-    backends()
-        .iter()
-        .map(|(_, b)| b.prune_blocking(&req).unwrap())
-        .collect()
+    pruner.prune_blocking(&req).unwrap()
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig::with_cases(1024))]
+/// 1024 cases per property and backend (`PROPTEST_CASES` overrides it).
+fn config() -> ProptestConfig {
+    ProptestConfig::with_cases(1024)
+}
 
-    /// K unique in-range indices; positional order = sorted selection order; greedy methods
-    /// pass the f64 tie-aware replay; every backend agrees (tie-aware).
-    #[test]
-    fn selection_is_well_formed_and_tie_aware(p in pool()) {
-        for sel in prune(&p, &p.feats, &p.imp) {
-            prop_assert_eq!(sel.order.len(), p.keep);
-            let mut sorted = sel.order.clone();
-            sorted.sort_unstable();
-            sorted.dedup();
-            prop_assert_eq!(&sorted, &sel.kept);
-            prop_assert!(sel.kept.iter().all(|&i| (i as usize) < p.n));
-            prop_assert_eq!(sel.scores.len(), p.keep);
-            if p.method <= 1 {
-                let r = replay(&p.feats, p.n, p.d, &p.method(), &sel.order);
-                prop_assert!(r.deficit <= MAX_DEFICIT, "deficit {:e}", r.deficit);
-            }
+/// K unique in-range indices; positional order = sorted selection order; greedy methods pass
+/// the f64 tie-aware replay (so every backend agrees with the CPU engine, tie-aware).
+fn selection_is_well_formed_and_tie_aware(b: &TestBackend) {
+    proptest!(config(), |(p in pool())| {
+        let sel = prune(&b.pruner, &p, &p.feats, &p.imp);
+        prop_assert_eq!(sel.order.len(), p.keep);
+        let mut sorted = sel.order.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        prop_assert_eq!(&sorted, &sel.kept);
+        prop_assert!(sel.kept.iter().all(|&i| (i as usize) < p.n));
+        prop_assert_eq!(sel.scores.len(), p.keep);
+        if p.method <= 1 {
+            let r = replay(&p.feats, p.n, p.d, &p.method(), &sel.order);
+            prop_assert!(r.deficit <= MAX_DEFICIT, "deficit {:e}", r.deficit);
         }
-    }
+    });
+}
 
-    /// Scaling a row by a power of two changes nothing (normalisation is exact); scaling by
-    /// any positive factor keeps the result tie-aware valid on the original tokens.
-    #[test]
-    fn invariant_to_row_scaling(p in pool(), row in any::<prop::sample::Index>(), f in 0.01f32..100.0) {
+/// Scaling a row by a power of two changes nothing (normalisation is exact); scaling by any
+/// positive factor keeps the result tie-aware valid on the original tokens.
+fn invariant_to_row_scaling(b: &TestBackend) {
+    proptest!(config(), |(p in pool(), row in any::<prop::sample::Index>(), f in 0.01f32..100.0)| {
         let p = Pool { method: p.method % 2, ..p }; // the greedy methods
         let r = row.index(p.n);
-        let base = prune(&p, &p.feats, &p.imp);
+        let base = prune(&b.pruner, &p, &p.feats, &p.imp);
         for (factor, exact) in [(8.0f32, true), (0.125, true), (f, false)] {
             let mut scaled = p.feats.clone();
             scaled[r * p.d..(r + 1) * p.d].iter_mut().for_each(|v| *v *= factor);
-            for (sel, b) in prune(&p, &scaled, &p.imp).iter().zip(&base) {
-                if exact {
-                    prop_assert_eq!(&sel.order, &b.order);
-                } else {
-                    let rep = replay(&p.feats, p.n, p.d, &p.method(), &sel.order);
-                    prop_assert!(rep.deficit <= MAX_DEFICIT, "deficit {:e}", rep.deficit);
-                }
+            let sel = prune(&b.pruner, &p, &scaled, &p.imp);
+            if exact {
+                prop_assert_eq!(&sel.order, &base.order);
+            } else {
+                let rep = replay(&p.feats, p.n, p.d, &p.method(), &sel.order);
+                prop_assert!(rep.deficit <= MAX_DEFICIT, "deficit {:e}", rep.deficit);
             }
         }
-    }
+    });
+}
 
-    /// Permuting the rows (and scores) permutes the result, whenever no step was near a tie.
-    #[test]
-    fn equivariant_under_row_permutation(p in pool(), shift in 1usize..1000) {
+/// Permuting the rows (and scores) permutes the result, whenever no step of the CPU engine's
+/// run was near a tie.
+fn equivariant_under_row_permutation(b: &TestBackend) {
+    proptest!(config(), |(p in pool(), shift in 1usize..1000)| {
         let p = Pool { method: p.method % 3, ..p }; // greedy methods and TopK
         // A permutation: i -> (i * a + shift) mod n with a coprime to n.
         let a = (1..).map(|a: usize| 2 * a + 1).find(|a| gcd(*a, p.n) == 1).unwrap();
@@ -131,7 +132,7 @@ proptest! {
             imp[perm[i]] = p.imp[i];
         }
         let near_tie = if p.method <= 1 {
-            let sel = &prune(&p, &p.feats, &p.imp)[0];
+            let sel = prune(&Pruner::cpu(), &p, &p.feats, &p.imp);
             replay(&p.feats, p.n, p.d, &p.method(), &sel.order).min_gap < 1e-4
         } else {
             let mut s = p.imp.clone();
@@ -139,12 +140,11 @@ proptest! {
             s.windows(2).any(|w| w[1] - w[0] < 1e-6)
         };
         prop_assume!(!near_tie && p.keep < p.n);
-        let base = prune(&p, &p.feats, &p.imp);
-        for (sel, b) in prune(&p, &feats, &imp).iter().zip(&base) {
-            let mapped: Vec<u32> = b.order.iter().map(|&i| perm[i as usize] as u32).collect();
-            prop_assert_eq!(&sel.order, &mapped);
-        }
-    }
+        let base = prune(&b.pruner, &p, &p.feats, &p.imp);
+        let sel = prune(&b.pruner, &p, &feats, &imp);
+        let mapped: Vec<u32> = base.order.iter().map(|&i| perm[i as usize] as u32).collect();
+        prop_assert_eq!(&sel.order, &mapped);
+    });
 }
 
 fn gcd(a: usize, b: usize) -> usize {
@@ -155,8 +155,7 @@ fn gcd(a: usize, b: usize) -> usize {
     }
 }
 
-#[test]
-fn batch_equals_per_item() {
+fn batch_equals_per_item(b: &TestBackend) {
     let feats: Vec<Vec<f32>> = (0..6).map(|s| random_matrix(100, 32, s)).collect();
     let imp = random_matrix(100, 1, 99);
     let methods = [
@@ -176,16 +175,13 @@ fn batch_equals_per_item() {
             Request::new(t, m, Budget::Count(5 + i * 7)).unwrap()
         })
         .collect();
-    for (name, b) in backends() {
-        let batch = b.prune_batch_blocking(&reqs).unwrap();
-        for (r, sel) in reqs.iter().zip(&batch) {
-            assert_eq!(sel, &b.prune_blocking(r).unwrap(), "{name}");
-        }
+    let batch = b.pruner.prune_batch_blocking(&reqs).unwrap();
+    for (i, (r, sel)) in reqs.iter().zip(&batch).enumerate() {
+        assert_eq!(sel, &b.prune("one pool", r), "pool {i}");
     }
 }
 
-#[test]
-fn per_frame_budget_equals_pruning_each_frame() {
+fn per_frame_budget_equals_pruning_each_frame(b: &TestBackend) {
     let (t, h, w, d) = (3, 6, 8, 16);
     let feats = random_matrix(t * h * w, d, 11);
     let imp = random_matrix(t * h * w, 1, 12);
@@ -198,67 +194,54 @@ fn per_frame_budget_equals_pruning_each_frame() {
         Method::IdPruner(IdPruner::new(&imp)),
         Method::Uniform,
     ] {
+        let name = method.name();
         let req = Request::new(tokens, method, Budget::KeepRatio(0.25)).unwrap();
-        for (name, b) in backends() {
-            let whole = b.prune_per_frame_blocking(&req).unwrap();
-            assert_eq!(whole.len(), 3 * 12, "{name}");
-            for f in 0..t {
-                let (lo, hi) = (f * h * w, (f + 1) * h * w);
-                let ft = Tokens::new(&feats[lo * d..hi * d], h * w, d)
-                    .unwrap()
-                    .with_grid(Grid::new(1, h, w))
-                    .unwrap();
-                let fm = match method {
-                    Method::IdPruner(p) => Method::IdPruner(IdPruner {
-                        importance: &imp[lo..hi],
-                        ..p
-                    }),
-                    m => m,
-                };
-                let one = b
-                    .prune_blocking(&Request::new(ft, fm, Budget::KeepRatio(0.25)).unwrap())
-                    .unwrap();
-                let got: Vec<u32> = whole.order[f * 12..(f + 1) * 12]
-                    .iter()
-                    .map(|&i| i - lo as u32)
-                    .collect();
-                assert_eq!(got, one.order, "{name} frame {f}");
-            }
-            let coords = whole.coords.unwrap();
-            for (&i, c) in whole.kept.iter().zip(&coords) {
-                assert_eq!(*c, Grid::new(t, h, w).coord(i as usize));
-            }
+        let whole = b.pruner.prune_per_frame_blocking(&req).unwrap();
+        assert_eq!(whole.len(), 3 * 12, "{name}");
+        for f in 0..t {
+            let (lo, hi) = (f * h * w, (f + 1) * h * w);
+            let ft = Tokens::new(&feats[lo * d..hi * d], h * w, d)
+                .unwrap()
+                .with_grid(Grid::new(1, h, w))
+                .unwrap();
+            let fm = match method {
+                Method::IdPruner(p) => Method::IdPruner(IdPruner {
+                    importance: &imp[lo..hi],
+                    ..p
+                }),
+                m => m,
+            };
+            let one = b.prune(
+                "one frame",
+                &Request::new(ft, fm, Budget::KeepRatio(0.25)).unwrap(),
+            );
+            let got: Vec<u32> = whole.order[f * 12..(f + 1) * 12]
+                .iter()
+                .map(|&i| i - lo as u32)
+                .collect();
+            assert_eq!(got, one.order, "{name} frame {f}");
+        }
+        let coords = whole.coords.unwrap();
+        for (&i, c) in whole.kept.iter().zip(&coords) {
+            assert_eq!(*c, Grid::new(t, h, w).coord(i as usize), "{name}");
         }
     }
 }
 
-#[test]
-fn k_equals_n_keeps_everything_in_positional_order() {
+fn k_equals_n_keeps_everything_in_positional_order(b: &TestBackend) {
     let feats = random_matrix(7, 3, 1);
     let tokens = Tokens::new(&feats, 7, 3).unwrap();
-    for (name, b) in backends() {
-        let sel = b
-            .prune_blocking(
-                &Request::new(tokens, Method::DivPrune, Budget::KeepRatio(1.0)).unwrap(),
-            )
-            .unwrap();
-        assert_eq!(sel.order, (0..7).collect::<Vec<u32>>(), "{name}");
-        let one = Tokens::new(&feats[..3], 1, 3).unwrap();
-        let sel = b
-            .prune_blocking(&Request::new(one, Method::DivPrune, Budget::Count(1)).unwrap())
-            .unwrap();
-        assert_eq!(sel.order, vec![0], "{name}");
-        let none = b
-            .prune_blocking(
-                &Request::new(tokens, Method::DivPrune, Budget::KeepRatio(0.05)).unwrap(),
-            )
-            .unwrap();
-        assert!(none.is_empty(), "{name}");
-    }
+    let req = |t, budget| Request::new(t, Method::DivPrune, budget).unwrap();
+    let sel = b.prune("K = N", &req(tokens, Budget::KeepRatio(1.0)));
+    assert_eq!(sel.order, (0..7).collect::<Vec<u32>>());
+    let one = Tokens::new(&feats[..3], 1, 3).unwrap();
+    let sel = b.prune("N = 1", &req(one, Budget::Count(1)));
+    assert_eq!(sel.order, vec![0]);
+    let none = b.prune("K = 0", &req(tokens, Budget::KeepRatio(0.05)));
+    assert!(none.is_empty());
 }
 
-#[test]
-fn duplicates_and_zero_rows() {
+fn duplicates_and_zero_rows(b: &TestBackend) {
     // 4 distinct directions, each repeated 5 times, plus 2 zero rows.
     let base = random_matrix(4, 8, 3);
     let mut feats = Vec::new();
@@ -267,26 +250,35 @@ fn duplicates_and_zero_rows() {
     }
     feats.extend([0.0; 16]);
     let tokens = Tokens::new(&feats, 22, 8).unwrap();
-    for (name, b) in backends() {
-        let sel = b
-            .prune_blocking(&Request::new(tokens, Method::DivPrune, Budget::Count(7)).unwrap())
-            .unwrap();
-        // Zero rows have distance 1 to everything (policy), so they are taken first; then the
-        // four distinct directions; no duplicate is picked before every direction is in.
-        let mut first6: Vec<u32> = sel.order[..6].to_vec();
-        first6.sort();
-        let dirs: std::collections::BTreeSet<u32> =
-            first6.iter().filter(|&&i| i < 20).map(|i| i % 4).collect();
-        assert_eq!(dirs.len(), 4, "{name}: {:?}", sel.order);
-        assert!(
-            first6.contains(&20) && first6.contains(&21),
-            "{name}: {:?}",
-            sel.order
-        );
-        assert!(
-            sel.notes.iter().any(|n| n.contains("2 all-zero row")),
-            "{name}: {:?}",
-            sel.notes
-        );
-    }
+    let sel = b.prune(
+        "duplicates",
+        &Request::new(tokens, Method::DivPrune, Budget::Count(7)).unwrap(),
+    );
+    // Zero rows have distance 1 to everything (policy), so they are taken first; then the
+    // four distinct directions; no duplicate is picked before every direction is in.
+    let mut first6: Vec<u32> = sel.order[..6].to_vec();
+    first6.sort();
+    let dirs: std::collections::BTreeSet<u32> =
+        first6.iter().filter(|&&i| i < 20).map(|i| i % 4).collect();
+    assert_eq!(dirs.len(), 4, "{:?}", sel.order);
+    assert!(
+        first6.contains(&20) && first6.contains(&21),
+        "{:?}",
+        sel.order
+    );
+    assert!(
+        sel.notes.iter().any(|n| n.contains("2 all-zero row")),
+        "{:?}",
+        sel.notes
+    );
 }
+
+common::backend_tests!(
+    selection_is_well_formed_and_tie_aware,
+    invariant_to_row_scaling,
+    equivariant_under_row_permutation,
+    batch_equals_per_item,
+    per_frame_budget_equals_pruning_each_frame,
+    k_equals_n_keeps_everything_in_positional_order,
+    duplicates_and_zero_rows,
+);

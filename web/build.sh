@@ -20,7 +20,9 @@ features=${TOKENPRUNE_WASM_FEATURES-gpu}
 export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="-C target-feature=+simd128"
 cargo build --release --lib --target wasm32-unknown-unknown --no-default-features ${features:+--features "$features"}
 rm -rf dist
-wasm-bindgen --target web --out-dir dist --out-name tokenprune \
+# --experimental-reset-state-function: __wbg_reset_state(), with which src/host.js replaces a
+# module that trapped by a fresh instance (objects of the dead one then refuse every call).
+wasm-bindgen --target web --experimental-reset-state-function --out-dir dist --out-name tokenprune \
   ../target/wasm32-unknown-unknown/release/tokenprune.wasm
 raw=$(stat -c %s dist/tokenprune_bg.wasm)
 node_modules/.bin/wasm-opt -O3 dist/tokenprune_bg.wasm -o dist/tokenprune_bg.opt.wasm

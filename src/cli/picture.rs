@@ -119,6 +119,47 @@ impl Rgb {
         out
     }
 
+    /// The `width` x `height` part of the picture whose top-left corner is (`x`, `y`); `None`
+    /// when it does not lie inside the picture.
+    pub fn crop(&self, x: usize, y: usize, width: usize, height: usize) -> Option<Rgb> {
+        if x + width > self.width || y + height > self.height {
+            return None;
+        }
+        let mut data = Vec::with_capacity(width * height * 3);
+        for row in y..y + height {
+            let s = (row * self.width + x) * 3;
+            data.extend_from_slice(&self.data[s..s + width * 3]);
+        }
+        Some(Rgb {
+            width,
+            height,
+            data,
+        })
+    }
+
+    /// Draws the outline of the rectangle [`x0`, `x1`) x [`y0`, `y1`), `thickness` pixels
+    /// wide inside it.
+    pub fn outline(
+        &mut self,
+        (x0, y0): (usize, usize),
+        (x1, y1): (usize, usize),
+        thickness: usize,
+        color: [u8; 3],
+    ) {
+        for y in y0..y1.min(self.height) {
+            for x in x0..x1.min(self.width) {
+                let inside = x >= x0 + thickness
+                    && x + thickness < x1
+                    && y >= y0 + thickness
+                    && y + thickness < y1;
+                if !inside {
+                    let i = (y * self.width + x) * 3;
+                    self.data[i..i + 3].copy_from_slice(&color);
+                }
+            }
+        }
+    }
+
     /// Copies `src` with its top-left corner at (`x`, `y`).
     pub fn blit(&mut self, src: &Rgb, x: usize, y: usize) {
         for row in 0..src.height.min(self.height.saturating_sub(y)) {
@@ -129,7 +170,7 @@ impl Rgb {
         }
     }
 
-    /// Writes `text` (upper-cased; letters, digits and `./%-:()=`) at (`x`, `y`) in a 5x7
+    /// Writes `text` (upper-cased; letters, digits and `./%-:()=,+>`) at (`x`, `y`) in a 5x7
     /// pixel font scaled by `scale`.
     pub fn text(&mut self, text: &str, x: usize, y: usize, scale: usize, color: [u8; 3]) {
         for (k, ch) in text.chars().enumerate() {
@@ -157,6 +198,16 @@ impl Rgb {
 
 /// Colour of the outline around kept patches.
 pub const KEPT: [u8; 3] = [255, 190, 20];
+/// Colour of the outline around CDPruner's focus region (the relevance proxy's query).
+pub const FOCUS: [u8; 3] = [0, 220, 255];
+
+/// Pixel span [start, end) of cell `i` of `cells` over `side` pixels, as [`mark_patches`]
+/// assigns pixels to cells.
+pub fn cell_span(i: usize, cells: usize, side: usize) -> (usize, usize) {
+    let start = (0..side).find(|&v| v * cells / side >= i).unwrap_or(side);
+    let end = (0..side).find(|&v| v * cells / side > i).unwrap_or(side);
+    (start, end)
+}
 
 /// `photo` resized to `width` x `height` with the tokens of a `grid_h` x `grid_w` grid marked:
 /// kept patches at full colour with an outline, pruned ones dimmed and desaturated.
@@ -206,23 +257,87 @@ pub struct Panel {
     pub picture: Rgb,
 }
 
-/// Lays panels out `columns` to a row, each under its label, on a dark background.
+/// Space between panels and around the figure, in pixels.
+const MARGIN: usize = 10;
+const BACKGROUND: [u8; 3] = [22, 22, 26];
+const INK: [u8; 3] = [235, 235, 235];
+
+/// Height of a label of `lines` lines of scale-2 text (26 pixels for one line).
+pub fn label_height(lines: usize) -> usize {
+    8 + 18 * lines
+}
+
+/// Writes a label, one line of scale-2 text per `\n`-separated part, from (`x`, `y`).
+fn label(out: &mut Rgb, text: &str, x: usize, y: usize) {
+    for (k, line) in text.lines().enumerate() {
+        out.text(line, x, y + 4 + 18 * k, 2, INK);
+    }
+}
+
+/// Lays panels out `columns` to a row, each under its label (one or more lines, all label
+/// areas as tall as the longest), on a dark background.
 pub fn layout(panels: &[Panel], columns: usize) -> Rgb {
-    const MARGIN: usize = 10;
-    const LABEL: usize = 26;
+    let lines = panels
+        .iter()
+        .map(|p| p.label.lines().count())
+        .max()
+        .unwrap_or(1);
+    let lh = label_height(lines);
     let pw = panels.iter().map(|p| p.picture.width).max().unwrap_or(0);
     let ph = panels.iter().map(|p| p.picture.height).max().unwrap_or(0);
     let rows = panels.len().div_ceil(columns);
     let mut out = Rgb::filled(
         columns * (pw + MARGIN) + MARGIN,
-        rows * (ph + LABEL + MARGIN) + MARGIN,
-        [22, 22, 26],
+        rows * (ph + lh + MARGIN) + MARGIN,
+        BACKGROUND,
     );
     for (i, p) in panels.iter().enumerate() {
         let x = MARGIN + (i % columns) * (pw + MARGIN);
-        let y = MARGIN + (i / columns) * (ph + LABEL + MARGIN);
-        out.text(&p.label, x, y + 4, 2, [235, 235, 235]);
-        out.blit(&p.picture, x, y + LABEL);
+        let y = MARGIN + (i / columns) * (ph + lh + MARGIN);
+        label(&mut out, &p.label, x, y);
+        out.blit(&p.picture, x, y + lh);
+    }
+    out
+}
+
+/// One row of a video figure: a label over the row, then the frames left to right, each
+/// under its own one-line caption.
+pub struct Strip {
+    pub label: String,
+    pub frames: Vec<Panel>,
+}
+
+/// Lays video strips out one under the other: per strip a one-line label, then its frames
+/// side by side, each under a one-line caption, `MARGIN` pixels apart.
+pub fn strips(rows: &[Strip]) -> Rgb {
+    let lh = label_height(1);
+    let fw = rows
+        .iter()
+        .flat_map(|r| &r.frames)
+        .map(|p| p.picture.width)
+        .max()
+        .unwrap_or(0);
+    let fh = rows
+        .iter()
+        .flat_map(|r| &r.frames)
+        .map(|p| p.picture.height)
+        .max()
+        .unwrap_or(0);
+    let columns = rows.iter().map(|r| r.frames.len()).max().unwrap_or(0);
+    let row_h = 2 * lh + fh + MARGIN;
+    let mut out = Rgb::filled(
+        columns * (fw + MARGIN) + MARGIN,
+        rows.len() * row_h + MARGIN,
+        BACKGROUND,
+    );
+    for (r, strip) in rows.iter().enumerate() {
+        let y = MARGIN + r * row_h;
+        label(&mut out, &strip.label, MARGIN, y);
+        for (f, frame) in strip.frames.iter().enumerate() {
+            let x = MARGIN + f * (fw + MARGIN);
+            label(&mut out, &frame.label, x, y + lh);
+            out.blit(&frame.picture, x, y + 2 * lh);
+        }
     }
     out
 }
@@ -274,6 +389,9 @@ fn glyph(c: char) -> [u8; 7] {
         '(' => [0x02, 0x04, 0x08, 0x08, 0x08, 0x04, 0x02],
         ')' => [0x08, 0x04, 0x02, 0x02, 0x02, 0x04, 0x08],
         '=' => [0x00, 0x00, 0x1F, 0x00, 0x1F, 0x00, 0x00],
+        ',' => [0x00, 0x00, 0x00, 0x00, 0x0C, 0x04, 0x08],
+        '+' => [0x00, 0x04, 0x04, 0x1F, 0x04, 0x04, 0x00],
+        '>' => [0x08, 0x04, 0x02, 0x01, 0x02, 0x04, 0x08],
         _ => [0; 7],
     }
 }
@@ -301,6 +419,27 @@ mod tests {
         assert_eq!(at(0, 0), &KEPT, "kept cell edge");
         assert_eq!(at(1, 1), &[200, 200, 200], "kept cell inside");
         assert_eq!(at(5, 5), &[56, 56, 56], "pruned cell");
+    }
+
+    #[test]
+    fn crop_outline_and_cell_spans() {
+        let mut p = Rgb::filled(6, 4, [0; 3]);
+        p.data[(2 * 6 + 3) * 3] = 9;
+        let c = p.crop(3, 2, 2, 2).unwrap();
+        assert_eq!((c.width, c.height, c.data[0]), (2, 2, 9));
+        assert!(p.crop(5, 0, 2, 1).is_none(), "a crop past the edge");
+        p.outline((1, 1), (5, 4), 1, [1, 1, 1]);
+        let at = |x: usize, y: usize| p.data[(y * 6 + x) * 3];
+        assert_eq!((at(1, 1), at(4, 3), at(2, 2), at(0, 0)), (1, 1, 0, 0));
+        // 10 pixels over 3 cells, as mark_patches assigns them: 0..4, 4..7, 7..10.
+        assert_eq!(
+            (
+                cell_span(0, 3, 10),
+                cell_span(1, 3, 10),
+                cell_span(2, 3, 10)
+            ),
+            ((0, 4), (4, 7), (7, 10))
+        );
     }
 
     #[test]

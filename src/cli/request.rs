@@ -175,12 +175,15 @@ impl RequestArgs {
                 Given::Number(x) => v.set(f, Value::Number(*x)),
                 Given::Flag => v.set(f, Value::Flag(true)),
                 Given::Grid(grid) => v.set(f, Value::Grid(*grid)),
-                Given::Name(_) | Given::File(_) => {}
-            }
-        }
-        if let Some((f, Given::Name(name))) = self.given.iter().find(|(f, _)| f.name == "method") {
-            if let Some(spec) = schema::METHODS.iter().find(|m| m.name == name) {
-                v.set(f, Value::Name(spec.name));
+                // Choices are checked by clap against the schema's names: the static one.
+                Given::Name(name) => {
+                    if let Kind::Choice(names) = f.kind {
+                        if let Some(n) = names.iter().find(|n| *n == name) {
+                            v.set(f, Value::Name(n));
+                        }
+                    }
+                }
+                Given::File(_) => {}
             }
         }
         for l in loaded {

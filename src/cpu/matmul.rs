@@ -3,7 +3,14 @@
 //! `stream.wgsl` and `dpp.wgsl`, the relevance in `dpp.wgsl`, frame differences in `evs.wgsl`).
 //!
 //! Natively this calls the `gemm` crate (runtime-dispatched AVX2/AVX-512/NEON kernels);
-//! on wasm32 and as the readable reference it is a register-blocked loop.
+//! on wasm32 and as the readable reference it is a register-blocked loop over `glam::Vec4`
+//! (the WGSL kernels' `vec4<f32>`; simd128 on wasm32). The similarity tiles themselves come
+//! from [`packed`] where the CPU has its micro-kernels (a SYRK with `U` packed once).
+
+pub(crate) mod packed;
+pub(crate) mod workspace;
+
+use glam::Vec4;
 
 /// `out[i * ldo + j] = a_i . b_j` for `a: [ra, d]`, `b: [rb, d]`, both row-major.
 pub(crate) fn dot_rows(a: &[f32], b: &[f32], d: usize, out: &mut [f32], ldo: usize) {
@@ -44,8 +51,8 @@ pub(crate) fn dot_rows(a: &[f32], b: &[f32], d: usize, out: &mut [f32], ldo: usi
     dot_rows_portable(a, b, d, out, ldo);
 }
 
-/// The portable kernel: 4 x 4 output blocks; each dot product runs in 4 lanes along k (so
-/// compilers map it to 128-bit SIMD, e.g. wasm simd128), summed at the end.
+/// The portable kernel: 4 x 4 output blocks; each dot product runs in the 4 lanes of a
+/// `Vec4` along k (as the WGSL kernels' vec4), the lanes summed at the end.
 #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 pub(crate) fn dot_rows_portable(a: &[f32], b: &[f32], d: usize, out: &mut [f32], ldo: usize) {
     const L: usize = 4;
@@ -55,27 +62,26 @@ pub(crate) fn dot_rows_portable(a: &[f32], b: &[f32], d: usize, out: &mut [f32],
         let ni = (ra - i0).min(4);
         for j0 in (0..rb).step_by(4) {
             let nj = (rb - j0).min(4);
-            let mut acc = [[[0.0f32; L]; 4]; 4];
-            // Row offsets; rows past the end repeat the last row (their sums are discarded).
+            let mut acc = [[Vec4::ZERO; 4]; 4];
+            // Rows as [f32; 4] chunks; rows past the end repeat the last row (their sums are
+            // discarded).
             let ar: [usize; 4] = std::array::from_fn(|t| (i0 + t).min(ra - 1) * d);
             let br: [usize; 4] = std::array::from_fn(|t| (j0 + t).min(rb - 1) * d);
-            for k in (0..body).step_by(L) {
-                let av: [[f32; L]; 4] =
-                    std::array::from_fn(|t| a[ar[t] + k..ar[t] + k + L].try_into().unwrap());
-                let bv: [[f32; L]; 4] =
-                    std::array::from_fn(|t| b[br[t] + k..br[t] + k + L].try_into().unwrap());
-                for ti in 0..4 {
-                    for tj in 0..4 {
-                        for l in 0..L {
-                            acc[ti][tj][l] += av[ti][l] * bv[tj][l];
-                        }
+            let ac = ar.map(|r| a[r..r + body].as_chunks::<L>().0);
+            let bc = br.map(|r| b[r..r + body].as_chunks::<L>().0);
+            for q in 0..body / L {
+                let av = ac.map(|c| Vec4::from_array(c[q]));
+                let bv = bc.map(|c| Vec4::from_array(c[q]));
+                for (acc, &av) in acc.iter_mut().zip(&av) {
+                    for (acc, &bv) in acc.iter_mut().zip(&bv) {
+                        *acc += av * bv;
                     }
                 }
             }
             for ti in 0..ni {
                 for tj in 0..nj {
-                    let lanes = acc[ti][tj];
-                    let mut sum = (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
+                    let [l0, l1, l2, l3] = acc[ti][tj].to_array();
+                    let mut sum = (l0 + l1) + (l2 + l3);
                     for k in body..d {
                         sum += a[ar[ti] + k] * b[br[tj] + k];
                     }

@@ -32,3 +32,29 @@ pub(crate) fn chunks_mut<T: Send>(
         out.chunks_mut(chunk).enumerate().for_each(|(i, c)| f(i, c));
     }
 }
+
+/// Calls `f(i, a_chunk, b_chunk)` on the i-th `ca`-sized piece of `a` and `cb`-sized piece of
+/// `b` together (as many as the shorter has), in parallel where threads exist.
+pub(crate) fn zip_chunks_mut<A: Send, B: Send>(
+    a: &mut [A],
+    ca: usize,
+    b: &mut [B],
+    cb: usize,
+    f: impl Fn(usize, &mut [A], &mut [B]) + Sync + Send,
+) {
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        use rayon::prelude::*;
+        a.par_chunks_mut(ca)
+            .zip(b.par_chunks_mut(cb))
+            .enumerate()
+            .for_each(|(i, (a, b))| f(i, a, b));
+    }
+    #[cfg(target_arch = "wasm32")]
+    {
+        a.chunks_mut(ca)
+            .zip(b.chunks_mut(cb))
+            .enumerate()
+            .for_each(|(i, (a, b))| f(i, a, b));
+    }
+}

@@ -6,13 +6,26 @@
 //! to any *other* token (row maxima for block `bi`, column maxima for block `bj`): the DivPrune
 //! seed needs only that. The dense path also keeps the tiles so that every greedy step reads a
 //! row instead of recomputing N dot products.
+//!
+//! Where the CPU has a SIMD micro-kernel (x86_64 with AVX2 + FMA or AVX-512) the tiles come from
+//! [`Syrk`]: `U` packed once, a register-blocked kernel, half of each diagonal tile computed
+//! and mirrored. Elsewhere (wasm32, other CPUs) each tile is one [`dot_rows`] call.
 
 use super::matmul::dot_rows;
+use super::matmul::packed::{Isa, Syrk, TILE_QUANTUM};
+use super::matmul::workspace;
+use super::normalize::NormPolicy;
+use crate::tokens::Tokens;
 
-/// Side of a similarity tile: 256 amortises packing best for large pools, 128 balances the
-/// two threads better for small ones (measured on a 2-core Zen 5: see BENCHMARKS.md).
+/// Side of a similarity tile. With the packed kernel a multiple of [`TILE_QUANTUM`]: 288
+/// (divides 2304 and 4608) for large pools; for small ones the smallest side that cuts the
+/// pool into at most two blocks (two threads then share the three tiles evenly), e.g. 288 for
+/// 576 tokens. Without it (wasm32, other CPUs) each tile is one GEMM call that computes
+/// diagonal tiles in full: 256 for large pools, 128 below 1024 tokens.
 pub(crate) fn block_for(n: usize) -> usize {
-    if n >= 1024 {
+    if Isa::detect().is_some() {
+        n.div_ceil(2).div_ceil(TILE_QUANTUM).clamp(1, 3) * TILE_QUANTUM
+    } else if n >= 1024 {
         256
     } else {
         128
@@ -24,8 +37,9 @@ pub(crate) struct Tiles {
     n: usize,
     block: usize,
     blocks: usize,
-    /// Tile `(bi, bj)`, `bi <= bj`, at `pair_index(bi, bj)`, row-major `block x block`.
-    tiles: Vec<Vec<f32>>,
+    /// Tile `(bi, bj)`, `bi <= bj`, is tile number `pair_index(bi, bj)`, row-major
+    /// `block x block`, all in one buffer.
+    tiles: workspace::Buffer,
 }
 
 fn pair_index(blocks: usize, bi: usize, bj: usize) -> usize {
@@ -34,7 +48,20 @@ fn pair_index(blocks: usize, bi: usize, bj: usize) -> usize {
     bi * blocks - bi * bi.saturating_sub(1) / 2 + bj - bi
 }
 
+impl Drop for Tiles {
+    fn drop(&mut self) {
+        workspace::give(std::mem::take(&mut self.tiles));
+    }
+}
+
 impl Tiles {
+    /// Tile `(bi, bj)`, `bi <= bj`.
+    fn tile(&self, bi: usize, bj: usize) -> &[f32] {
+        let size = self.block * self.block;
+        let i = pair_index(self.blocks, bi, bj);
+        &self.tiles[i * size..(i + 1) * size]
+    }
+
     /// Bytes the tiles of an `n`-token pool take (in u64: on wasm32 this exceeds usize).
     pub(crate) fn bytes(n: usize) -> u64 {
         let block = block_for(n) as u64;
@@ -46,22 +73,32 @@ impl Tiles {
     pub(crate) fn row(&self, p: usize, out: &mut [f32]) {
         let block = self.block;
         let (bp, lp) = (p / block, p % block);
-        for bj in 0..self.blocks {
-            let j0 = bj * block;
-            let width = (self.n - j0).min(block);
-            let dst = &mut out[j0..j0 + width];
+        let segment = |bj: usize, dst: &mut [f32]| {
             if bj >= bp {
-                let t = &self.tiles[pair_index(self.blocks, bp, bj)];
-                dst.copy_from_slice(&t[lp * block..lp * block + width]);
+                let t = self.tile(bp, bj);
+                dst.copy_from_slice(&t[lp * block..lp * block + dst.len()]);
             } else {
-                let t = &self.tiles[pair_index(self.blocks, bj, bp)];
+                // A column of the tile above the diagonal: one cache line per element.
+                let t = self.tile(bj, bp);
                 for (r, o) in dst.iter_mut().enumerate() {
                     *o = t[r * block + lp];
                 }
             }
+        };
+        let out = &mut out[..self.n];
+        if self.n >= PARALLEL_ROW {
+            super::par::chunks_mut(out, block, segment);
+        } else {
+            out.chunks_mut(block)
+                .enumerate()
+                .for_each(|(bj, dst)| segment(bj, dst));
         }
     }
 }
+
+/// Rows of at least this many tokens are gathered by all threads (each greedy step of a large
+/// pool reads half its row as strided tile columns).
+const PARALLEL_ROW: usize = 2048;
 
 /// For every token, the largest similarity to any other token (`-inf` when N = 1); and the
 /// tiles themselves when `keep_tiles`.
@@ -72,34 +109,83 @@ pub(crate) fn nearest_similarity(
     keep_tiles: bool,
 ) -> (Vec<f32>, Option<Tiles>) {
     let block = block_for(n);
+    match Syrk::new(u, n, d, block) {
+        Some(s) => fold_tiles(n, block, keep_tiles, |bi, bj, tile| {
+            s.tile(bi, bj, block, tile)
+        }),
+        None => fold_tiles(n, block, keep_tiles, |bi, bj, tile| {
+            let (i0, i1) = (bi * block, ((bi + 1) * block).min(n));
+            let (j0, j1) = (bj * block, ((bj + 1) * block).min(n));
+            dot_rows(&u[i0 * d..i1 * d], &u[j0 * d..j1 * d], d, tile, block);
+        }),
+    }
+}
+
+/// [`nearest_similarity`] of the raw tokens normalised by `policy`, with the tiles, and the
+/// number of zero rows, where this CPU has the packed kernel (`None` elsewhere): each row is
+/// normalised straight into the kernel's packed operands, no normalised copy of the pool is made.
+pub(crate) fn nearest_similarity_of(
+    tokens: &Tokens<'_>,
+    policy: NormPolicy,
+) -> Option<(Vec<f32>, Tiles, usize)> {
+    let (n, block) = (tokens.n(), block_for(tokens.n()));
+    let (s, zero_rows) = Syrk::from_tokens(tokens, policy, block)?;
+    let (nn, tiles) = fold_tiles(n, block, true, |bi, bj, tile| s.tile(bi, bj, block, tile));
+    Some((nn, tiles.expect("tiles kept"), zero_rows))
+}
+
+/// Computes every upper-triangle tile with `tile(bi, bj, out)` (in parallel), folds each into
+/// the nearest-neighbour maxima, and keeps the tiles when asked.
+fn fold_tiles(
+    n: usize,
+    block: usize,
+    keep_tiles: bool,
+    tile: impl Fn(usize, usize, &mut [f32]) + Sync + Send,
+) -> (Vec<f32>, Option<Tiles>) {
     let blocks = n.div_ceil(block);
+    let size = block * block;
     let pairs: Vec<(usize, usize)> = (0..blocks)
         .flat_map(|bi| (bi..blocks).map(move |bj| (bi, bj)))
         .collect();
-    let results = super::par::map(&pairs, |&(bi, bj)| {
-        let (i0, i1) = (bi * block, ((bi + 1) * block).min(n));
-        let (j0, j1) = (bj * block, ((bj + 1) * block).min(n));
-        let mut tile = vec![0.0f32; block * block];
-        dot_rows(&u[i0 * d..i1 * d], &u[j0 * d..j1 * d], d, &mut tile, block);
-        let (row_max, col_max) = fold_tile(&tile, block, i1 - i0, j1 - j0, bi == bj);
-        (row_max, col_max, keep_tiles.then_some(tile))
-    });
+    // Computes tile number i into `out` and returns its row and column maxima. Reused memory:
+    // the kernel writes the whole tile, the fallback its valid rows x columns, the only part
+    // ever read.
+    let compute = |i: usize, out: &mut [f32]| {
+        let (bi, bj) = pairs[i];
+        tile(bi, bj, out);
+        let rows = ((bi + 1) * block).min(n) - bi * block;
+        let cols = ((bj + 1) * block).min(n) - bj * block;
+        fold_tile(out, block, rows, cols, bi == bj)
+    };
+    let mut folds = vec![(Vec::new(), Vec::new()); pairs.len()];
+    let mut kept = workspace::Buffer::default();
+    if keep_tiles {
+        // One buffer for all tiles (one large mapping, huge pages where the OS has them).
+        kept = workspace::take(pairs.len() * size);
+        super::par::zip_chunks_mut(&mut kept, size, &mut folds, 1, |i, out, f| {
+            f[0] = compute(i, out);
+        });
+    } else {
+        super::par::chunks_mut(&mut folds, 1, |i, f| {
+            let mut out = workspace::take(size);
+            f[0] = compute(i, &mut out);
+            workspace::give(out);
+        });
+    }
     let mut nn = vec![f32::NEG_INFINITY; n];
-    let mut tiles = Vec::with_capacity(if keep_tiles { pairs.len() } else { 0 });
-    for (&(bi, bj), (row_max, col_max, tile)) in pairs.iter().zip(results) {
+    for (&(bi, bj), (row_max, col_max)) in pairs.iter().zip(folds) {
         for (m, r) in nn[bi * block..].iter_mut().zip(row_max) {
             *m = m.max(r);
         }
         for (m, c) in nn[bj * block..].iter_mut().zip(col_max) {
             *m = m.max(c);
         }
-        tiles.extend(tile);
     }
     let tiles = keep_tiles.then_some(Tiles {
         n,
         block,
         blocks,
-        tiles,
+        tiles: kept,
     });
     (nn, tiles)
 }
@@ -118,18 +204,43 @@ fn fold_tile(
     let mut col_max = vec![f32::NEG_INFINITY; if diagonal { 0 } else { cols }];
     for (r, rm) in row_max.iter_mut().enumerate() {
         let line = &tile[r * stride..r * stride + cols];
-        for (c, &s) in line.iter().enumerate() {
-            if diagonal {
-                if c != r {
-                    *rm = rm.max(s);
-                }
-            } else {
-                *rm = rm.max(s);
-                col_max[c] = col_max[c].max(s);
+        if diagonal {
+            *rm = max2(max_of(&line[..r]), max_of(&line[r + 1..]));
+        } else {
+            *rm = max_of(line);
+            for (m, &s) in col_max.iter_mut().zip(line) {
+                *m = max2(*m, s);
             }
         }
     }
     (row_max, col_max)
+}
+
+/// `max(a, b)` for values that are never NaN (similarities of finite, normalised rows); unlike
+/// `f32::max` it compiles to one SIMD max.
+#[inline(always)]
+fn max2(a: f32, b: f32) -> f32 {
+    if b > a {
+        b
+    } else {
+        a
+    }
+}
+
+/// The largest element (`-inf` for none), in 8 independent lanes so that it vectorises.
+fn max_of(xs: &[f32]) -> f32 {
+    let mut lanes = [f32::NEG_INFINITY; 8];
+    let mut chunks = xs.chunks_exact(8);
+    for c in &mut chunks {
+        for (l, &x) in lanes.iter_mut().zip(c) {
+            *l = max2(*l, x);
+        }
+    }
+    let tail = chunks
+        .remainder()
+        .iter()
+        .fold(f32::NEG_INFINITY, |m, &x| max2(m, x));
+    lanes.into_iter().fold(tail, max2)
 }
 
 #[cfg(test)]
@@ -154,6 +265,47 @@ mod tests {
         // 64 frames of 729 tokens: 4.4 GB of tiles, more than a 32-bit usize holds.
         assert!(Tiles::bytes(46_656) > 4_000_000_000);
         assert!(Tiles::bytes(usize::MAX) == u64::MAX);
+    }
+
+    #[test]
+    fn normalising_into_the_packs_matches_normalising_first() {
+        use crate::cpu::normalize::normalize_rows;
+        let (n, d) = (300, 37);
+        let mut x: Vec<f32> = (0..n * d)
+            .map(|i| ((i * 7919) % 103) as f32 - 51.0)
+            .collect();
+        x[5 * d..6 * d].fill(0.0);
+        let tokens = Tokens::new(&x, n, d).unwrap();
+        for policy in [NormPolicy::DivPrune, NormPolicy::IdPruner] {
+            let Some((nn, tiles, zero_rows)) = nearest_similarity_of(&tokens, policy) else {
+                return; // no packed kernel on this CPU
+            };
+            let (u, zeros) = normalize_rows(&tokens, policy);
+            let (want_nn, want_tiles) = nearest_similarity(&u, n, d, true);
+            assert_eq!((zero_rows, &nn), (zeros, &want_nn));
+            let (mut row, mut want) = (vec![0.0; n], vec![0.0; n]);
+            for p in [0, 5, 150, 299] {
+                tiles.row(p, &mut row);
+                want_tiles.as_ref().unwrap().row(p, &mut want);
+                assert_eq!(row, want);
+            }
+        }
+    }
+
+    #[test]
+    fn rows_of_large_pools_are_gathered_in_parallel_correctly() {
+        let (n, d) = (PARALLEL_ROW + 100, 5);
+        let u: Vec<f32> = (0..n * d).map(|i| ((i * 7919) % 101) as f32 / 50.0 - 1.0).collect();
+        let (_, tiles) = nearest_similarity(&u, n, d, true);
+        let tiles = tiles.unwrap();
+        let mut row = vec![f32::NAN; n];
+        for p in [0, 1000, n - 1] {
+            tiles.row(p, &mut row);
+            for j in (0..n).step_by(7) {
+                let dot: f32 = (0..d).map(|k| u[p * d + k] * u[j * d + k]).sum();
+                assert!((row[j] - dot).abs() < 1e-5, "({p},{j})");
+            }
+        }
     }
 
     #[test]

@@ -165,7 +165,9 @@ pub(crate) async fn pick_adapter(instance: &wgpu::Instance) -> Result<wgpu::Adap
         if let Some(f) = &filter {
             msg.push_str(&format!(" matching {ENV_ADAPTER}='{f}'"));
         }
-        if seen.is_empty() {
+        if seen.is_empty() && cfg!(target_arch = "wasm32") {
+            msg.push_str(" (the browser offers no WebGPU adapter: WebGPU is disabled, blocklisted or unsupported here)");
+        } else if seen.is_empty() {
             msg.push_str(" (no wgpu adapter at all: install a Vulkan/Metal/DX12 driver, or mesa-vulkan-drivers for the lavapipe software adapter)");
         } else {
             msg.push_str(&format!(" (adapters seen: {})", seen.join(", ")));

@@ -1,5 +1,17 @@
-//! Shared test helpers: conformance cases, the f64 tie-aware replay, random inputs.
+//! Shared test helpers: conformance cases, the f64 tie-aware replay, random inputs, and (in
+//! `backends.rs`) the backends under test with the macro that instantiates a test on each.
 #![allow(dead_code)]
+
+mod backends;
+
+// Each test binary uses some of these.
+#[allow(unused_imports)]
+pub(crate) use backends::backend_tests;
+#[allow(unused_imports)]
+pub use backends::{check_against_cpu, TestBackend};
+#[cfg(feature = "gpu")]
+#[allow(unused_imports)]
+pub use backends::{gpu, set_up_gpu};
 
 use std::path::PathBuf;
 use tokenprune::{Budget, IdPruner, Method, Request, Selection, Tokens};
@@ -283,57 +295,6 @@ pub fn replay(x: &[f32], n: usize, d: usize, method: &Method, order: &[u32]) -> 
         Method::IdPruner(p) => replay_idpruner(x, n, d, p, order),
         m => panic!("no replay for {}", m.name()),
     }
-}
-
-/// Every backend the tests run on: the CPU engine on its dense and streaming paths, and the
-/// GPU engine on both of its paths when an adapter exists.
-pub fn backends() -> Vec<(&'static str, tokenprune::Pruner)> {
-    use tokenprune::CpuEngine;
-    #[allow(unused_mut)]
-    let mut out = vec![
-        ("cpu", tokenprune::Pruner::cpu()),
-        (
-            "cpu-streaming",
-            tokenprune::Pruner::cpu_with(CpuEngine { dense_limit: 0 }),
-        ),
-    ];
-    #[cfg(feature = "gpu")]
-    if let Some(g) = gpu() {
-        use tokenprune::{GpuOptions, Pruner};
-        out.push(("gpu", Pruner::from_gpu(g.clone())));
-        out.push((
-            "gpu-streaming",
-            Pruner::from_gpu(g.with_options(GpuOptions {
-                stream_threshold_bytes: 0,
-                ..Default::default()
-            })),
-        ));
-    }
-    out
-}
-
-/// The GPU engine shared by every test of a test binary (created once: device creation and
-/// shader compilation are the slow part). `None`, with a skip line on stderr, when there is no
-/// adapter; a panic instead when `TOKENPRUNE_REQUIRE_GPU=1`.
-#[cfg(feature = "gpu")]
-pub fn gpu() -> Option<&'static tokenprune::GpuEngine> {
-    use std::sync::OnceLock;
-    static ENGINE: OnceLock<Option<tokenprune::GpuEngine>> = OnceLock::new();
-    let e = ENGINE.get_or_init(|| {
-        match tokenprune::GpuEngine::new_blocking(tokenprune::GpuOptions::default()) {
-            Ok(e) => Some(e),
-            Err(err) => {
-                if std::env::var("TOKENPRUNE_REQUIRE_GPU").as_deref() == Ok("1") {
-                    panic!("TOKENPRUNE_REQUIRE_GPU=1 but no GPU engine: {err}");
-                }
-                None
-            }
-        }
-    });
-    if e.is_none() {
-        eprintln!("skipping GPU checks: no GPU adapter (set TOKENPRUNE_REQUIRE_GPU=1 to fail)");
-    }
-    e.as_ref()
 }
 
 /// Deterministic pseudo-random f32 matrix (xorshift), values in [-1, 1).

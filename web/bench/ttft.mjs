@@ -85,7 +85,7 @@ if (browsers.length) {
     await p.goto(server.url);
     await p.waitForFunction(() => window.ready === true);
     const threads = await p.evaluate(() => navigator.hardwareConcurrency);
-    const res = await p.evaluate((o) => window.bench(o), { model, cls, device, dtype, keeps, repeats, backends: device === 'webgpu' ? ['webgpu', 'cpu'] : ['cpu'] });
+    const res = await p.evaluate((o) => window.bench(o), { model, cls, device, dtype, keeps, repeats, backends: device === 'webgpu' ? ['webgpu'] : ['cpu'] });
     out.results[device] = res;
     console.log(table(`Chromium ${browser.version()} headless, transformers.js on ${device === 'wasm' ? `the wasm execution provider (${threads} threads available)` : 'WebGPU (SwiftShader)'}`, res));
     await p.close();

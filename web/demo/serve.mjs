@@ -1,6 +1,7 @@
 // Serves the in-browser demo (web/demo) on 127.0.0.1: the page, the npm package's source and
 // wasm (web/src, web/dist), onnxruntime-web's runtime, the encoder model (web/demo/model, built
-// by scripts/encoder/setup.sh) and the bundled photos (examples/photos).
+// by scripts/encoder/setup.sh), the bundled photos (examples/photos) and the manifest of the
+// bundled embeddings (the video's frames, examples/embeddings).
 // Cross-origin isolated (COOP/COEP), so onnxruntime-web may use threads.
 //
 //   node web/demo/serve.mjs [--port 8080] [--host 127.0.0.1]
@@ -27,6 +28,8 @@ const ROUTES = [
   ['/ort/', join(web, 'node_modules', 'onnxruntime-web', 'dist')],
   ['/model/', join(demo, 'model')],
   ['/photos/', join(repo, 'examples', 'photos')],
+  // The manifest names the video's photo and window offsets (scripts/encoder/build.py).
+  ['/embeddings/', join(repo, 'examples', 'embeddings')],
   // The "ask the model" panel: transformers.js's browser build, its onnxruntime-web wasm, the
   // bundled tiny VLMs.
   ['/tf/', join(web, 'node_modules', '@huggingface', 'transformers', 'dist')],

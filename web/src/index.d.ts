@@ -25,12 +25,15 @@ export interface PruneResult {
   coords?: Uint32Array;
   /** The backend that ran. */
   backend: 'webgpu' | 'cpu';
-  /** The WebGPU adapter's name, or `null` on the CPU. */
+  /** The WebGPU adapter's name (its description, else vendor and architecture), or `null` on the CPU. */
   adapter: string | null;
   method: Method;
   n: number;
   d: number;
-  /** Time spent pruning, in milliseconds. */
+  /**
+   * Time spent pruning this pool, in milliseconds. In a `pruneBatch` on the CPU each pool is
+   * timed on its own; pools that ran together in one GPU submission share its time (a note says so).
+   */
   elapsedMs: number;
   /** Things worth knowing (zero-norm rows, fallbacks). */
   notes: string[];
@@ -52,35 +55,59 @@ export interface KeptSetFigures {
  */
 export function keptSetFigures(features: Features, result: Pick<PruneResult, 'n' | 'd' | 'kept'>): Promise<KeptSetFigures>;
 
+/**
+ * Where the `.wasm` comes from: a URL (string or `URL`; in Node.js also a `file:` URL or a
+ * path), a fetch `Response`, the bytes, or a compiled `WebAssembly.Module`. Typed
+ * structurally so that neither DOM nor a newer `lib` is needed.
+ */
+export type WasmSource =
+  | string
+  | { readonly href: string }
+  | ArrayBuffer
+  | ArrayBufferView
+  | { arrayBuffer(): Promise<ArrayBuffer> }
+  | object;
+
 /** Options of `Pruner.create`. */
 export interface CreateOptions {
-  /** Backends in order of preference (default `['webgpu', 'cpu']`); the first available is used. */
+  /**
+   * Backends in order of preference (default `['webgpu', 'cpu']`); the first available is used.
+   * WebGPU is tried only where `navigator.gpu` exists (never in Node.js). A software or fallback
+   * adapter (SwiftShader, llvmpipe, WARP) is slower than the CPU engine: it is skipped while
+   * `'cpu'` follows in the list, and used when WebGPU is asked for alone (`['webgpu']`).
+   */
   backends?: Array<'webgpu' | 'cpu'>;
+  /** Run the pruner in a Worker (a worker thread in Node.js), off the calling thread. Default false. */
+  worker?: boolean;
   /** Where to load the `.wasm` from, overriding the default next to this module. */
-  wasmUrl?: string | URL | Response | BufferSource | WebAssembly.Module;
+  wasmUrl?: WasmSource;
 }
 
 /** Prunes visual tokens. Create once, reuse for every call, `free()` when done. */
 export class Pruner {
-  private constructor(raw: unknown);
+  private constructor(token: never, impl: never, worker: never);
   /** Creates a pruner on the first available backend. Rejects when none is. */
   static create(options?: CreateOptions): Promise<Pruner>;
   /** The backend in use. */
   readonly backend: 'webgpu' | 'cpu';
   /** The WebGPU adapter's name, or `null` on the CPU. */
   readonly adapter: string | null;
+  /** Why an earlier backend of the list was not used (e.g. no WebGPU in Node.js, a software adapter), or `null`. */
+  readonly fallbackReason: string | null;
+  /** Whether this pruner runs in a Worker. */
+  readonly worker: boolean;
   /** Prunes one pool. Rejects with an `Error` naming the problem on bad input. */
   prune(features: Features, options: PruneOptions): Promise<PruneResult>;
   /** Prunes many independent pools (a batch of images) in one call; results in item order. */
   pruneBatch(items: BatchItem[]): Promise<PruneResult[]>;
-  /** The kept rows of `features` in positional order, `[K, d]`, same array type as `features`. */
-  gather<T extends Features>(features: T, result: PruneResult): T;
-  /** Releases the pruner's memory; it is unusable afterwards. */
+  /** The kept rows of `features` in positional order, `[K, d]`, same array type as `features`. Throws on a result that does not fit. */
+  gather<T extends Features>(features: T, result: Pick<PruneResult, 'n' | 'd' | 'kept'>): T;
+  /** Releases the pruner's memory (and its worker); it is unusable afterwards. */
   free(): void;
 }
 
 /** Overrides where the `.wasm` is loaded from; call before the first `Pruner.create()`. */
-export function setWasmSource(source: string | URL | Response | BufferSource | WebAssembly.Module): void;
+export function setWasmSource(source: WasmSource): void;
 
 /** Bytes of wasm linear memory in use by the module (diagnostics; 0 before the first create). */
 export function wasmMemoryBytes(): number;

@@ -2,7 +2,17 @@
 // Regenerate: TOKENPRUNE_BLESS=1 cargo test --test schema
 
 /** f32 values, or f16 values: a `Float16Array`, or their bits in a `Uint16Array`. */
-export type FloatArray = Float32Array | Uint16Array | { readonly BYTES_PER_ELEMENT: 2; readonly length: number; readonly [index: number]: number };
+export type FloatArray = Float32Array | Uint16Array | Float16ArrayLike;
+
+/** A `Float16Array` (ES2025), described structurally so that no newer `lib` (nor DOM) is needed. */
+export interface Float16ArrayLike {
+  readonly [Symbol.toStringTag]: 'Float16Array';
+  readonly length: number;
+  readonly buffer: ArrayBufferLike;
+  readonly byteOffset: number;
+  readonly byteLength: number;
+  readonly [index: number]: number;
+}
 
 /** The selector. */
 export type Method =

@@ -24,7 +24,7 @@ export interface ImageInfo {
 }
 
 /** Options of `wrapModel`. Give exactly one of `keep`, `keepRatio`, `pruneRatio` (applied to every image). */
-export interface WrapOptions extends Omit<PruneOptions, 'n' | 'd' | 'keep' | 'keepRatio' | 'pruneRatio' | 'importance' | 'grid'> {
+export interface WrapOptions extends Omit<PruneOptions, 'n' | 'd' | 'keep' | 'keepRatio' | 'pruneRatio' | 'importance' | 'grid' | 'method'> {
   method?: Method | (string & {});
   /** Keep exactly this many tokens per image (each image must have at least this many). */
   keep?: number;

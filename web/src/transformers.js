@@ -27,7 +27,7 @@ const LLAVA_CLASSES = [
 const MROPE_CLASSES = ['Qwen2VLForConditionalGeneration', 'Qwen2_5_VLForConditionalGeneration'];
 
 /** Methods that take a text condition; the adapter supplies the prompt's embedding when none is given. */
-export const TEXT_CONDITIONED_METHODS = new Set(['cdpruner']);
+export const TEXT_CONDITIONED_METHODS = new Set(['cdpruner', 'cdpruner-openvino']);
 
 /** Methods that rank by a score per token: the caller's `importance` callback gives it. */
 const IMPORTANCE_METHODS = new Set(['idpruner', 'topk']);
@@ -155,19 +155,13 @@ export async function wrapModel(model, options = {}) {
   if (model[WRAP]) throw new Error(`${TAG}: this model is already wrapped; call unwrapModel(model) first`);
   const budget = checkOptions(options);
   imageTokenId(model);
-  const pruner = options.pruner ?? (await Pruner.create({ backends: options.backends ?? defaultBackends() }));
+  const pruner = options.pruner ?? (await Pruner.create(options.backends ? { backends: options.backends } : {}));
   const original = Object.prototype.hasOwnProperty.call(model, 'forward') ? model.forward : undefined;
   const base = model.forward;
   const ctx = { model, kind, budget, options, pruner, ownsPruner: !options.pruner, base, last: null };
   model[WRAP] = { original, ctx };
   model.forward = (modelInputs) => prunedForward(ctx, modelInputs);
   return model;
-}
-
-/** WebGPU first where the platform has it, else the CPU (in Node 20, asking the wasm module for
- * WebGPU without `navigator.gpu` aborts it, so it is not asked). */
-function defaultBackends() {
-  return typeof navigator !== 'undefined' && navigator.gpu ? ['webgpu', 'cpu'] : ['cpu'];
 }
 
 /** Restores a wrapped model's own forward (frees the pruner the wrap created). */
@@ -267,7 +261,11 @@ async function prefill(ctx, modelInputs) {
   const featData = toFloat32(features);
   const method = options.method ?? 'divprune';
   const extra = optionsWithoutBudget(options);
-  const needsText = TEXT_CONDITIONED_METHODS.has(method) && options.textEmbeds === undefined && options.relevance === undefined;
+  // A text-conditioned method the caller gave no condition gets the prompt's own: the mean
+  // embedding of its text tokens, in the LLM's input space. cdpruner then takes the image's
+  // own features (also in that space) as its image embeddings, so relevance is the cosine
+  // between each visual token and the prompt, as cdpruner-openvino computes it.
+  const needsText = TEXT_CONDITIONED_METHODS.has(method) && options.textEmbeds === undefined && options.relevance === undefined && options.imageEmbeds === undefined;
   const textByRow = new Map();
   let cursor = 0;
   const items = [];
@@ -289,6 +287,7 @@ async function prefill(ctx, modelInputs) {
     else if (needsText) {
       if (!textByRow.has(row)) textByRow.set(row, promptTextEmbedding(inputsEmbeds, input_ids, attention_mask, tokenId, row));
       item.textEmbeds = textByRow.get(row);
+      if (method === 'cdpruner') item.imageEmbeds = feats;
     }
     items.push(item);
   }

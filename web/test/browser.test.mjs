@@ -61,14 +61,15 @@ before(async () => {
     const path = decodeURIComponent(new URL(req.url, 'http://x').pathname);
     let file;
     if (path === '/' || path === '/index.html') file = join(here, 'page.html');
-    else if (path === '/suite.js') file = join(here, 'suite.js');
+    else if (path === '/suite.js' || path === '/oracle.js') file = join(here, path.slice(1));
     else if (path.startsWith('/node_modules/')) file = join(scratch, normalize(path));
     else if (path.startsWith('/data/')) file = join(data, normalize(path.slice(6)));
     if (!file || !existsSync(file)) {
       res.writeHead(404).end();
       return;
     }
-    res.writeHead(200, { 'content-type': types[extname(file)] ?? 'application/octet-stream' });
+    // cross-origin isolated, so that the page has SharedArrayBuffer
+    res.writeHead(200, { 'content-type': types[extname(file)] ?? 'application/octet-stream', 'cross-origin-opener-policy': 'same-origin', 'cross-origin-embedder-policy': 'require-corp' });
     res.end(readFileSync(file));
   });
   await new Promise((ok) => server.listen(0, '127.0.0.1', ok));
@@ -86,6 +87,7 @@ after(async () => {
   if (scratch) rmSync(scratch, { recursive: true, force: true });
 });
 
+/** Opens the suite page for `backend` once and starts it; `{ page, logs }`. */
 function suite(backend) {
   suites[backend] ??= (async () => {
     const page = await browser.newPage();
@@ -96,11 +98,20 @@ function suite(backend) {
     if (backend === 'cpu') await page.addInitScript(noWebGpu);
     await page.goto(base);
     await page.waitForFunction(() => window.suiteReady === true);
-    const results = await page.evaluate((b) => window.runSuite(b), backend);
-    await page.close();
-    return { results: Object.fromEntries(results.map((r) => [r.name, r])), logs };
+    const done = page
+      .evaluate((b) => window.runSuite(b), backend)
+      .catch((e) => logs.push(`suite: ${e}`))
+      .finally(() => page.evaluate(() => (window.suiteDone = true)).catch(() => {}));
+    return { page, logs, done };
   })();
   return suites[backend];
+}
+
+/** Waits for one check's result: each test's timeout covers its own check, not the whole suite. */
+async function result(backend, name) {
+  const { page, logs } = await suite(backend);
+  await page.waitForFunction((n) => window.suiteResults?.some((r) => r.name === n) || window.suiteDone, name, { timeout: 0, polling: 250 });
+  return { r: await page.evaluate((n) => window.suiteResults?.find((r) => r.name === n), name), logs };
 }
 
 const CHECKS = [
@@ -113,17 +124,52 @@ const CHECKS = [
   'batch equals single calls',
   'bad input rejects with the native message',
   '500 repeated calls: no growth in GPU buffers or wasm memory',
+  'default backend: never a software adapter unless WebGPU is asked for alone',
+  'Float16Array (also on a SharedArrayBuffer), subclasses and arrays from another realm',
+  'worker: true gives the same results and keeps the page responsive',
+  'a trapped module is replaced: old pruners reject with an Error, new ones work',
   'free() makes the pruner unusable with a clear error',
 ];
+
+/** The adapter reports nothing about itself (as some browsers do), or there is none. */
+const silentAdapter = () => {
+  Object.defineProperty(GPUAdapter.prototype, 'info', { get: () => ({ vendor: '', architecture: '', device: '', description: '' }), configurable: true });
+};
+const noAdapter = () => {
+  GPU.prototype.requestAdapter = async () => null;
+};
+
+for (const [kind, init, name] of [
+  ['silent', silentAdapter, 'an adapter that reports nothing is timed against the CPU engine'],
+  ['none', noAdapter, 'no adapter: a clear error without driver advice, and the default falls back'],
+]) {
+  test(`webgpu: ${name}`, { timeout: 300_000 }, async (t) => {
+    const page = await browser.newPage();
+    const logs = [];
+    page.on('console', (m) => logs.push(m.text()));
+    page.on('pageerror', (e) => logs.push(String(e)));
+    await page.addInitScript(init);
+    await page.goto(base);
+    await page.waitForFunction(() => window.suiteReady === true);
+    const [r] = await page.evaluate((k) => window.runAdapterChecks(k), kind);
+    await page.close();
+    assert.ok(r.ok, `${r.detail}\npage log:\n${logs.slice(-20).join('\n')}`);
+    t.diagnostic(r.detail);
+  });
+}
 
 for (const backend of ['webgpu', 'cpu']) {
   for (const name of CHECKS) {
     test(`${backend}: ${name}`, { timeout: 600_000 }, async (t) => {
-      const { results, logs } = await suite(backend);
-      const r = results[name];
+      const { r, logs } = await result(backend, name);
       assert.ok(r, `check '${name}' did not run; page log:\n${logs.join('\n')}`);
       assert.ok(r.ok, `${r.detail}\npage log:\n${logs.slice(-20).join('\n')}`);
       if (r.detail) t.diagnostic(r.detail);
     });
   }
+  test(`${backend}: the suite page closes`, async () => {
+    const { page, done } = await suite(backend);
+    await done;
+    await page.close();
+  });
 }

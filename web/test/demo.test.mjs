@@ -1,7 +1,9 @@
 // End-to-end test of the in-browser demo (web/demo) in headless Chromium: the page loads,
 // encodes a bundled photo with the real encoder (onnxruntime-web), prunes on WebGPU, shows the
 // expected number of kept patches, and its pictures are neither blank nor identical across
-// methods. Needs `bash web/build.sh` and `bash scripts/encoder/setup.sh` first.
+// methods; CDPruner's relevance proxy follows a click; the video mode encodes the panning
+// frames and draws each frame's kept patches. Needs `bash web/build.sh` and
+// `bash scripts/encoder/setup.sh` first.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -136,7 +138,7 @@ after(async () => {
 });
 
 test('encodes a bundled photo, prunes it on WebGPU, and draws the kept patches', async () => {
-  await page.goto(`${server.url}?photo=chelsea&a=divprune&b=random`);
+  await page.goto(`${server.url}?photo=chelsea&a=divprune&b=random&backend=webgpu`);
   const status = await waitReady('first load');
   assert.match(status, /^chelsea: kept 144 of 576 tokens \(25%\) on WebGPU \(/);
   assert.equal(await page.evaluate(() => globalThis.crossOriginIsolated), true);
@@ -162,7 +164,9 @@ test('encodes a bundled photo, prunes it on WebGPU, and draws the kept patches',
 
   // Every method kept 144; the table and the pictures agree.
   const rows = await page.$$eval('#figures tbody tr', (trs) => trs.map((tr) => [tr.dataset.method, ...[...tr.children].map((td) => td.textContent)]));
-  assert.deepEqual(rows.map((r) => r[0]), ['divprune', 'idpruner', 'topk', 'random', 'uniform']);
+  assert.deepEqual(rows.map((r) => r[0]), ['divprune', 'idpruner', 'topk', 'random', 'uniform', 'cdpruner', 'cdpruner-openvino']);
+  assert.deepEqual(await page.$$eval('#figures thead th', (ths) => ths.map((th) => th.textContent)), ['method', 'kept', 'prune ms', 'min kept–kept', 'max pruned→kept', 'mean pruned→kept']);
+  assert.match(rows[5][1], /^CDPruner \(relevance proxy: similarity to the clicked region\)$/);
   for (const r of rows) assert.equal(r[2], '144', r.join(' | '));
   const divMin = Number(rows[0][4]);
   for (const r of rows.slice(1)) assert.ok(divMin > Number(r[4]), `DivPrune is the most diverse: ${rows[0]} vs ${r}`);
@@ -198,6 +202,43 @@ test('the keep slider changes the budget, the method picker changes the picture'
   assert.match(await page.textContent('#panel-b figcaption'), /IDPruner \(importance proxy: token norm\): 58 \/ 576 kept/);
 });
 
+test('CDPruner: the relevance proxy follows a click on the picture', async () => {
+  // Still chelsea at 10 % (58 of 576).
+  await page.selectOption('#method-b', 'cdpruner');
+  const centre = await page.evaluate(() => Array.from(globalThis.demo.results.cdpruner.result.kept));
+  assert.equal(centre.length, 58);
+  assert.deepEqual(keptCells(await panelShot('panel-b')), centre, 'the CDPruner panel shows its kept patches (the focus cross clears the probes)');
+  assert.match(await page.textContent('#panel-b figcaption'), /^CDPruner \(relevance proxy: similarity to the clicked region\): 58 \/ 576 kept .* focus row 12, col 12 \(click a picture to move it\)$/);
+  // Click the patch at row 4, column 19 (20 px cells on the 480 px canvas).
+  await page.locator('#panel-b canvas').click({ position: { x: 19 * 20 + 10, y: 4 * 20 + 10 } });
+  await page.waitForFunction(() => globalThis.demo.focus.join() === '4,19' && document.querySelector('#panel-b figcaption').textContent.includes('row 4, col 19'), null, { timeout: 120_000 });
+  await waitReady('focus click');
+  const moved = await page.evaluate(() => Array.from(globalThis.demo.results.cdpruner.result.kept));
+  assert.equal(moved.length, 58);
+  assert.notDeepEqual(moved, centre, 'the kept set follows the focus');
+  assert.deepEqual(keptCells(await panelShot('panel-b')), moved);
+  // The proxy is each token's cosine to the focus region's mean unit token: recomputed here.
+  const { features, relevance, query } = await page.evaluate(() => ({
+    features: Array.from(globalThis.demo.tokens.features), relevance: Array.from(globalThis.demo.relevance), query: Array.from(globalThis.demo.query),
+  }));
+  const q = new Float64Array(320);
+  for (const r of [3, 4, 5]) for (const c of [18, 19, 20]) {
+    const o = (r * 24 + c) * 320;
+    const norm = Math.hypot(...features.slice(o, o + 320));
+    for (let j = 0; j < 320; j++) q[j] += features[o + j] / norm / 9;
+  }
+  for (let j = 0; j < 320; j++) assert.ok(Math.abs(q[j] - query[j]) < 1e-6, `query[${j}]`);
+  const qn = Math.hypot(...q);
+  for (const i of [0, 4 * 24 + 19, 300, 575]) {
+    const x = features.slice(i * 320, (i + 1) * 320);
+    const cos = x.reduce((a, v, j) => a + v * q[j], 0) / (Math.hypot(...x) * qn);
+    assert.ok(Math.abs(cos - relevance[i]) < 1e-5, `relevance[${i}] ${relevance[i]} vs ${cos}`);
+  }
+  // The other methods' results were kept, not recomputed.
+  const rows = await page.$$eval('#figures tbody tr', (trs) => trs.map((tr) => tr.children[1].textContent));
+  assert.deepEqual(rows, Array(7).fill('58'));
+});
+
 test('your own picture, and the CPU backend', async () => {
   await page.setInputFiles('#file', join(examples, 'photos', 'coffee.png'));
   const status = await waitReady('own picture');
@@ -214,6 +255,82 @@ test('your own picture, and the CPU backend', async () => {
   assert.ok(!logs.some((l) => l.startsWith('pageerror')), logs.join('\n'));
 });
 
+test('the video: 8 panning frames encoded in the browser, EVS and VidCom2 draw each frame', async () => {
+  // From the previous test's page (coffee.png on the CPU backend, keep 10 %): the video button.
+  await page.locator('#ratio').fill('25');
+  await page.click('#photos #video');
+  await page.waitForFunction(() => globalThis.demo.mode === 'video', null, { timeout: 120_000 });
+  const status = await waitReady('video');
+  assert.match(status, /^astronaut-pan \(8 frames\): EVS kept 288 of 1152 tokens \(25%\) on CPU \(wasm\)\.$/);
+  const timings = await page.textContent('#timings');
+  console.log(`video: ${timings}; prune ${await page.$$eval('#figures tbody tr', (trs) => trs.map((tr) => `${tr.dataset.method} ${tr.children[3].textContent} ms`).join(', '))}`);
+  assert.match(timings, /^Encode: \d+ ms for 8 frames of 384 px \(onnxruntime-web/);
+  assert.deepEqual(await page.$$eval('#method-a option', (os) => os.map((o) => o.value)), ['evs', 'vidcom2', 'divprune-per-frame']);
+  assert.equal(await page.inputValue('#method-a'), 'evs');
+  assert.equal(await page.inputValue('#method-b'), 'vidcom2');
+  assert.equal(await page.isDisabled('#ask-go'), true, 'the ask panel takes a photo');
+
+  // The frames are windows of the photo at their own size (no resize), as build.py encoded them:
+  // compared in the page with the bundled f16 embedding (the page fetches it: nothing big
+  // crosses the page boundary).
+  const cos = await page.evaluate(async () => {
+    const buf = await (await fetch('/embeddings/astronaut-pan.npy')).arrayBuffer();
+    const hlen = new DataView(buf).getUint16(8, true);
+    const h = new Uint16Array(buf.slice(10 + hlen));
+    const b = Float32Array.from(h, (v) => {
+      const e = (v >> 10) & 0x1f, m = v & 0x3ff, s = v & 0x8000 ? -1 : 1;
+      return s * (e === 0 ? m * 2 ** -24 : (1 + m / 1024) * 2 ** (e - 15));
+    });
+    const t = globalThis.demo.tokens.features;
+    if (t.length !== b.length) return [NaN, `length ${t.length} vs ${b.length}`];
+    let sum = 0, min = 1;
+    for (let i = 0; i < 1152; i++) {
+      let ab = 0, aa = 0, bb = 0;
+      for (let j = 0; j < 320; j++) {
+        const x = t[i * 320 + j], y = b[i * 320 + j];
+        ab += x * y; aa += x * x; bb += y * y;
+      }
+      const c = ab / Math.sqrt(aa * bb);
+      sum += c;
+      min = Math.min(min, c);
+    }
+    return [sum / 1152, min];
+  });
+  console.log(`browser vs bundled astronaut-pan tokens: mean cosine ${cos[0]}, lowest ${cos[1]}`);
+  assert.ok(cos[0] > 0.999, `mean cosine ${cos}`);
+
+  const rows = await page.$$eval('#figures tbody tr', (trs) => trs.map((tr) => [tr.dataset.method, ...[...tr.children].map((td) => td.textContent)]));
+  assert.deepEqual(rows.map((r) => r.slice(0, 3)), [['evs', 'EVS', '288'], ['vidcom2', 'VidCom2 (exact count)', '288'], ['divprune-per-frame', 'DivPrune per frame', '288']]);
+  assert.equal(rows[2][3], '36 36 36 36 36 36 36 36');
+  assert.match(rows[0][3], /^144 /, 'EVS keeps frame 0 whole');
+  // Each frame of each panel shows exactly that frame's kept patches (4 x 2 frames of 120 px, 10 px cells).
+  for (const [id, key] of [['panel-a', 'evs'], ['panel-b', 'vidcom2']]) {
+    assert.deepEqual(await page.$eval(`#${id} canvas`, (c) => [c.width, c.height]), [480, 240], id);
+    const img = await panelShot(id);
+    const kept = await page.evaluate((k) => Array.from(globalThis.demo.results[k].result.kept), key);
+    const perFrame = [];
+    for (let f = 0; f < 8; f++) {
+      const x0 = (f % 4) * 120, y0 = Math.floor(f / 4) * 120;
+      const drawn = [];
+      for (let c = 0; c < 144; c++) {
+        const px = rgb(img, x0 + (c % 12) * 10, y0 + Math.floor(c / 12) * 10 + 5);
+        if (px.every((v, i) => v === KEPT[i])) drawn.push(f * 144 + c);
+      }
+      assert.deepEqual(drawn, kept.filter((i) => Math.floor(i / 144) === f), `${key} frame ${f}`);
+      perFrame.push(drawn.length);
+    }
+    assert.equal(rows.find((r) => r[0] === key)[3], perFrame.join(' '));
+  }
+  assert.match(await page.textContent('#panel-a figcaption'), /^EVS: 288 \/ 1152 kept in [\d.]+ ms · .* · per frame 144 /);
+  // Back to a photo: the pickers return to the image methods.
+  await page.click('#photos button[data-name="coffee"]');
+  await page.waitForFunction(() => globalThis.demo.mode === 'photo', null, { timeout: 120_000 });
+  await waitReady('back to a photo');
+  assert.equal(await page.inputValue('#method-a'), 'divprune');
+  assert.equal(await page.isDisabled('#ask-go'), false);
+  assert.ok(!logs.some((l) => l.startsWith('pageerror')), logs.join('\n'));
+});
+
 test('encoders are pluggable: a module named by ?encoder= with a 6 x 8 grid', async () => {
   // Any module whose default export resolves to { name, inputSize, encode(canvas) }.
   const encoder = `export default async () => ({
@@ -226,7 +343,7 @@ test('encoders are pluggable: a module named by ?encoder= with a 6 x 8 grid', as
     },
   });`;
   await page.route('**/test-encoder.js', (route) => route.fulfill({ body: encoder, contentType: 'text/javascript' }));
-  await page.goto(`${server.url}?encoder=/test-encoder.js&photo=astronaut`);
+  await page.goto(`${server.url}?encoder=/test-encoder.js&photo=astronaut&backend=webgpu`);
   const status = await waitReady('custom encoder');
   assert.match(status, /^astronaut: kept 12 of 48 tokens \(25%\) on WebGPU/);
   assert.match(await page.textContent('#timings'), /^Encode: \d+ ms \(test encoder\)/);
@@ -266,14 +383,14 @@ test('ask the model: the bundled tiny Qwen2-VL (random weights), unpruned and pr
   assert.ok(!logs.some((l) => l.startsWith('pageerror')), logs.join('\n'));
 });
 
-test('ask the model: ?model= loads another model folder (the tiny LLaVA), keep 10%', async () => {
-  await page.goto(`${server.url}?photo=coffee&a=uniform&model=/vlm/llava`);
+test('ask the model: ?model= loads another model folder (the tiny LLaVA), CDPruner with the prompt\'s embedding, keep 10%', async () => {
+  await page.goto(`${server.url}?photo=coffee&a=cdpruner&model=/vlm/llava`);
   await waitReady('ask: llava load');
   await page.locator('#ratio').fill('10');
   await page.waitForFunction(() => document.querySelector('#status').textContent.includes('kept 58 of 576'), null, { timeout: 120_000 });
   const { rows, result: r } = await askAndRead('llava');
   assert.equal(r.imageTokens, 36);
   assert.equal(r.kept, 4, 'keep 10% of 36 = round_half_even(3.6)');
-  assert.match(rows[1][0], /^Uniform 10%$/);
+  assert.match(rows[1][0], /^CDPruner \(relevance: the prompt's own mean token embedding\) 10%$/);
   assert.match(await page.textContent('#ask-model'), /^Model: \/vlm\/llava \(LlavaForConditionalGeneration, transformers\.js on wasm\)\.$/);
 });

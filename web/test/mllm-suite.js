@@ -8,7 +8,7 @@
 
 const TOL = 1e-5;
 const NEW_TOKENS = 16;
-export const METHODS = ['divprune', 'idpruner', 'topk', 'random', 'uniform'];
+export const METHODS = ['divprune', 'idpruner', 'topk', 'random', 'uniform', 'cdpruner', 'cdpruner-openvino'];
 /** [model folder, M-RoPE, methods run against the reference path]. Qwen2.5-VL shares Qwen2-VL's
  * code path in transformers.js and the adapter: one method there is enough. */
 export const ARCHS = [['llava', false, METHODS], ['qwen2vl', true, METHODS], ['qwen25vl', true, ['divprune']]];
@@ -255,9 +255,16 @@ function perImage(model, inputs, mrope) {
 }
 
 /** Kept sets straight from the pruner, on the vision encoder's own features. */
-async function directKept(model, pruner, adapter, inputs, ns, opts, grids = null) {
+async function directKept(model, pruner, adapter, inputs, ns, opts, grids = null, tokenId = null) {
   const feats = await model.encode_image(inputs.image_grid_thw ? { pixel_values: inputs.pixel_values, image_grid_thw: inputs.image_grid_thw } : { pixel_values: inputs.pixel_values });
   const d = feats.dims.at(-1);
+  // A text-conditioned method's condition: the prompt's own text embedding, as the adapter
+  // computes it (checked against an independent oracle above).
+  let text = null;
+  if (adapter.TEXT_CONDITIONED_METHODS.has(opts.method)) {
+    const emb = await model.encode_text({ input_ids: inputs.input_ids });
+    text = adapter.promptTextEmbedding(emb, inputs.input_ids, inputs.attention_mask, tokenId, 0);
+  }
   const out = [];
   let start = 0;
   for (let i = 0; i < ns.length; i++) {
@@ -266,6 +273,8 @@ async function directKept(model, pruner, adapter, inputs, ns, opts, grids = null
     const o = { n: ns[i], d, method: opts.method ?? 'divprune', keep: k, grid: grids ? grids[i] : [6, 6] };
     if (opts.seed !== undefined) o.seed = opts.seed;
     if (opts.importance) o.importance = importanceOf({ features: f, n: ns[i], d });
+    if (text) o.textEmbeds = text;
+    if (text && opts.method === 'cdpruner') o.imageEmbeds = f;
     out.push(k === ns[i] ? Uint32Array.from({ length: k }, (_, j) => j) : (await pruner.prune(f, o)).kept);
     start += ns[i];
   }
@@ -328,8 +337,8 @@ export async function runMllmSuite({ tf, adapter, Pruner, base, device, backends
   });
 
   await check('a text-conditioned method (cdpruner) gets the prompt text embedding per row, or the caller\'s', async () => {
-    // The core API gains CDPruner in the methods issue; until then a recording pruner stands in
-    // for it here, so what the adapter passes is checked (the selection itself is not).
+    // A recording pruner checks what the adapter passes; the selections themselves are
+    // checked against the reference path with every method below.
     const m = models.qwen2vl;
     const seen = [];
     const recorder = {
@@ -351,6 +360,7 @@ export async function runMllmSuite({ tf, adapter, Pruner, base, device, backends
     ok(seen.length === 2, `${seen.length} prune calls for 2 images`);
     for (const o of seen) {
       ok(o.method === 'cdpruner' && o.textEmbeds instanceof Float32Array && maxDiff(o.textEmbeds, want) === 0, 'textEmbeds is the prompt embedding');
+      ok(o.imageEmbeds instanceof Float32Array && o.imageEmbeds.length === o.n * o.d, 'imageEmbeds are the image\'s own features');
     }
     const mine = Float32Array.from({ length: 64 }, (_, i) => i);
     seen.length = 0;
@@ -361,7 +371,7 @@ export async function runMllmSuite({ tf, adapter, Pruner, base, device, backends
       adapter.unwrapModel(m.model);
     }
     ok(seen.length === 2 && seen.every((o) => o.textEmbeds === mine), 'the caller\'s textEmbeds is passed as given');
-    ok(adapter.TEXT_CONDITIONED_METHODS.has('cdpruner'), 'cdpruner is text-conditioned');
+    ok(adapter.TEXT_CONDITIONED_METHODS.has('cdpruner') && adapter.TEXT_CONDITIONED_METHODS.has('cdpruner-openvino'), 'both CDPruners are text-conditioned');
     return `2 images, textEmbeds [${want.length}] = mean of ${inputs.input_ids.dims[1] - 40} text tokens`;
   });
 
@@ -415,7 +425,7 @@ export async function runMllmSuite({ tf, adapter, Pruner, base, device, backends
         const inputs = await mk();
         const { tokenId, grids, ns } = perImage(m.model, inputs, mrope);
         const opts = { method, keepRatio: 0.25, ...(method === 'idpruner' || method === 'topk' ? { importance: importanceOf } : {}), ...(method === 'random' ? { seed: 7 } : {}) };
-        const want = await directKept(m.model, pruner, adapter, inputs, ns, opts, grids && grids.map(([t, h, w]) => [t, h / 2, w / 2]));
+        const want = await directKept(m.model, pruner, adapter, inputs, ns, opts, grids && grids.map(([t, h, w]) => [t, h / 2, w / 2]), tokenId);
         let info;
         const got = await wrapped(m, opts, async () => {
           const r = await generateTapped(m.model, inputs);

@@ -1,6 +1,7 @@
 // In-page test suite: runs in Chromium against the packed npm package.
 // Every check returns { name, ok, detail }; test/browser.test.mjs asserts them.
 import { Pruner, keptSetFigures, wasmMemoryBytes } from '/node_modules/tokenprune/src/index.js';
+import { replay, same } from './oracle.js';
 
 const MAX_DEFICIT = 1e-5;
 
@@ -14,74 +15,6 @@ async function npy(name) {
   return { shape, data: new Float32Array(buf.slice(10 + hlen)) };
 }
 
-function normalise(x, n, d, idpruner) {
-  const u = new Float64Array(n * d);
-  for (let i = 0; i < n; i++) {
-    let s = 0;
-    for (let k = 0; k < d; k++) s += x[i * d + k] ** 2;
-    const norm = Math.sqrt(s);
-    const den = idpruner ? norm + 1e-8 : Math.max(norm, 1e-12);
-    for (let k = 0; k < d; k++) u[i * d + k] = x[i * d + k] / den;
-  }
-  return u;
-}
-
-function gram(u, n, d) {
-  const s = new Float64Array(n * n);
-  for (let i = 0; i < n; i++) {
-    for (let j = i; j < n; j++) {
-      let v = 0;
-      for (let k = 0; k < d; k++) v += u[i * d + k] * u[j * d + k];
-      s[i * n + j] = v;
-      s[j * n + i] = v;
-    }
-  }
-  return s;
-}
-
-function bestUnchosen(vals, chosen) {
-  let b = -Infinity;
-  for (let j = 0; j < vals.length; j++) if (!chosen[j] && vals[j] > b) b = vals[j];
-  return b;
-}
-
-/** SPEC tie-aware replay in f64: the largest deficit over all steps. */
-function replay(x, n, d, order, method, imp, lambda, parallelK) {
-  if (new Set(order).size !== order.length) return Infinity;
-  const u = normalise(x, n, d, method === 'idpruner');
-  const s = gram(u, n, d);
-  const chosen = new Uint8Array(n);
-  let deficit = 0;
-  if (method === 'divprune') {
-    const nn = new Float64Array(n).fill(Infinity);
-    for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) if (i !== j) nn[i] = Math.min(nn[i], 1 - s[i * n + j]);
-    deficit = Math.max(deficit, bestUnchosen(nn, chosen) - nn[order[0]]);
-    const m = new Float64Array(n).fill(Infinity);
-    for (let t = 1; t < order.length; t++) {
-      const p = order[t - 1];
-      chosen[p] = 1;
-      for (let j = 0; j < n; j++) m[j] = Math.min(m[j], 1 - s[p * n + j]);
-      deficit = Math.max(deficit, bestUnchosen(m, chosen) - m[order[t]]);
-    }
-    return deficit;
-  }
-  let lo = Infinity, hi = -Infinity;
-  for (const w of imp) { lo = Math.min(lo, w); hi = Math.max(hi, w); }
-  const im = Float64Array.from(imp, (w) => (w - lo) / (hi - lo + 1e-6));
-  const maxSim = new Float64Array(n).fill(-2);
-  for (let r = 0; r * parallelK < order.length; r++) {
-    const round = order.slice(r * parallelK, (r + 1) * parallelK);
-    const score = Float64Array.from(im, (v, j) => (r === 0 ? v : lambda * v - (1 - lambda) * maxSim[j]));
-    for (const c of round) {
-      deficit = Math.max(deficit, bestUnchosen(score, chosen) - score[c]);
-      chosen[c] = 1;
-    }
-    for (const c of round) for (let j = 0; j < n; j++) maxSim[j] = Math.max(maxSim[j], s[c * n + j]);
-  }
-  return deficit;
-}
-
-const same = (a, b) => a.length === b.length && a.every((v, i) => v === b[i]);
 
 async function check(name, fn) {
   try {
@@ -107,10 +40,14 @@ async function rejects(promise, needle) {
   throw new Error(`did not reject (expected '${needle}')`);
 }
 
-/** Runs every check; `expectBackend` is 'webgpu' or 'cpu'. */
+/**
+ * Runs every check; `expectBackend` is 'webgpu' or 'cpu'. Each result is also appended to
+ * `window.suiteResults` as soon as its check ends, so that the runner times each check alone.
+ */
 export async function runSuite(expectBackend) {
-  const results = [];
-  const pruner = await Pruner.create({ backends: ['webgpu', 'cpu'] });
+  const results = (window.suiteResults = []);
+  // WebGPU asked for by name: SwiftShader here, a software adapter the default would skip
+  const pruner = await Pruner.create({ backends: expectBackend === 'webgpu' ? ['webgpu'] : ['webgpu', 'cpu'] });
   results.push(await check('backend', () => {
     assert(pruner.backend === expectBackend, `got backend ${pruner.backend} (adapter ${pruner.adapter}), expected ${expectBackend}`);
     return `${pruner.backend} ${pruner.adapter ?? ''}`;
@@ -229,7 +166,8 @@ export async function runSuite(expectBackend) {
     const batch = await pruner.pruneBatch(items);
     assert(batch.length === 4, 'batch length');
     for (let i = 0; i < 4; i++) {
-      const one = await pruner.prune(items[i].features, items[i]);
+      const { features, ...opts } = items[i];
+      const one = await pruner.prune(features, opts);
       assert(same([...batch[i].order], [...one.order]), `item ${i}`);
     }
   }));
@@ -271,8 +209,10 @@ export async function runSuite(expectBackend) {
   }));
 
   results.push(await check('500 repeated calls: no growth in GPU buffers or wasm memory', async () => {
-    const big = Float32Array.from({ length: 576 * 64 }, (_, i) => Math.sin(i * 0.37));
-    const run = () => pruner.prune(big, { n: 576, d: 64, method: 'divprune', keepRatio: 0.1 });
+    // Leaks grow with the number of calls, not the pool's size: a small pool keeps 500 calls on
+    // SwiftShader (a software rasteriser) within minutes on a loaded machine.
+    const big = Float32Array.from({ length: 192 * 64 }, (_, i) => Math.sin(i * 0.37));
+    const run = () => pruner.prune(big, { n: 192, d: 64, method: 'divprune', keepRatio: 0.1 });
     for (let i = 0; i < 20; i++) await run();
     const before = { ...globalThis.__gpuLedger, wasm: wasmBytes() };
     for (let i = 0; i < 500; i++) await run();
@@ -282,6 +222,8 @@ export async function runSuite(expectBackend) {
     return `GPU buffers live ${before.liveBytes} -> ${after.liveBytes} bytes (${after.created - before.created} created), wasm memory ${before.wasm} -> ${after.wasm} bytes`;
   }));
 
+  await packageChecks(results, pruner, expectBackend, x, n, d, imp);
+
   pruner.free();
   results.push(await check('free() makes the pruner unusable with a clear error', async () => {
     await rejects(pruner.prune(x, { n, d, keep: 3 }), 'this Pruner was freed');
@@ -289,6 +231,156 @@ export async function runSuite(expectBackend) {
   return results;
 }
 
+/** Longest gap between timer ticks on this thread while `fn` runs, and how long it ran. */
+async function responsiveness(fn) {
+  let last = performance.now(), gap = 0;
+  const timer = setInterval(() => {
+    const t = performance.now();
+    gap = Math.max(gap, t - last);
+    last = t;
+  }, 4);
+  const t0 = performance.now();
+  const out = await fn();
+  const took = performance.now() - t0;
+  clearInterval(timer);
+  gap = Math.max(gap, performance.now() - last);
+  return { out, took, gap };
+}
+
+/** Issue 15 / 14.3 checks: the default backend, inputs from other realms, the worker, traps. */
+async function packageChecks(results, pruner, expectBackend, x, n, d, imp) {
+  results.push(await check('default backend: never a software adapter unless WebGPU is asked for alone', async () => {
+    const out = [];
+    for (const opts of [undefined, { backends: ['webgpu', 'cpu'] }]) {
+      const p = await Pruner.create(opts);
+      assert(p.backend === 'cpu', `${JSON.stringify(opts)}: got ${p.backend} (${p.adapter})`);
+      const want = expectBackend === 'webgpu' ? /adapter 'google swiftshader' is a fallback adapter \(it reports isFallbackAdapter\), slower than the CPU engine/ : /no navigator\.gpu\)/;
+      assert(want.test(p.fallbackReason ?? ''), `fallbackReason: ${p.fallbackReason}`);
+      out.push(p.fallbackReason);
+      p.free();
+    }
+    if (expectBackend === 'webgpu') {
+      const p = await Pruner.create({ backends: ['webgpu'] });
+      assert(p.backend === 'webgpu' && p.fallbackReason === null, `webgpu alone: ${p.backend}`);
+      assert(p.adapter === 'google swiftshader', `adapter name '${p.adapter}'`);
+      const r = await p.prune(x, { n, d, keep: 3 });
+      assert(r.backend === 'webgpu' && r.adapter === p.adapter, `result on ${r.backend} (${r.adapter})`);
+      p.free();
+    } else {
+      await rejects(Pruner.create({ backends: ['webgpu'] }), 'WebGPU does not exist here (no navigator.gpu)');
+    }
+    return out.join(' | ');
+  }));
+
+  results.push(await check('Float16Array (also on a SharedArrayBuffer), subclasses and arrays from another realm', async () => {
+    assert(crossOriginIsolated && typeof SharedArrayBuffer === 'function', 'the test page is not cross-origin isolated');
+    const ref = await pruner.prune(x, { n, d, keep: 9, method: 'idpruner', importance: imp });
+    const frame = document.createElement('iframe');
+    document.body.append(frame);
+    const W = frame.contentWindow;
+    const other = new W.Float32Array(x);
+    const otherImp = new W.Float32Array(imp);
+    const r = await pruner.prune(other, { n, d, keep: 9, method: 'idpruner', importance: otherImp });
+    assert(same(r.order, ref.order), 'another realm differs');
+    class Sub extends Float32Array {}
+    assert(same((await pruner.prune(new Sub(x), { n, d, keep: 9, method: 'idpruner', importance: new Sub(imp) })).order, ref.order), 'subclass differs');
+    const shared = new Float32Array(new SharedArrayBuffer(x.byteLength));
+    shared.set(x);
+    assert(same((await pruner.prune(shared, { n, d, keep: 9, method: 'idpruner', importance: imp })).order, ref.order), 'SharedArrayBuffer differs');
+    if (typeof Float16Array === 'undefined') return 'no Float16Array in this browser';
+    const h = new Float16Array(x);
+    const h32 = Float32Array.from(h);
+    const want = await pruner.prune(h32, { n, d, keep: 9, method: 'idpruner', importance: Float32Array.from(new Float16Array(imp)) });
+    const hs = new Float16Array(new SharedArrayBuffer(h.byteLength + 6), 6, h.length);
+    hs.set(h);
+    const hw = new W.Float16Array(h);
+    const his = new Float16Array(new SharedArrayBuffer(n * 2));
+    his.set(imp);
+    for (const [what, f, i] of [['Float16Array', h, new Float16Array(imp)], ['shared Float16Array', hs, his], ['other-realm Float16Array', hw, new W.Float16Array(imp)]]) {
+      const got = await pruner.prune(f, { n, d, keep: 9, method: 'idpruner', importance: i });
+      assert(same(got.order, want.order), `${what} differs`);
+    }
+    const rows = pruner.gather(hs, want);
+    assert(Object.getPrototypeOf(rows) === Float16Array.prototype && rows.length === 9 * d && rows[0] === hs[want.kept[0] * d], 'gather of a shared Float16Array');
+    frame.remove();
+    return 'Float16Array, shared Float16Array, other realm, subclass, SharedArrayBuffer';
+  }));
+
+  results.push(await check('worker: true gives the same results and keeps the page responsive', async () => {
+    const w = await Pruner.create({ worker: true, backends: expectBackend === 'webgpu' ? ['webgpu'] : ['cpu'] });
+    assert(w.worker === true && w.backend === expectBackend, `worker backend ${w.backend}`);
+    for (const opts of [{ n, d, keep: 7 }, { n, d, method: 'idpruner', importance: imp, keepRatio: 0.25, grid: [8, 8] }]) {
+      const [a, b] = [await pruner.prune(x, opts), await w.prune(x, opts)];
+      assert(same(a.order, b.order) && same(a.scores, b.scores) && (!a.coords || same(a.coords, b.coords)), `worker differs for ${JSON.stringify(opts)}`);
+    }
+    const items = [0, 1, 2].map((s) => ({ features: x.map((v, i) => v * ((i + s) % 5 + 1)), n, d, keep: 4 + s }));
+    const [la, wa] = [await pruner.pruneBatch(items), await w.pruneBatch(items)];
+    assert(la.every((r, i) => same(r.order, wa[i].order)), 'worker batch differs');
+    await rejects(w.prune(x, { n, d, keep: 65 }), 'keep count 65 exceeds N = 64');
+    w.free();
+    // the CPU engine on a worker vs on this thread, 2304 x 128, DivPrune keep 10 %
+    const bn = 2304, bd = 128;
+    const big = Float32Array.from({ length: bn * bd }, (_, i) => Math.sin(i * 0.37));
+    const cw = await Pruner.create({ worker: true, backends: ['cpu'] });
+    const cl = await Pruner.create({ backends: ['cpu'] });
+    const opts = { n: bn, d: bd, keepRatio: 0.1 };
+    await cw.prune(big, opts);
+    await cl.prune(big, opts);
+    const off = await responsiveness(() => cw.prune(big, opts));
+    const on = await responsiveness(() => cl.prune(big, opts));
+    assert(same(off.out.order, on.out.order), 'worker CPU result differs');
+    assert(off.gap < off.took / 3, `the page stalled ${off.gap.toFixed(0)} ms during a ${off.took.toFixed(0)} ms worker call`);
+    cw.free();
+    cl.free();
+    return `2304 x 128: on a worker ${off.took.toFixed(0)} ms, longest page stall ${off.gap.toFixed(0)} ms; on the page ${on.took.toFixed(0)} ms, stall ${on.gap.toFixed(0)} ms`;
+  }));
+
+  results.push(await check('a trapped module is replaced: old pruners reject with an Error, new ones work', async () => {
+    const { trapForTests } = await import('/node_modules/tokenprune/src/host.js');
+    const before = await Pruner.create({ backends: [expectBackend] });
+    await rejects(trapForTests(), 'the wasm module trapped (RuntimeError: unreachable)');
+    await rejects(before.prune(x, { n, d, keep: 3 }), "this pruner's wasm module trapped during an earlier call");
+    await rejects(pruner.prune(x, { n, d, keep: 3 }), 'trapped');
+    before.free();
+    const after = await Pruner.create({ backends: [expectBackend] });
+    const r = await after.prune(x, { n, d, keep: 9 });
+    const def = replay(x, n, d, [...r.order], 'divprune');
+    assert(r.backend === expectBackend && def <= MAX_DEFICIT, `after the trap: ${r.backend}, deficit ${def}`);
+    after.free();
+  }));
+  return results;
+}
+
 function wasmBytes() {
   return wasmMemoryBytes();
+}
+
+/** On a page whose WebGPU adapter says nothing about itself, or that has none. */
+export async function runAdapterChecks(kind) {
+  const results = [];
+  if (kind === 'silent') {
+    results.push(await check('an adapter that reports nothing is timed against the CPU engine', async () => {
+      const t0 = performance.now();
+      const p = await Pruner.create();
+      const took = performance.now() - t0;
+      const why = p.fallbackReason;
+      assert(p.backend === 'cpu', `default on a silent SwiftShader: ${p.backend}`);
+      assert(/reports no vendor, architecture or description, and ran a DivPrune probe \(576 x 256\) in [0-9.]+ ms against [0-9.]+ ms on the CPU engine/.test(why ?? ''), `fallbackReason: ${why}`);
+      p.free();
+      const g = await Pruner.create({ backends: ['webgpu'] });
+      assert(g.backend === 'webgpu', 'webgpu alone');
+      g.free();
+      return `create() took ${took.toFixed(0)} ms: ${why}`;
+    }));
+  } else {
+    results.push(await check('no adapter: a clear error without driver advice, and the default falls back', async () => {
+      const msg = await rejects(Pruner.create({ backends: ['webgpu'] }), 'the browser offers no WebGPU adapter (WebGPU is disabled, blocklisted or unsupported here)');
+      assert(!/vulkan|driver|mesa/i.test(msg), `driver advice in '${msg}'`);
+      const p = await Pruner.create();
+      assert(p.backend === 'cpu' && /offers no WebGPU adapter/.test(p.fallbackReason), `default: ${p.backend} (${p.fallbackReason})`);
+      p.free();
+      return msg;
+    }));
+  }
+  return results;
 }
