@@ -12,8 +12,8 @@ mod common;
 
 use common::*;
 use tokenprune::{
-    Backend, Budget, CdPruner, CdPrunerOpenVino, CountMode, DeviceTokens, GpuOptions, Grid,
-    Method, Pruner, Relevance, Request, Selection, Split, Tokens,
+    Backend, Budget, CdPruner, CdPrunerOpenVino, CountMode, DeviceTokens, GpuOptions, Grid, Method,
+    Pruner, Relevance, Request, Selection, Split, Tokens,
 };
 
 /// The GPU engine on the path that stores S (default options) and on the one that
@@ -38,7 +38,15 @@ fn engines() -> Option<Engines> {
     })
 }
 
-fn prune(p: &Pruner, x: &[f32], n: usize, d: usize, grid: Option<Grid>, m: Method, b: Budget) -> Selection {
+fn prune(
+    p: &Pruner,
+    x: &[f32],
+    n: usize,
+    d: usize,
+    grid: Option<Grid>,
+    m: Method,
+    b: Budget,
+) -> Selection {
     let mut t = Tokens::new(x, n, d).unwrap();
     if let Some(g) = grid {
         t = t.with_grid(g).unwrap();
@@ -55,7 +63,9 @@ fn on_gpu(label: &str, sel: &Selection) {
         sel.notes
     );
     assert!(
-        sel.notes.iter().all(|n| !n.contains("ran on the CPU engine")),
+        sel.notes
+            .iter()
+            .all(|n| !n.contains("ran on the CPU engine")),
         "{label}: {:?}",
         sel.notes
     );
@@ -102,16 +112,38 @@ fn cdpruner_v11_v13_tie_aware_and_exact_where_the_gaps_allow() {
         };
         let r = cdpruner_minmax_f64(&cdpruner_relevance_f64(&c.image, c.n, &c.text, c.m, c.de));
         for (label, p) in &e.paths {
-            let sel = prune(p, &c.features, c.n, c.d, None, cdpruner(rel, 1), Budget::Count(c.keep));
+            let sel = prune(
+                p,
+                &c.features,
+                c.n,
+                c.d,
+                None,
+                cdpruner(rel, 1),
+                Budget::Count(c.keep),
+            );
             on_gpu(label, &sel);
             assert!(sel.notes.is_empty(), "{label} {}: {:?}", c.id, sel.notes);
             assert_eq!(sel.order.len(), c.keep);
             let rep = replay_cdpruner(&c.features, c.n, c.d, &r, 1, &sel.order);
-            assert!(rep.deficit <= MAX_DEFICIT, "{label} {}: deficit {:e}", c.id, rep.deficit);
+            assert!(
+                rep.deficit <= MAX_DEFICIT,
+                "{label} {}: deficit {:e}",
+                c.id,
+                rep.deficit
+            );
             if c.exact {
-                assert_eq!(sel.order, c.expected_order, "{label} {}: selection order", c.id);
+                assert_eq!(
+                    sel.order, c.expected_order,
+                    "{label} {}: selection order",
+                    c.id
+                );
             }
-            let same = sel.order.iter().zip(&c.expected_order).take_while(|(a, b)| a == b).count();
+            let same = sel
+                .order
+                .iter()
+                .zip(&c.expected_order)
+                .take_while(|(a, b)| a == b)
+                .count();
             eprintln!(
                 "{label} {}: {} (first {same} of {} picks as upstream), f64 deficit {:e}",
                 c.id,
@@ -142,10 +174,31 @@ fn cdpruner_openvino_replays_in_f64() {
             on_gpu(label, &sel);
             assert!(sel.notes.is_empty(), "{label}: {:?}", sel.notes);
             let halves = split == Split::Halves;
-            let rep = replay_cdpruner_openvino(&c.features, c.n, c.d, &text, w, negate, halves, &sel.order);
-            assert!(rep.deficit <= MAX_DEFICIT, "{label} w {w} {split:?}: deficit {:e}", rep.deficit);
-            let same = sel.order.iter().zip(&cpu.order).take_while(|(a, b)| a == b).count();
-            eprintln!("{label} w {w} {split:?} K {k}: deficit {:e}, first {same} picks as the CPU", rep.deficit);
+            let rep = replay_cdpruner_openvino(
+                &c.features,
+                c.n,
+                c.d,
+                &text,
+                w,
+                negate,
+                halves,
+                &sel.order,
+            );
+            assert!(
+                rep.deficit <= MAX_DEFICIT,
+                "{label} w {w} {split:?}: deficit {:e}",
+                rep.deficit
+            );
+            let same = sel
+                .order
+                .iter()
+                .zip(&cpu.order)
+                .take_while(|(a, b)| a == b)
+                .count();
+            eprintln!(
+                "{label} w {w} {split:?} K {k}: deficit {:e}, first {same} picks as the CPU",
+                rep.deficit
+            );
         }
     }
 }
@@ -154,9 +207,23 @@ fn cdpruner_openvino_replays_in_f64() {
 fn evs_v14_v15_kept_sets() {
     let Some(e) = engines() else { return };
     for c in method_cases().iter().filter(|c| c.method == "evs") {
-        let sel = prune(&e.paths[0].1, &c.features, c.n, c.d, c.grid, Method::Evs, c.budget);
+        let sel = prune(
+            &e.paths[0].1,
+            &c.features,
+            c.n,
+            c.d,
+            c.grid,
+            Method::Evs,
+            c.budget,
+        );
         on_gpu(&c.id, &sel);
-        check_kept_set(&c.id, &c.expected_sorted, c.json.get("tie_groups"), &sel.kept).unwrap();
+        check_kept_set(
+            &c.id,
+            &c.expected_sorted,
+            c.json.get("tie_groups"),
+            &sel.kept,
+        )
+        .unwrap();
         assert!(sel.notes.is_empty(), "{}: {:?}", c.id, sel.notes);
         let cpu = prune(&e.cpu, &c.features, c.n, c.d, c.grid, Method::Evs, c.budget);
         assert_eq!(sel.kept, cpu.kept, "{}", c.id);
@@ -169,7 +236,10 @@ fn evs_v14_v15_kept_sets() {
 #[test]
 fn vidcom2_v16_v18_kept_sets() {
     let Some(e) = engines() else { return };
-    for c in method_cases().iter().filter(|c| c.method.starts_with("vidcom2")) {
+    for c in method_cases()
+        .iter()
+        .filter(|c| c.method.starts_with("vidcom2"))
+    {
         let count = if c.method == "vidcom2_vllm" {
             CountMode::Exact
         } else {
@@ -178,7 +248,13 @@ fn vidcom2_v16_v18_kept_sets() {
         let m = Method::VidCom2 { count };
         let sel = prune(&e.paths[0].1, &c.features, c.n, c.d, c.grid, m, c.budget);
         on_gpu(&c.id, &sel);
-        check_kept_set(&c.id, &c.expected_sorted, c.json.get("tie_groups"), &sel.kept).unwrap();
+        check_kept_set(
+            &c.id,
+            &c.expected_sorted,
+            c.json.get("tie_groups"),
+            &sel.kept,
+        )
+        .unwrap();
         let cpu = prune(&e.cpu, &c.features, c.n, c.d, c.grid, m, c.budget);
         assert_eq!(sel.notes, cpu.notes, "{}", c.id);
         for (a, b) in sel.scores.iter().zip(&cpu.scores) {
@@ -192,7 +268,12 @@ fn vidcom2_v16_v18_kept_sets() {
 #[test]
 fn cdpruner_gpu_matches_the_cpu_engine_on_random_inputs() {
     let Some(e) = engines() else { return };
-    for (n, d, k, seed) in [(7, 3, 3, 1u64), (129, 37, 20, 2), (300, 64, 45, 3), (257, 130, 100, 4)] {
+    for (n, d, k, seed) in [
+        (7, 3, 3, 1u64),
+        (129, 37, 20, 2),
+        (300, 64, 45, 3),
+        (257, 130, 100, 4),
+    ] {
         let x = random_matrix(n, d, seed);
         let a = random_matrix(n, 1, seed + 100);
         let m = cdpruner(Relevance::Raw(&a), 1);
@@ -204,12 +285,19 @@ fn cdpruner_gpu_matches_the_cpu_engine_on_random_inputs() {
             on_gpu(label, &sel);
             assert_eq!(sel.notes, cpu.notes, "{label} {n}x{d}");
             let rep = replay_cdpruner(&x, n, d, &r, 1, &sel.order);
-            assert!(rep.deficit <= MAX_DEFICIT, "{label} {n}x{d}: deficit {:e}", rep.deficit);
+            assert!(
+                rep.deficit <= MAX_DEFICIT,
+                "{label} {n}x{d}: deficit {:e}",
+                rep.deficit
+            );
             if cpu_rep.min_gap > 1e-4 {
                 assert_eq!(sel.order, cpu.order, "{label} {n}x{d}");
             }
             for (g, c) in sel.scores.iter().zip(&cpu.scores) {
-                assert!((g - c).abs() <= 1e-4 * c.abs().max(1.0), "{label} {n}x{d}: {g} vs {c}");
+                assert!(
+                    (g - c).abs() <= 1e-4 * c.abs().max(1.0),
+                    "{label} {n}x{d}: {g} vs {c}"
+                );
             }
         }
     }
@@ -233,7 +321,11 @@ fn cdpruner_openvino_gpu_matches_the_cpu_engine_on_random_inputs() {
             assert_eq!(sel.notes, cpu.notes, "{label} {n}x{d}");
             let halves = split == Split::Halves;
             let rep = replay_cdpruner_openvino(&x, n, d, &t, 0.5, false, halves, &sel.order);
-            assert!(rep.deficit <= MAX_DEFICIT, "{label} {n}x{d}: deficit {:e}", rep.deficit);
+            assert!(
+                rep.deficit <= MAX_DEFICIT,
+                "{label} {n}x{d}: deficit {:e}",
+                rep.deficit
+            );
             let cpu_rep = replay_cdpruner_openvino(&x, n, d, &t, 0.5, false, halves, &cpu.order);
             if cpu_rep.min_gap > 1e-4 {
                 assert_eq!(sel.order, cpu.order, "{label} {n}x{d}");
@@ -252,8 +344,18 @@ fn video_methods_match_the_cpu_engine_on_random_inputs() {
         let x = random_matrix(n, d, seed);
         for (m, b) in [
             (Method::Evs, Budget::PruneRatio(0.6)),
-            (Method::VidCom2 { count: CountMode::Exact }, Budget::KeepRatio(0.3)),
-            (Method::VidCom2 { count: CountMode::Official }, Budget::KeepRatio(0.5)),
+            (
+                Method::VidCom2 {
+                    count: CountMode::Exact,
+                },
+                Budget::KeepRatio(0.3),
+            ),
+            (
+                Method::VidCom2 {
+                    count: CountMode::Official,
+                },
+                Budget::KeepRatio(0.5),
+            ),
         ] {
             let label = format!("{} {t}x{h}x{w}x{d}", m.name());
             let cpu = prune(&e.cpu, &x, n, d, Some(grid), m, b);
@@ -262,7 +364,10 @@ fn video_methods_match_the_cpu_engine_on_random_inputs() {
             assert_eq!(sel.kept, cpu.kept, "{label}");
             assert_eq!(sel.notes, cpu.notes, "{label}");
             for (a, b) in sel.scores.iter().zip(&cpu.scores) {
-                assert!((a - b).abs() <= 1e-5 * b.abs().max(1.0), "{label}: {a} vs {b}");
+                assert!(
+                    (a - b).abs() <= 1e-5 * b.abs().max(1.0),
+                    "{label}: {a} vs {b}"
+                );
             }
         }
     }
@@ -277,16 +382,35 @@ fn cdpruner_k_above_the_numerical_rank_keeps_exactly_k_unique_tokens() {
     let r = cdpruner_minmax_f64(&a.iter().map(|&v| v as f64).collect::<Vec<_>>());
     for (label, p) in &e.paths {
         for k in [20, 63] {
-            let sel = prune(p, &x, n, d, None, cdpruner(Relevance::Raw(&a), 1), Budget::Count(k));
+            let sel = prune(
+                p,
+                &x,
+                n,
+                d,
+                None,
+                cdpruner(Relevance::Raw(&a), 1),
+                Budget::Count(k),
+            );
             on_gpu(label, &sel);
             assert_eq!(sorted(&sel.order).len(), k);
             assert!(sorted(&sel.order).windows(2).all(|w| w[0] < w[1]));
-            let note = sel.notes.iter().find(|n| n.starts_with("DPP stopped")).expect("a note");
+            let note = sel
+                .notes
+                .iter()
+                .find(|n| n.starts_with("DPP stopped"))
+                .expect("a note");
             let filled = sel.scores.iter().rev().take_while(|&&s| s == 0.0).count();
             assert!(filled >= k - 12, "{label} k = {k}: only {filled} filled");
-            assert!(note.contains(&format!("the other {filled} picks")), "{note}");
+            assert!(
+                note.contains(&format!("the other {filled} picks")),
+                "{note}"
+            );
             let rep = replay_cdpruner(&x, n, d, &r, 1, &sel.order);
-            assert!(rep.deficit <= MAX_DEFICIT, "{label} k = {k}: deficit {:e}", rep.deficit);
+            assert!(
+                rep.deficit <= MAX_DEFICIT,
+                "{label} k = {k}: deficit {:e}",
+                rep.deficit
+            );
         }
     }
 }
@@ -297,20 +421,52 @@ fn cdpruner_exact_rank_stop_and_relevance_fill() {
     // One-hot rows, equal relevance (exact arithmetic): 0, 2, 3 share a direction, 1 and 4
     // another; after two picks every gain is exactly 0 and the fill takes 2, 3 by index.
     let x = [1.0f32, 0.0, 0.0, 1.0, 1.0, 0.0, 1.0, 0.0, 0.0, 1.0];
-    let cpu = prune(&e.cpu, &x, 5, 2, None, cdpruner(Relevance::Raw(&[0.0; 5]), 1), Budget::Count(4));
+    let cpu = prune(
+        &e.cpu,
+        &x,
+        5,
+        2,
+        None,
+        cdpruner(Relevance::Raw(&[0.0; 5]), 1),
+        Budget::Count(4),
+    );
     for (label, p) in &e.paths {
-        let sel = prune(p, &x, 5, 2, None, cdpruner(Relevance::Raw(&[0.0; 5]), 1), Budget::Count(4));
+        let sel = prune(
+            p,
+            &x,
+            5,
+            2,
+            None,
+            cdpruner(Relevance::Raw(&[0.0; 5]), 1),
+            Budget::Count(4),
+        );
         on_gpu(label, &sel);
         assert_eq!(sel.order, vec![0, 1, 2, 3], "{label}");
         assert_eq!(sel.scores, vec![1.0, 1.0, 0.0, 0.0], "{label}");
         assert_eq!(sel.notes, cpu.notes, "{label}");
-        assert!(sel.notes[1].starts_with("DPP stopped after 2 of 4 picks"), "{:?}", sel.notes);
+        assert!(
+            sel.notes[1].starts_with("DPP stopped after 2 of 4 picks"),
+            "{:?}",
+            sel.notes
+        );
         // One real token and three zero rows: the fill follows the relevance, highest first.
         let x = [1.0f32, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0];
         let a = [0.0f32, 0.3, 0.9, 0.5];
-        let sel = prune(p, &x, 4, 2, None, cdpruner(Relevance::Raw(&a), 1), Budget::Count(3));
+        let sel = prune(
+            p,
+            &x,
+            4,
+            2,
+            None,
+            cdpruner(Relevance::Raw(&a), 1),
+            Budget::Count(3),
+        );
         assert_eq!(sel.order, vec![0, 2, 3], "{label}");
-        assert!(sel.notes.iter().any(|n| n.contains("3 all-zero row")), "{:?}", sel.notes);
+        assert!(
+            sel.notes.iter().any(|n| n.contains("3 all-zero row")),
+            "{:?}",
+            sel.notes
+        );
     }
 }
 
@@ -320,11 +476,27 @@ fn cdpruner_equal_relevance_is_a_plain_dpp_with_a_note() {
     let c = case("v11");
     let ones = vec![0.25f32; c.n];
     for (label, p) in &e.paths {
-        let sel = prune(p, &c.features, c.n, c.d, None, cdpruner(Relevance::Raw(&ones), 1), Budget::Count(64));
+        let sel = prune(
+            p,
+            &c.features,
+            c.n,
+            c.d,
+            None,
+            cdpruner(Relevance::Raw(&ones), 1),
+            Budget::Count(64),
+        );
         on_gpu(label, &sel);
-        assert!(sel.notes[0].contains("relevance is equal for every token"), "{:?}", sel.notes);
+        assert!(
+            sel.notes[0].contains("relevance is equal for every token"),
+            "{:?}",
+            sel.notes
+        );
         let rep = replay_cdpruner(&c.features, c.n, c.d, &vec![1.0; c.n], 1, &sel.order);
-        assert!(rep.deficit <= MAX_DEFICIT, "{label}: deficit {:e}", rep.deficit);
+        assert!(
+            rep.deficit <= MAX_DEFICIT,
+            "{label}: deficit {:e}",
+            rep.deficit
+        );
     }
 }
 
@@ -345,15 +517,42 @@ fn cdpruner_zero_rows_in_features_image_and_text_embeddings() {
         text: &t,
     };
     let r = cdpruner_minmax_f64(&cdpruner_relevance_f64(&img, c.n, &t, c.m, c.de));
-    let cpu = prune(&e.cpu, &x, c.n, c.d, None, cdpruner(rel, 1), Budget::Count(c.keep));
+    let cpu = prune(
+        &e.cpu,
+        &x,
+        c.n,
+        c.d,
+        None,
+        cdpruner(rel, 1),
+        Budget::Count(c.keep),
+    );
     for (label, p) in &e.paths {
-        let sel = prune(p, &x, c.n, c.d, None, cdpruner(rel, 1), Budget::Count(c.keep));
+        let sel = prune(
+            p,
+            &x,
+            c.n,
+            c.d,
+            None,
+            cdpruner(rel, 1),
+            Budget::Count(c.keep),
+        );
         on_gpu(label, &sel);
         assert_eq!(sel.notes, cpu.notes, "{label}");
-        assert!(sel.notes.iter().any(|n| n.contains("3 all-zero row(s)")), "{:?}", sel.notes);
-        assert!(sel.order.iter().all(|&i| ![5, 17, 300].contains(&i)), "{label}");
+        assert!(
+            sel.notes.iter().any(|n| n.contains("3 all-zero row(s)")),
+            "{:?}",
+            sel.notes
+        );
+        assert!(
+            sel.order.iter().all(|&i| ![5, 17, 300].contains(&i)),
+            "{label}"
+        );
         let rep = replay_cdpruner(&x, c.n, c.d, &r, 1, &sel.order);
-        assert!(rep.deficit <= MAX_DEFICIT, "{label}: deficit {:e}", rep.deficit);
+        assert!(
+            rep.deficit <= MAX_DEFICIT,
+            "{label}: deficit {:e}",
+            rep.deficit
+        );
     }
 }
 
@@ -372,10 +571,20 @@ fn cdpruner_crops_share_one_relevance_min_max() {
     for (label, p) in &e.paths {
         let sel = prune(p, &x, n, g.d, None, cdpruner(rel, 2), Budget::Count(96));
         on_gpu(label, &sel);
-        assert!(sel.order[..48].iter().all(|&i| (i as usize) < g.n), "{label}");
-        assert!(sel.order[48..].iter().all(|&i| (i as usize) >= g.n), "{label}");
+        assert!(
+            sel.order[..48].iter().all(|&i| (i as usize) < g.n),
+            "{label}"
+        );
+        assert!(
+            sel.order[48..].iter().all(|&i| (i as usize) >= g.n),
+            "{label}"
+        );
         let rep = replay_cdpruner(&x, n, g.d, &joint, 2, &sel.order);
-        assert!(rep.deficit <= MAX_DEFICIT, "{label}: deficit {:e}", rep.deficit);
+        assert!(
+            rep.deficit <= MAX_DEFICIT,
+            "{label}: deficit {:e}",
+            rep.deficit
+        );
     }
 }
 
@@ -398,9 +607,17 @@ fn cdpruner_openvino_degenerate_and_constant_relevance() {
         assert_eq!(sel.notes, cpu.notes, "{label}");
         let sel = prune(p, &y, 40, 6, None, zero, Budget::Count(10));
         assert_eq!(sel.notes, cpu_zero.notes, "{label}");
-        assert!(sel.notes.iter().any(|n| n.contains("relevance is equal")), "{:?}", sel.notes);
+        assert!(
+            sel.notes.iter().any(|n| n.contains("relevance is equal")),
+            "{:?}",
+            sel.notes
+        );
         let rep = replay_cdpruner_openvino(&y, 40, 6, &[0.0; 6], 0.5, false, false, &sel.order);
-        assert!(rep.deficit <= MAX_DEFICIT, "{label}: deficit {:e}", rep.deficit);
+        assert!(
+            rep.deficit <= MAX_DEFICIT,
+            "{label}: deficit {:e}",
+            rep.deficit
+        );
     }
 }
 
@@ -421,7 +638,10 @@ fn one_frame_video() {
         let sel = prune(gpu, x, p, c.d, g, m, Budget::KeepRatio(0.25));
         on_gpu("vidcom2", &sel);
         assert_eq!(sel.kept.len(), 36);
-        assert_eq!(sel.kept, prune(&e.cpu, x, p, c.d, g, m, Budget::KeepRatio(0.25)).kept);
+        assert_eq!(
+            sel.kept,
+            prune(&e.cpu, x, p, c.d, g, m, Budget::KeepRatio(0.25)).kept
+        );
     }
 }
 
@@ -434,7 +654,15 @@ fn identical_frames() {
     let (shape, exact) = load_f32("f_exact_576x1024.npy");
     let d = shape[1];
     let x = exact[..144 * d].repeat(3);
-    let sel = prune(gpu, &x, 432, d, Some(Grid::new(3, 12, 12)), Method::Evs, Budget::PruneRatio(0.5));
+    let sel = prune(
+        gpu,
+        &x,
+        432,
+        d,
+        Some(Grid::new(3, 12, 12)),
+        Method::Evs,
+        Budget::PruneRatio(0.5),
+    );
     on_gpu("evs", &sel);
     assert_eq!(sel.kept, (0..216).collect::<Vec<u32>>());
     assert!(sel.scores[144..].iter().all(|&s| s == 0.0));
@@ -444,9 +672,21 @@ fn identical_frames() {
     let m = Method::VidCom2 {
         count: CountMode::Official,
     };
-    let sel = prune(gpu, &x, 576, c.d, Some(Grid::new(4, 12, 12)), m, Budget::KeepRatio(0.25));
+    let sel = prune(
+        gpu,
+        &x,
+        576,
+        c.d,
+        Some(Grid::new(4, 12, 12)),
+        m,
+        Budget::KeepRatio(0.25),
+    );
     on_gpu("vidcom2", &sel);
-    let pos: Vec<Vec<u32>> = sel.kept.chunks(36).map(|f| f.iter().map(|i| i % 144).collect()).collect();
+    let pos: Vec<Vec<u32>> = sel
+        .kept
+        .chunks(36)
+        .map(|f| f.iter().map(|i| i % 144).collect())
+        .collect();
     assert_eq!(pos.len(), 4);
     assert!(pos.windows(2).all(|w| w[0] == w[1]), "{pos:?}");
 }
@@ -456,19 +696,37 @@ fn evs_exact_ties_zero_rows_and_the_boundary() {
     let Some(e) = engines() else { return };
     let gpu = &e.paths[0].1;
     let one_hot = |dims: &[usize]| -> Vec<f32> {
-        dims.iter().flat_map(|&k| (0..4).map(move |j| if j == k { 1.0 } else { 0.0 })).collect()
+        dims.iter()
+            .flat_map(|&k| (0..4).map(move |j| if j == k { 1.0 } else { 0.0 }))
+            .collect()
     };
     // Frame 1 differs from frame 0 everywhere (score exactly 1), frame 2 repeats frame 1.
     let mut x = one_hot(&[0, 1, 2, 3]);
     x.extend(one_hot(&[1, 2, 3, 0]));
     x.extend(one_hot(&[1, 2, 3, 0]));
-    let sel = prune(gpu, &x, 12, 4, Some(Grid::new(3, 2, 2)), Method::Evs, Budget::Count(6));
+    let sel = prune(
+        gpu,
+        &x,
+        12,
+        4,
+        Some(Grid::new(3, 2, 2)),
+        Method::Evs,
+        Budget::Count(6),
+    );
     on_gpu("evs", &sel);
     assert_eq!(sel.kept, vec![0, 1, 2, 3, 4, 5]);
     assert_eq!(sel.scores, vec![255.0, 255.0, 255.0, 255.0, 1.0, 1.0]);
     // A zero row has cosine 0 with its predecessor: score 1.
     let x = [1.0f32, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0];
-    let sel = prune(gpu, &x, 4, 2, Some(Grid::new(2, 1, 2)), Method::Evs, Budget::Count(3));
+    let sel = prune(
+        gpu,
+        &x,
+        4,
+        2,
+        Some(Grid::new(2, 1, 2)),
+        Method::Evs,
+        Budget::Count(3),
+    );
     assert_eq!(sel.kept, vec![0, 1, 2]);
     assert_eq!(sel.scores[2], 1.0);
     assert!(sel.notes[0].contains("1 all-zero row"), "{:?}", sel.notes);
@@ -500,7 +758,11 @@ fn vidcom2_zero_rows_and_constant_channels() {
         on_gpu("vidcom2", &sel);
         assert_eq!(sel.kept, cpu.kept);
         assert_eq!(sel.notes, cpu.notes);
-        assert!(sel.notes.iter().any(|n| n.contains("2 all-zero row")), "{:?}", sel.notes);
+        assert!(
+            sel.notes.iter().any(|n| n.contains("2 all-zero row")),
+            "{:?}",
+            sel.notes
+        );
     }
 }
 
@@ -521,15 +783,26 @@ fn pools_over_the_limits_fall_back_with_a_note() {
         (cdpruner(Relevance::Raw(&a), 1), Budget::Count(10)),
         (openvino(&t, 0.5, false, Split::Halves), Budget::Count(10)),
         (Method::Evs, Budget::PruneRatio(0.5)),
-        (Method::VidCom2 { count: CountMode::Exact }, Budget::KeepRatio(0.3)),
+        (
+            Method::VidCom2 {
+                count: CountMode::Exact,
+            },
+            Budget::KeepRatio(0.3),
+        ),
     ] {
         let sel = prune(&small, &x, n, d, grid, m, b);
         let cpu = prune(&Pruner::cpu(), &x, n, d, grid, m, b);
         assert_eq!(sel.backend, Backend::Cpu, "{}", m.name());
         assert_eq!(sel.order, cpu.order, "{}", m.name());
         let note = sel.notes.last().unwrap();
-        assert!(note.starts_with("ran on the CPU engine: a 64 x 8 pool needs"), "{note}");
-        assert!(note.contains("above the GPU binding limit of 1024 bytes"), "{note}");
+        assert!(
+            note.starts_with("ran on the CPU engine: a 64 x 8 pool needs"),
+            "{note}"
+        );
+        assert!(
+            note.contains("above the GPU binding limit of 1024 bytes"),
+            "{note}"
+        );
     }
 }
 
@@ -555,11 +828,21 @@ fn features_already_on_the_gpu() {
     for (m, b) in [
         (openvino(&t, 0.5, false, Split::Halves), Budget::Count(21)),
         (Method::Evs, Budget::PruneRatio(0.5)),
-        (Method::VidCom2 { count: CountMode::Exact }, Budget::KeepRatio(0.3)),
+        (
+            Method::VidCom2 {
+                count: CountMode::Exact,
+            },
+            Budget::KeepRatio(0.3),
+        ),
     ] {
         let host = prune(&pruner, &x, n, d, Some(grid), m, b);
-        let on = DeviceTokens::new(&buf, offset, n, d).unwrap().with_grid(grid).unwrap();
-        let sel = pruner.prune_blocking(&Request::new(on, m, b).unwrap()).unwrap();
+        let on = DeviceTokens::new(&buf, offset, n, d)
+            .unwrap()
+            .with_grid(grid)
+            .unwrap();
+        let sel = pruner
+            .prune_blocking(&Request::new(on, m, b).unwrap())
+            .unwrap();
         on_gpu(m.name(), &sel);
         assert_eq!(sel.order, host.order, "{}", m.name());
         assert_eq!(sel.scores, host.scores, "{}", m.name());
@@ -580,14 +863,33 @@ fn mixed_batches_run_in_their_own_submissions_and_reuse_buffers() {
         Request::new(tokens, Method::DivPrune, Budget::Count(9)).unwrap(),
         Request::new(tokens, cdpruner(Relevance::Raw(&a), 2), Budget::Count(10)).unwrap(),
         Request::new(tokens, Method::Evs, Budget::PruneRatio(0.5)).unwrap(),
-        Request::new(tokens, openvino(&t, 0.3, true, Split::None), Budget::Count(7)).unwrap(),
-        Request::new(tokens, Method::VidCom2 { count: CountMode::Official }, Budget::KeepRatio(0.5)).unwrap(),
+        Request::new(
+            tokens,
+            openvino(&t, 0.3, true, Split::None),
+            Budget::Count(7),
+        )
+        .unwrap(),
+        Request::new(
+            tokens,
+            Method::VidCom2 {
+                count: CountMode::Official,
+            },
+            Budget::KeepRatio(0.5),
+        )
+        .unwrap(),
     ];
-    let alone: Vec<Selection> = reqs.iter().map(|r| pruner.prune_blocking(r).unwrap()).collect();
+    let alone: Vec<Selection> = reqs
+        .iter()
+        .map(|r| pruner.prune_blocking(r).unwrap())
+        .collect();
     let batch = pruner.prune_batch_blocking(&reqs).unwrap();
     let bytes = g.allocated_bytes();
     let again = pruner.prune_batch_blocking(&reqs).unwrap();
-    assert_eq!(g.allocated_bytes(), bytes, "repeated calls allocate nothing");
+    assert_eq!(
+        g.allocated_bytes(),
+        bytes,
+        "repeated calls allocate nothing"
+    );
     for ((a, b), c) in alone.iter().zip(&batch).zip(&again) {
         on_gpu(a.method, b);
         assert_eq!(a.order, b.order, "{}", a.method);

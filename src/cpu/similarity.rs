@@ -295,7 +295,9 @@ mod tests {
     #[test]
     fn rows_of_large_pools_are_gathered_in_parallel_correctly() {
         let (n, d) = (PARALLEL_ROW + 100, 5);
-        let u: Vec<f32> = (0..n * d).map(|i| ((i * 7919) % 101) as f32 / 50.0 - 1.0).collect();
+        let u: Vec<f32> = (0..n * d)
+            .map(|i| ((i * 7919) % 101) as f32 / 50.0 - 1.0)
+            .collect();
         let (_, tiles) = nearest_similarity(&u, n, d, true);
         let tiles = tiles.unwrap();
         let mut row = vec![f32::NAN; n];

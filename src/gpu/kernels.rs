@@ -159,6 +159,17 @@ impl Default for PoolEntry {
     }
 }
 
+/// One DPP dispatch's rounds (WGSL `struct Rounds` in dpp.wgsl), at a [`STEP_STRIDE`] stride:
+/// the dispatch runs rounds `first..end` of every pool (`plan::dpp_rounds`).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, Pod, Zeroable)]
+pub(crate) struct RoundsEntry {
+    pub first: u32,
+    pub end: u32,
+    pub pad0: u32,
+    pub pad1: u32,
+}
+
 /// One streaming step (WGSL `struct Step` in stream.wgsl), at a [`STEP_STRIDE`] stride.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, Pod, Zeroable)]
@@ -184,6 +195,9 @@ pub(crate) const POOL_MEMBERS: &[(&str, usize)] = members!(PoolEntry: n, k, meth
 /// `(name, byte offset)` of every member of [`StepEntry`].
 #[cfg(test)]
 pub(crate) const STEP_MEMBERS: &[(&str, usize)] = members!(StepEntry: t, pstride, pad0, pad1);
+/// `(name, byte offset)` of every member of [`RoundsEntry`].
+#[cfg(test)]
+pub(crate) const ROUNDS_MEMBERS: &[(&str, usize)] = members!(RoundsEntry: first, end, pad0, pad1);
 
 /// How a kernel binds one buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -242,7 +256,8 @@ pub(crate) enum KernelId {
     Stream,
     /// dpp.wgsl `relevance`: `cdpruner-openvino`'s `a = u . t_hat` (twin: cpu::cdpruner).
     DppRelevance,
-    /// dpp.wgsl `greedy`: all K DPP picks of every CDPruner pool in one dispatch.
+    /// dpp.wgsl `greedy`: DPP rounds `first..end` of every CDPruner pool (a few dispatches
+    /// per pool, `plan::dpp_rounds`).
     Dpp,
     /// evs.wgsl `main`: EVS's frame-difference scores (twin: cpu::evs).
     Evs,
@@ -329,6 +344,12 @@ pub(crate) const KERNELS: [Kernel; 13] = [
             read("sim"),
             write("cvec"),
             write("out"),
+            Binding {
+                name: "rounds",
+                access: Access::DynamicUniform {
+                    size: std::mem::size_of::<RoundsEntry>() as u64,
+                },
+            },
         ],
     },
     Kernel {
@@ -577,6 +598,9 @@ mod tests {
         }
         let stream = module(KernelId::Stream);
         assert_eq!(members(&stream, "Step"), rust(STEP_MEMBERS));
+        let dpp = module(KernelId::Dpp);
+        assert_eq!(members(&dpp, "Rounds"), rust(ROUNDS_MEMBERS));
+        assert!(STEP_STRIDE >= std::mem::size_of::<RoundsEntry>() as u64);
         assert!(STEP_STRIDE >= std::mem::size_of::<StepEntry>() as u64);
     }
 
@@ -644,7 +668,15 @@ mod tests {
         let p = prelude();
         assert!(p.contains("const WG: u32 = 256u;") && p.contains("const IDPRUNER: u32 = 1u;"));
         for (_, text) in FILES {
-            let names = ["WG", "TILE", "STREAM_GROUP", "COLS", "NO_OFFSET", "OV_EPS", "EVS_FIRST"];
+            let names = [
+                "WG",
+                "TILE",
+                "STREAM_GROUP",
+                "COLS",
+                "NO_OFFSET",
+                "OV_EPS",
+                "EVS_FIRST",
+            ];
             let codes = MethodCode::ALL.map(|(_, name)| name);
             for name in names.iter().chain(&codes).chain(&["ALPHAS"]) {
                 assert!(

@@ -3,7 +3,9 @@
 //! the pools' shapes (unit-tested without an adapter); `record.rs` binds what it describes.
 
 use super::kernels::{MethodCode, PoolEntry, NO_OFFSET};
-use super::plan::{job_bytes, stream_shape, Bytes, DppShape, Shape, VideoShape};
+use super::plan::{
+    dpp_rounds, job_bytes, stream_shape, Bytes, DppShape, Shape, VideoShape, DPP_REPORT,
+};
 use super::GpuPath;
 
 /// One pool of a submission, as the layout needs it.
@@ -228,6 +230,9 @@ pub(crate) struct DppSizes {
     pub state: u64,
     pub chol: u64,
     pub out: u64,
+    /// The rounds table (one [`super::kernels::RoundsEntry`] per dispatch, at
+    /// [`super::kernels::STEP_STRIDE`]).
+    pub rounds: u64,
     pub ts_off: u64,
     pub readback: u64,
 }
@@ -252,6 +257,8 @@ pub(crate) struct DppLayout {
     pub nmax: u32,
     pub n_dense_max: Option<usize>,
     pub device_range: Option<(u64, u64)>,
+    /// The `greedy` dispatches: rounds `(first, end)` each (`plan::dpp_rounds`).
+    pub rounds: Vec<(u32, u32)>,
     pub sizes: DppSizes,
 }
 
@@ -308,15 +315,18 @@ pub(crate) fn dpp_layout(pools: &[DppSpec], storage_align: u64) -> DppLayout {
         };
         norm += n * d.div_ceil(4);
         sim += if stored { n * n } else { 0 };
-        state += 4 * n;
+        state += 3 * n;
         chol += k.saturating_sub(1) * n;
-        out += 1 + 2 * k + 4;
+        out += 1 + 2 * k + DPP_REPORT;
     }
     // The text rows, and a scratch word for their (ignored) zero-row counts.
     let scratch = out;
     out += 1;
     let mut text_at = vec![None; pools.len()];
-    for (t, i) in (0..pools.len()).filter(|&i| pools[i].shape.text).enumerate() {
+    for (t, i) in (0..pools.len())
+        .filter(|&i| pools[i].shape.text)
+        .enumerate()
+    {
         let d = pools[i].shape.d as u64;
         text_at[i] = Some(input * 4);
         table[slot_of[i]].t_off = norm as u32;
@@ -337,8 +347,11 @@ pub(crate) fn dpp_layout(pools: &[DppSpec], storage_align: u64) -> DppLayout {
     }
     let out_bytes = binding(out * 4);
     let ts_off = out_bytes.div_ceil(8) * 8;
+    let shapes: Vec<_> = pools.iter().map(|p| (p.shape, p.path)).collect();
+    let rounds = dpp_rounds(&shapes);
     DppLayout {
         sizes: DppSizes {
+            rounds: rounds.len() as u64 * super::kernels::STEP_STRIDE,
             pools: table.len() as u64 * std::mem::size_of::<PoolEntry>() as u64,
             input: binding(input * 4),
             norm: binding(norm * 16),
@@ -364,6 +377,7 @@ pub(crate) fn dpp_layout(pools: &[DppSpec], storage_align: u64) -> DppLayout {
             .map(|p| p.shape.n)
             .max(),
         device_range,
+        rounds,
     }
 }
 
@@ -509,9 +523,9 @@ mod tests {
             spec(7, 3, 2, GpuPath::Dense),
         ];
         let l = layout(&pools, 256);
-        // Dense pools first; the streaming one at the next 256-byte (4-entry) slot.
-        assert_eq!(l.slot_of, vec![4, 0, 1]);
-        assert_eq!(l.table.len(), 5);
+        // Dense pools first; the streaming one at the next 256-byte (2-entry) slot.
+        assert_eq!(l.slot_of, vec![2, 0, 1]);
+        assert_eq!(l.table.len(), 3);
         let t = |i: usize| l.table[l.slot_of[i]];
         assert_eq!((t(0).row0, t(1).row0, t(2).row0), (0, 10, 30));
         assert_eq!((t(0).src_off, t(1).src_off, t(2).src_off), (0, 50, 210));

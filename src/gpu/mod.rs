@@ -434,9 +434,17 @@ impl GpuEngine {
             }
             gpu_ms = gpu_ms.zip(ms).map(|(a, b)| a + b);
         }
-        let sources: Vec<_> = dpp.iter().map(|(_, j)| source(j.device, j.spec.device_offset, &j.spec.shape)).collect();
-        let bytes: Vec<_> = dpp.iter().map(|(_, j)| plan::dpp_bytes(&j.spec.shape, j.spec.path)).collect();
-        for range in plan::pack(dpp.len(), |r| one_source(&caps, &sources[r.clone()]) && plan::sums_fit(&caps, &bytes[r])) {
+        let sources: Vec<_> = dpp
+            .iter()
+            .map(|(_, j)| source(j.device, j.spec.device_offset, &j.spec.shape))
+            .collect();
+        let bytes: Vec<_> = dpp
+            .iter()
+            .map(|(_, j)| plan::dpp_bytes(&j.spec.shape, j.spec.path))
+            .collect();
+        for range in plan::pack(dpp.len(), |r| {
+            one_source(&caps, &sources[r.clone()]) && plan::sums_fit(&caps, &bytes[r])
+        }) {
             let chunk: Vec<&DppJob> = dpp[range.clone()].iter().map(|(_, j)| j).collect();
             let (picks, ms) = self.execute_dpp(&chunk).await?;
             for ((i, _), p) in dpp[range].iter().zip(picks) {
@@ -444,9 +452,17 @@ impl GpuEngine {
             }
             gpu_ms = gpu_ms.zip(ms).map(|(a, b)| a + b);
         }
-        let sources: Vec<_> = video.iter().map(|(_, j)| source(j.device, j.spec.device_offset, &j.spec.shape)).collect();
-        let bytes: Vec<_> = video.iter().map(|(_, j)| plan::video_bytes(&j.spec.shape)).collect();
-        for range in plan::pack(video.len(), |r| one_source(&caps, &sources[r.clone()]) && plan::sums_fit(&caps, &bytes[r])) {
+        let sources: Vec<_> = video
+            .iter()
+            .map(|(_, j)| source(j.device, j.spec.device_offset, &j.spec.shape))
+            .collect();
+        let bytes: Vec<_> = video
+            .iter()
+            .map(|(_, j)| plan::video_bytes(&j.spec.shape))
+            .collect();
+        for range in plan::pack(video.len(), |r| {
+            one_source(&caps, &sources[r.clone()]) && plan::sums_fit(&caps, &bytes[r])
+        }) {
             let chunk: Vec<&VideoJob> = video[range.clone()].iter().map(|(_, j)| j).collect();
             let (scores, ms) = self.execute_video(&chunk).await?;
             for ((i, _), v) in video[range].iter().zip(scores) {
@@ -535,7 +551,10 @@ impl GpuEngine {
         let (data, ms) = result?;
         let ks: Vec<usize> = specs.iter().map(|s| s.shape.k).collect();
         let ns: Vec<usize> = specs.iter().map(|s| s.shape.n).collect();
-        Ok((readback::decode(&layout, &ks, &ns, &data, &inner.info.name)?, ms))
+        Ok((
+            readback::decode(&layout, &ks, &ns, &data, &inner.info.name)?,
+            ms,
+        ))
     }
 
     /// Runs one DPP submission (as [`Self::execute`]).
@@ -604,8 +623,14 @@ impl GpuEngine {
 /// caller's buffer with the features' byte offset and size.
 type Source<'a> = Option<(&'a wgpu::Buffer, u64, u64)>;
 
-fn source<'a, S: FeatureBytes>(device: Option<&'a wgpu::Buffer>, offset: Option<u64>, shape: &S) -> Source<'a> {
-    device.zip(offset).map(|(b, o)| (b, o, shape.feature_bytes()))
+fn source<'a, S: FeatureBytes>(
+    device: Option<&'a wgpu::Buffer>,
+    offset: Option<u64>,
+    shape: &S,
+) -> Source<'a> {
+    device
+        .zip(offset)
+        .map(|(b, o)| (b, o, shape.feature_bytes()))
 }
 
 /// The bytes of a pool's features.
@@ -654,7 +679,10 @@ fn greedy_chunks(caps: &Caps, jobs: &[(usize, GpuJob)]) -> Vec<std::ops::Range<u
         .iter()
         .map(|(_, j)| source(j.device, j.spec.device_offset, &j.spec.shape))
         .collect();
-    let plans: Vec<_> = jobs.iter().map(|(_, j)| (j.spec.shape, j.spec.path)).collect();
+    let plans: Vec<_> = jobs
+        .iter()
+        .map(|(_, j)| (j.spec.shape, j.spec.path))
+        .collect();
     plan::pack(jobs.len(), |r| one_source(caps, &sources[r]))
         .into_iter()
         .flat_map(|run| {
@@ -727,7 +755,10 @@ fn classify<'a>(caps: &Caps, job: &'a Job<'a>) -> std::result::Result<GpuWork<'a
         }
         Work::Greedy { .. } => {
             let gj = gpu_job(caps, job).ok_or_else(|| {
-                format!("the GPU engine has no kernel for this {} job", job_name(job))
+                format!(
+                    "the GPU engine has no kernel for this {} job",
+                    job_name(job)
+                )
             })?;
             match plan::misfit(caps, &gj.spec.shape, gj.spec.path) {
                 Some(why) => Err(why),

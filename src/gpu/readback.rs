@@ -4,6 +4,7 @@
 use super::context::{self, Scopes};
 use super::kernels::MethodCode;
 use super::layout::{DppLayout, Layout, VideoLayout};
+use super::plan::DPP_REPORT;
 use super::{check_lost, Inner};
 use crate::error::{Error, Result};
 use crate::select::{DppReport, Picks, VideoScores};
@@ -109,7 +110,7 @@ pub(crate) fn decode(
 
 /// Each DPP pool's picks and report: after the picks, `[picks before the DPP stopped
 /// (u32::MAX: it did not), the gain it stopped at (bits), picks at -FLT_MAX, equal
-/// relevance]`.
+/// relevance, picks made]` (the last must be K: every round ran).
 pub(crate) fn decode_dpp(layout: &DppLayout, data: &[u8], adapter: &str) -> Result<Vec<Picks>> {
     let words = words(data);
     layout
@@ -119,7 +120,15 @@ pub(crate) fn decode_dpp(layout: &DppLayout, data: &[u8], adapter: &str) -> Resu
             let e = &layout.table[slot];
             let (k, off) = (e.k as usize, e.out_off as usize);
             let mut p = picks_at(&words, off, k, e.n as usize, adapter)?;
-            let rep = words.get(off + 1 + 2 * k..off + 5 + 2 * k).ok_or_else(short)?;
+            let rep = words
+                .get(off + 1 + 2 * k..off + 1 + 2 * k + DPP_REPORT as usize)
+                .ok_or_else(short)?;
+            if rep[4] as usize != k {
+                return Err(Error::Backend(format!(
+                    "the GPU made {} of {k} DPP picks; the adapter '{adapter}' may be faulty",
+                    rep[4]
+                )));
+            }
             p.dpp = Some(DppReport {
                 stopped: (rep[0] != u32::MAX).then(|| (rep[0] as usize, f32::from_bits(rep[1]))),
                 degenerate: rep[2] as usize,

@@ -4,7 +4,9 @@
 //! of job is its own submission (one command buffer, one compute pass).
 
 use super::buffers::{BufferPool, Role};
-use super::kernels::{KernelId, PoolEntry, StepEntry, COLS, STEP_STRIDE, STREAM_GROUP, TILE, WG};
+use super::kernels::{
+    KernelId, PoolEntry, RoundsEntry, StepEntry, COLS, STEP_STRIDE, STREAM_GROUP, TILE, WG,
+};
 use super::layout::{DppLayout, Layout, VideoLayout};
 use super::pipelines::Pipelines;
 use super::{DppJob, GpuJob, VideoJob};
@@ -120,13 +122,20 @@ pub(crate) struct DppBuffers {
     state: wgpu::Buffer,
     chol: wgpu::Buffer,
     out: wgpu::Buffer,
+    rounds: wgpu::Buffer,
     pub readback: wgpu::Buffer,
     resolve: Option<wgpu::Buffer>,
 }
 
 impl DppBuffers {
     /// Takes every buffer `l` needs (and one for resolved timestamps).
-    pub(crate) fn take(pool: &BufferPool, device: &wgpu::Device, max: u64, l: &DppLayout, ts: bool) -> Self {
+    pub(crate) fn take(
+        pool: &BufferPool,
+        device: &wgpu::Device,
+        max: u64,
+        l: &DppLayout,
+        ts: bool,
+    ) -> Self {
         let take = |role: Role, size: u64| pool.take(device, max, role, size);
         let s = &l.sizes;
         DppBuffers {
@@ -137,6 +146,7 @@ impl DppBuffers {
             state: take(Role::State, s.state),
             chol: take(Role::Chol, s.chol),
             out: take(Role::Out, s.out),
+            rounds: take(Role::Steps, s.rounds),
             readback: take(Role::Readback, s.readback),
             resolve: ts.then(|| take(Role::Resolve, 16)),
         }
@@ -152,6 +162,7 @@ impl DppBuffers {
             (Role::State, self.state),
             (Role::Chol, self.chol),
             (Role::Out, self.out),
+            (Role::Steps, self.rounds),
             (Role::Readback, self.readback),
         ] {
             pool.give(role, b);
@@ -176,7 +187,13 @@ pub(crate) struct VideoBuffers {
 
 impl VideoBuffers {
     /// Takes every buffer `l` needs (and one for resolved timestamps).
-    pub(crate) fn take(pool: &BufferPool, device: &wgpu::Device, max: u64, l: &VideoLayout, ts: bool) -> Self {
+    pub(crate) fn take(
+        pool: &BufferPool,
+        device: &wgpu::Device,
+        max: u64,
+        l: &VideoLayout,
+        ts: bool,
+    ) -> Self {
         let take = |role: Role, size: u64| pool.take(device, max, role, size);
         let s = &l.sizes;
         VideoBuffers {
@@ -210,10 +227,22 @@ impl VideoBuffers {
     }
 }
 
-/// Writes the DPP pool table, the host features, the text vectors and the given relevance
-/// (into each pool's relevance slots of the state buffer, which the kernel does not clear).
+/// Writes the DPP pool table, the rounds table, the host features, the text vectors and the
+/// given relevance (into each pool's relevance slots of the state buffer, which the kernel
+/// does not clear).
 pub(crate) fn upload_dpp(queue: &wgpu::Queue, l: &DppLayout, jobs: &[&DppJob], b: &DppBuffers) {
     queue.write_buffer(&b.pools, 0, bytemuck::cast_slice(&l.table));
+    let mut rounds = vec![0u8; l.sizes.rounds as usize];
+    for (i, &(first, end)) in l.rounds.iter().enumerate() {
+        let e = RoundsEntry {
+            first,
+            end,
+            ..Default::default()
+        };
+        let at = i * STEP_STRIDE as usize;
+        rounds[at..at + std::mem::size_of::<RoundsEntry>()].copy_from_slice(bytemuck::bytes_of(&e));
+    }
+    queue.write_buffer(&b.rounds, 0, &rounds);
     for (i, job) in jobs.iter().enumerate() {
         if let (Some(data), Some(at)) = (job.host, l.features_at[i]) {
             queue.write_buffer(&b.input, at, bytemuck::cast_slice(data));
@@ -233,7 +262,12 @@ pub(crate) fn upload_dpp(queue: &wgpu::Queue, l: &DppLayout, jobs: &[&DppJob], b
 }
 
 /// Writes the video pool table and the host features.
-pub(crate) fn upload_video(queue: &wgpu::Queue, l: &VideoLayout, jobs: &[&VideoJob], b: &VideoBuffers) {
+pub(crate) fn upload_video(
+    queue: &wgpu::Queue,
+    l: &VideoLayout,
+    jobs: &[&VideoJob],
+    b: &VideoBuffers,
+) {
     queue.write_buffer(&b.pools, 0, bytemuck::cast_slice(&l.table));
     for (job, at) in jobs.iter().zip(&l.features_at) {
         if let (Some(data), Some(at)) = (job.host, at) {
@@ -345,7 +379,11 @@ impl Recorder<'_> {
 
     /// The streaming pools' part of the pool table.
     fn pools_stream(&self) -> wgpu::BindingResource<'_> {
-        table_range(&self.bufs.pools, self.layout.stream_start, self.layout.stream.len())
+        table_range(
+            &self.bufs.pools,
+            self.layout.stream_start,
+            self.layout.stream.len(),
+        )
     }
 }
 
@@ -383,9 +421,19 @@ pub(crate) struct SimilarityRun<'a> {
 /// similarity.wgsl: `dense` stores S of every dense pool (and folds the nearest neighbours
 /// of DivPrune pools); `nearest` only folds them, for the streaming DivPrune pools. Tiles
 /// over (x, y), pools over z.
-pub(crate) fn encode_similarity(kit: &Kit, pass: &mut wgpu::ComputePass, id: KernelId, r: SimilarityRun) {
+pub(crate) fn encode_similarity(
+    kit: &Kit,
+    pass: &mut wgpu::ComputePass,
+    id: KernelId,
+    r: SimilarityRun,
+) {
     let t = (r.n as u32).div_ceil(TILE);
-    kit.run(pass, id, vec![r.pools, r.u, r.sim, r.nn], [t, t, r.count as u32]);
+    kit.run(
+        pass,
+        id,
+        vec![r.pools, r.u, r.sim, r.nn],
+        [t, t, r.count as u32],
+    );
 }
 
 /// select.wgsl: all K picks of every dense pool in one dispatch, one workgroup per pool.
@@ -401,7 +449,8 @@ pub(crate) fn encode_select(r: &Recorder, pass: &mut wgpu::ComputePass) {
         bind(&b.imp, 0, l.sizes.imp),
         bind(&b.out, 0, l.sizes.out),
     ];
-    r.kit.run(pass, KernelId::Select, binds, [l.dense.len() as u32, 1, 1]);
+    r.kit
+        .run(pass, KernelId::Select, binds, [l.dense.len() as u32, 1, 1]);
 }
 
 /// stream.wgsl: steps 0..=K of every streaming pool, one dispatch per step (the step number
@@ -432,9 +481,15 @@ pub(crate) fn encode_stream(r: &Recorder, pass: &mut wgpu::ComputePass) {
 }
 
 /// dpp.wgsl: `relevance` (the text relevance of every pool that has one, 32 tokens per
-/// workgroup over (x, y), pools over z) or `greedy` (all K picks of every pool, one workgroup
-/// per pool).
-pub(crate) fn encode_dpp(kit: &Kit, pass: &mut wgpu::ComputePass, id: KernelId, l: &DppLayout, b: &DppBuffers) {
+/// workgroup over (x, y), pools over z) or `greedy` (one workgroup per pool, one dispatch per
+/// entry of the rounds table, its rounds at a dynamic offset).
+pub(crate) fn encode_dpp(
+    kit: &Kit,
+    pass: &mut wgpu::ComputePass,
+    id: KernelId,
+    l: &DppLayout,
+    b: &DppBuffers,
+) {
     let s = &l.sizes;
     let pools = table_range(&b.pools, 0, l.pools);
     let (u, state) = (bind(&b.norm, 0, s.norm), bind(&b.state, 0, s.state));
@@ -450,12 +505,23 @@ pub(crate) fn encode_dpp(kit: &Kit, pass: &mut wgpu::ComputePass, id: KernelId, 
         bind(&b.sim, 0, s.sim),
         bind(&b.chol, 0, s.chol),
         bind(&b.out, 0, s.out),
+        bind(&b.rounds, 0, std::mem::size_of::<RoundsEntry>() as u64),
     ];
-    kit.run(pass, KernelId::Dpp, binds, [l.pools as u32, 1, 1]);
+    let group = kit.group(KernelId::Dpp, binds);
+    pass.set_pipeline(&kit.pipes[KernelId::Dpp].pipeline);
+    for i in 0..l.rounds.len() {
+        pass.set_bind_group(0, &group, &[(i as u64 * STEP_STRIDE) as u32]);
+        pass.dispatch_workgroups(l.pools as u32, 1, 1);
+    }
 }
 
 /// evs.wgsl: the EVS pools' scores, 32 tokens per workgroup over (x, y), pools over z.
-pub(crate) fn encode_evs(kit: &Kit, pass: &mut wgpu::ComputePass, l: &VideoLayout, b: &VideoBuffers) {
+pub(crate) fn encode_evs(
+    kit: &Kit,
+    pass: &mut wgpu::ComputePass,
+    l: &VideoLayout,
+    b: &VideoBuffers,
+) {
     let s = &l.sizes;
     let (x, y) = kit.grid(l.nmax.div_ceil(STREAM_GROUP));
     let binds = vec![
@@ -480,9 +546,19 @@ pub(crate) fn encode_vidcom2_channels(
     let (pools, stats) = (bind(&b.pools, 0, s.pools), bind(&b.stats, 0, s.stats));
     let count = l.table.len() as u32;
     if id == KernelId::VidCom2Variance {
-        kit.run(pass, id, vec![pools, stats, src], [l.cmax.div_ceil(COLS), 1, count]);
+        kit.run(
+            pass,
+            id,
+            vec![pools, stats, src],
+            [l.cmax.div_ceil(COLS), 1, count],
+        );
     } else {
-        kit.run(pass, id, vec![pools, stats], [l.cmax.div_ceil(WG), 1, count]);
+        kit.run(
+            pass,
+            id,
+            vec![pools, stats],
+            [l.cmax.div_ceil(WG), 1, count],
+        );
     }
 }
 
@@ -513,7 +589,12 @@ pub(crate) fn encode_vidcom2_centres(
 
 /// vidcom2_scores.wgsl: the VidCom2 pools' scores, 32 tokens per workgroup over (x, y), pools
 /// over z.
-pub(crate) fn encode_vidcom2_scores(kit: &Kit, pass: &mut wgpu::ComputePass, l: &VideoLayout, b: &VideoBuffers) {
+pub(crate) fn encode_vidcom2_scores(
+    kit: &Kit,
+    pass: &mut wgpu::ComputePass,
+    l: &VideoLayout,
+    b: &VideoBuffers,
+) {
     let s = &l.sizes;
     let (x, y) = kit.grid(l.nmax.div_ceil(STREAM_GROUP));
     let binds = vec![
@@ -522,7 +603,12 @@ pub(crate) fn encode_vidcom2_scores(kit: &Kit, pass: &mut wgpu::ComputePass, l: 
         bind(&b.cent, 0, s.cent),
         bind(&b.out, 0, s.out),
     ];
-    kit.run(pass, KernelId::VidCom2Scores, binds, [x, y, l.table.len() as u32]);
+    kit.run(
+        pass,
+        KernelId::VidCom2Scores,
+        binds,
+        [x, y, l.table.len() as u32],
+    );
 }
 
 /// A command encoder and its one compute pass (timestamps around it where supported).
@@ -612,7 +698,13 @@ pub(crate) fn record(r: &Recorder, queries: Option<&wgpu::QuerySet>) -> wgpu::Co
         encode_stream(r, &mut pass);
     }
     let ts = l.sizes.ts_off;
-    finish(enc, queries, b.resolve.as_ref(), (&b.out, l.sizes.out), (&b.readback, ts))
+    finish(
+        enc,
+        queries,
+        b.resolve.as_ref(),
+        (&b.out, l.sizes.out),
+        (&b.readback, ts),
+    )
 }
 
 /// Records a DPP submission: one compute pass of normalize.wgsl (the pools, then the text
@@ -641,7 +733,12 @@ pub(crate) fn record_dpp(
             count,
         };
         let src = features(source, l.device_range, &b.input, s.input);
-        let run = rows(table_range(&b.pools, 0, l.pools), src, l.nmax, l.pools as u32);
+        let run = rows(
+            table_range(&b.pools, 0, l.pools),
+            src,
+            l.nmax,
+            l.pools as u32,
+        );
         encode_normalize(kit, &mut pass, run);
         if l.texts > 0 {
             let texts = table_range(&b.pools, l.text_start, l.texts);
@@ -664,7 +761,13 @@ pub(crate) fn record_dpp(
         }
         encode_dpp(kit, &mut pass, KernelId::Dpp, l, b);
     }
-    finish(enc, queries, b.resolve.as_ref(), (&b.out, s.out), (&b.readback, s.ts_off))
+    finish(
+        enc,
+        queries,
+        b.resolve.as_ref(),
+        (&b.out, s.out),
+        (&b.readback, s.ts_off),
+    )
 }
 
 /// Records a video submission: one compute pass of vidcom2_channels.wgsl (`variance`,
@@ -709,5 +812,11 @@ pub(crate) fn record_video(
             encode_vidcom2_scores(kit, &mut pass, l, b);
         }
     }
-    finish(enc, queries, b.resolve.as_ref(), (&b.out, s.out), (&b.readback, s.ts_off))
+    finish(
+        enc,
+        queries,
+        b.resolve.as_ref(),
+        (&b.out, s.out),
+        (&b.readback, s.ts_off),
+    )
 }
