@@ -1,10 +1,11 @@
-// dpp.wgsl: CDPruner's greedy MAP by incremental Cholesky (SPEC "CDPruner", both variants):
-// one workgroup of 256 invocations per pool, like select.wgsl, all pools of a submission in
+// dpp.wgsl: CDPruner's greedy MAP by incremental Cholesky (SPEC "CDPruner", both variants).
+// CPU twin: src/cpu/cdpruner.rs (`run`, `relevance_openvino`, `relevance_minmax_openvino`,
+// `KernelForm::entry`, `dpp_official`, `dpp_openvino`).
+// One workgroup of 256 invocations per pool, like select.wgsl, all pools of a submission in
 // each dispatch; the K picks run as rounds split over a few dispatches (`Rounds`, planned by
 // src/gpu/plan.rs `dpp_rounds` so that no invocation loops more than a fixed budget per
 // dispatch: lavapipe silently stops a shader's loops after 65535 iterations, and desktop
-// watchdogs dislike long dispatches). CPU twin: src/cpu/cdpruner.rs (`run`, `relevance_openvino`,
-// `relevance_minmax_openvino`, `KernelForm::entry`, `dpp_official`, `dpp_openvino`).
+// watchdogs dislike long dispatches).
 // The host prepends the constant prelude, common.wgsl and rows.wgsl (src/gpu/kernels.rs).
 //
 // Before it run normalize.wgsl (CDPRUNER: plain norms; CDPRUNER_OPENVINO: sqrt(sum + 1e-6))
