@@ -63,7 +63,8 @@ struct Rounds {
 }
 
 const NO_INDEX: u32 = 0xffffffffu;
-const NEG_MAX: f32 = -3.40282347e38;
+// -FLT_MAX, as a hex literal: Tint rejects the decimal -3.40282347e38 (it rounds past f32).
+const NEG_MAX: f32 = -0x1.fffffep+127f;
 // key(+0.0) and key(+inf): a gain is finite and > 0 iff its key lies strictly between.
 const KEY_ZERO: u32 = 0x80000000u;
 const KEY_INF: u32 = 0xff800000u;
