@@ -43,6 +43,8 @@ mod wasm;
 pub use budget::Budget;
 pub use cpu::{CpuEngine, DEFAULT_DENSE_LIMIT};
 pub use error::{Error, Result};
+/// The (t, h, w) coordinate type of [`Grid::coord`] (glam's).
+pub use glam::UVec3;
 pub use method::{
     CdPruner, CdPrunerOpenVino, CountMode, IdPruner, Method, Relevance, Request, Split,
 };

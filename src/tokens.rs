@@ -2,6 +2,8 @@
 //! in host memory ([`Tokens`]) or, with the GPU engine, in a device buffer ([`DeviceTokens`]).
 //! A request's features are either ([`Features`]).
 
+use glam::UVec3;
+
 use crate::error::{Error, Result};
 
 /// The layout of the tokens of one pool: `frames` x `height` x `width`, in raster order
@@ -44,14 +46,18 @@ impl Grid {
         self.height * self.width
     }
 
-    /// The (t, h, w) coordinate of token `i`.
-    pub fn coord(&self, i: usize) -> [u32; 3] {
-        let hw = self.frame_len();
-        [
-            (i / hw) as u32,
+    /// The (t, h, w) coordinate of token `i` as `UVec3(t, h, w)`.
+    pub fn coord(&self, i: usize) -> UVec3 {
+        UVec3::new(
+            (i / self.frame_len()) as u32,
             ((i / self.width) % self.height) as u32,
             (i % self.width) as u32,
-        ]
+        )
+    }
+
+    /// The flat index of the token at `UVec3(t, h, w)` (the inverse of [`Grid::coord`]).
+    pub fn index(&self, c: UVec3) -> usize {
+        (c.x as usize * self.height + c.y as usize) * self.width + c.z as usize
     }
 }
 
@@ -352,4 +358,23 @@ pub(crate) fn check_scores(what: &'static str, scores: &[f32], n: usize) -> Resu
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grid_coord_and_index_are_inverse_in_raster_order() {
+        let g = Grid::new(3, 4, 5);
+        for i in 0..60 {
+            let c = g.coord(i);
+            assert_eq!(g.index(c), i);
+            assert_eq!(
+                c,
+                UVec3::new((i / 20) as u32, ((i / 5) % 4) as u32, (i % 5) as u32)
+            );
+        }
+        assert_eq!(g.coord(27), UVec3::new(1, 1, 2));
+    }
 }

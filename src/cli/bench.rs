@@ -16,7 +16,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use tokenprune::{Budget, IdPruner, Method, Pruner, Request, Result, Selection, Tokens};
+use tokenprune::{
+    Budget, CdPruner, CdPrunerOpenVino, CountMode, Grid, IdPruner, Method, Pruner, Request, Result,
+    Selection, Tokens,
+};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -254,6 +257,195 @@ struct Reference {
     order: Option<Vec<u32>>,
     /// The whole line (the "env" entry is shown as it is).
     line: String,
+}
+
+/// The methods beyond DivPrune and IDPruner, at the sizes they meet in models: CDPruner on
+/// LLaVA-1.5's 576 x 4096 (relevance from 768-wide CLIP embeddings of the image and a 32-token
+/// prompt) and LLaVA-NeXT's 2304 tokens; EVS and VidCom2 on Qwen2-VL-sized videos.
+#[derive(Clone, Copy)]
+enum Kind {
+    CdPruner,
+    CdPrunerOpenVino,
+    Evs,
+    VidCom2,
+}
+
+struct MethodCase {
+    name: &'static str,
+    kind: Kind,
+    /// Frames (1 for a still image), rows and columns of the grid; N is their product.
+    grid: (usize, usize, usize),
+    d: usize,
+    budget: Budget,
+}
+
+const EMBED: usize = 768;
+const TEXT_TOKENS: usize = 32;
+
+const METHOD_CASES: &[MethodCase] = &[
+    MethodCase {
+        name: "CDPruner 576x4096 K=64",
+        kind: Kind::CdPruner,
+        grid: (1, 24, 24),
+        d: 4096,
+        budget: Budget::Count(64),
+    },
+    MethodCase {
+        name: "CDPruner 576x4096 K=128",
+        kind: Kind::CdPruner,
+        grid: (1, 24, 24),
+        d: 4096,
+        budget: Budget::Count(128),
+    },
+    MethodCase {
+        name: "CDPruner 576x4096 K=192",
+        kind: Kind::CdPruner,
+        grid: (1, 24, 24),
+        d: 4096,
+        budget: Budget::Count(192),
+    },
+    MethodCase {
+        name: "CDPruner 2304x4096 K=256",
+        kind: Kind::CdPruner,
+        grid: (1, 48, 48),
+        d: 4096,
+        budget: Budget::Count(256),
+    },
+    MethodCase {
+        name: "cdpruner-openvino 576x4096 K=128",
+        kind: Kind::CdPrunerOpenVino,
+        grid: (1, 24, 24),
+        d: 4096,
+        budget: Budget::Count(128),
+    },
+    MethodCase {
+        name: "EVS 16x14x14x1152 keep 25%",
+        kind: Kind::Evs,
+        grid: (16, 14, 14),
+        d: 1152,
+        budget: Budget::KeepRatio(0.25),
+    },
+    MethodCase {
+        name: "EVS 64x27x27x1152 keep 25%",
+        kind: Kind::Evs,
+        grid: (64, 27, 27),
+        d: 1152,
+        budget: Budget::KeepRatio(0.25),
+    },
+    MethodCase {
+        name: "VidCom2 16x14x14x1152 keep 25%",
+        kind: Kind::VidCom2,
+        grid: (16, 14, 14),
+        d: 1152,
+        budget: Budget::KeepRatio(0.25),
+    },
+    MethodCase {
+        name: "VidCom2 64x27x27x1152 keep 25%",
+        kind: Kind::VidCom2,
+        grid: (64, 27, 27),
+        d: 1152,
+        budget: Budget::KeepRatio(0.25),
+    },
+];
+
+impl MethodCase {
+    fn n(&self) -> usize {
+        self.grid.0 * self.grid.1 * self.grid.2
+    }
+
+    fn skipped(&self, quick: bool) -> bool {
+        quick && (self.n() > 1000 || self.grid.0 > 16)
+    }
+}
+
+/// Features (and the method's other inputs) of a method case.
+struct MethodData {
+    feats: Vec<f32>,
+    image: Vec<f32>,
+    text: Vec<f32>,
+}
+
+impl MethodData {
+    fn new(case: &MethodCase) -> MethodData {
+        let n = case.n();
+        let (image, text) = match case.kind {
+            Kind::CdPruner => (features(n * EMBED, 3), features(TEXT_TOKENS * EMBED, 4)),
+            Kind::CdPrunerOpenVino => (Vec::new(), features(case.d, 4)),
+            _ => (Vec::new(), Vec::new()),
+        };
+        MethodData {
+            feats: features(n * case.d, 1),
+            image,
+            text,
+        }
+    }
+
+    fn request(&self, case: &MethodCase) -> Result<Request<'_>> {
+        let (t, h, w) = case.grid;
+        let tokens = Tokens::new(&self.feats, case.n(), case.d)?.with_grid(Grid::new(t, h, w))?;
+        let method = match case.kind {
+            Kind::CdPruner => Method::CdPruner(CdPruner::from_embeddings(&self.image, &self.text)),
+            Kind::CdPrunerOpenVino => Method::CdPrunerOpenVino(CdPrunerOpenVino::new(&self.text)),
+            Kind::Evs => Method::Evs,
+            Kind::VidCom2 => Method::VidCom2 {
+                count: CountMode::Exact,
+            },
+        };
+        Request::new(tokens, method, case.budget)
+    }
+}
+
+/// The method cases: the CPU engine warm, and the GPU rows when an adapter exists.
+fn method_table(a: &Args, cpu: &Pruner, gpu: Option<&Pruner>, repeats: usize) -> Result<()> {
+    println!(
+        "\n| case | K | CPU engine median ms | min ms | {} |",
+        if gpu.is_some() {
+            "GPU backend | GPU median ms | GPU ms (timestamps) | same selection"
+        } else {
+            "GPU"
+        }
+    );
+    println!(
+        "|---|---:|---:|---:|{}",
+        if gpu.is_some() {
+            "---|---:|---:|---|"
+        } else {
+            "---|"
+        }
+    );
+    for case in METHOD_CASES.iter().filter(|c| !c.skipped(a.quick)) {
+        let data = MethodData::new(case);
+        let req = data.request(case)?;
+        let (med, min, sel) = time_ms(repeats, || cpu.prune_blocking(&req))?;
+        let gpu_cells = match gpu {
+            Some(g) => {
+                let mut gpu_runs = Vec::new();
+                let (gmed, _, gsel) = time_ms(repeats, || {
+                    let r = g.prune_blocking(&req);
+                    gpu_runs.extend(gpu_ms(g));
+                    r
+                })?;
+                let gpu_med = (gpu_runs.len() > 1).then(|| median(gpu_runs[1..].to_vec()));
+                format!(
+                    "{} | {gmed:.2} | {} | {} |",
+                    gsel.backend,
+                    fmt_ms(gpu_med),
+                    if gsel.order == sel.order {
+                        "same"
+                    } else {
+                        "differs"
+                    }
+                )
+            }
+            None => "- |".into(),
+        };
+        println!(
+            "| {} | {} | {med:.2} | {min:.2} | {gpu_cells}",
+            case.name,
+            sel.kept.len()
+        );
+    }
+    Ok(())
 }
 
 fn python(a: &Args) -> PathBuf {
@@ -574,6 +766,7 @@ pub fn run(a: Args) -> Result<()> {
             eprintln!("bench: {}: {}", case.name, extra.join(", "));
         }
     }
+    method_table(&a, &cpu, gpu.as_ref(), repeats)?;
     println!("\nLoad average at the end: {}", load_average());
     if !gpu_rows.is_empty() {
         println!("\n| case | backend | median ms | min ms | GPU ms (timestamps) | speed-up vs CPU engine |");

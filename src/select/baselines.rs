@@ -1,6 +1,8 @@
 //! The baselines users compare against: TopK by a supplied score, seeded Random, spatial
 //! Uniform. Each is a pure function of its inputs, so every backend gives the same answer.
 
+use glam::UVec3;
+
 use crate::tokens::Grid;
 
 /// Indices of the `k` highest scores, highest first, lowest index first among equals.
@@ -78,7 +80,7 @@ pub(crate) fn uniform(n: usize, k: usize, grid: Option<Grid>) -> Vec<u32> {
         for (ri, row) in spread(rows, h).enumerate() {
             let kr = (ri + 1) * kf / rows - ri * kf / rows;
             for col in spread(kr, w) {
-                out.push((f * h * w + row * w + col) as u32);
+                out.push(g.index(UVec3::new(f as u32, row as u32, col as u32)) as u32);
             }
         }
     }

@@ -360,9 +360,11 @@ fn assemble(
     debug_assert_eq!(order.len(), scores.len());
     let mut kept = order.clone();
     kept.sort_unstable();
-    let coords = req
-        .grid()
-        .map(|g| kept.iter().map(|&i| g.coord(i as usize)).collect());
+    let coords = req.grid().map(|g| {
+        kept.iter()
+            .map(|&i| g.coord(i as usize).to_array())
+            .collect()
+    });
     Selection {
         method: req.method().name(),
         n: req.n(),
