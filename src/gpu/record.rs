@@ -4,12 +4,12 @@
 //! of job is its own submission (one command buffer, one compute pass).
 
 use super::buffers::{BufferPool, Role};
+use super::jobs::{DppJob, GpuJob, VideoJob};
 use super::kernels::{
     KernelId, PoolEntry, RoundsEntry, StepEntry, COLS, STEP_STRIDE, STREAM_GROUP, TILE, WG,
 };
 use super::layout::{DppLayout, Layout, VideoLayout};
 use super::pipelines::Pipelines;
-use super::{DppJob, GpuJob, VideoJob};
 use crate::select::DppRelevance;
 
 /// The buffers of one submission, taken from the engine's pool and given back afterwards.
