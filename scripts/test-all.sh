@@ -73,6 +73,9 @@ if [ $browser = 1 ]; then
   (cd web && node --test test/package.test.mjs)
 
   step "Rust tests in Chromium (wasm-bindgen-test)"
+  # The runner's default limit is 20 s for the whole file; the new methods' vectors on both
+  # engines (SwiftShader for WebGPU) take about 30 s here.
+  WASM_BINDGEN_TEST_TIMEOUT=300 \
   CHROMEDRIVER=$(command -v chromedriver) \
   CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
   CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="-C target-feature=+simd128" \

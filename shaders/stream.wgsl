@@ -1,7 +1,8 @@
 // stream.wgsl: one greedy step of the streaming path (S is never stored).
 // CPU twin: src/cpu/greedy.rs (`divprune` / `idpruner` with `Rows::Stream`, i.e.
 // `similarity_rows` in src/cpu/matmul.rs) and `argmax_unchosen`.
-// The host prepends the constant prelude, common.wgsl and greedy.wgsl (src/gpu/kernels.rs).
+// The host prepends the constant prelude, common.wgsl, rows.wgsl and greedy.wgsl
+// (src/gpu/kernels.rs).
 //
 // The host records K + 1 dispatches of this kernel in ONE command buffer (step t = 0..K, read
 // from a uniform with a dynamic offset); the pick index never leaves the GPU:
@@ -9,9 +10,8 @@
 //   them: every workgroup does this small reduce redundantly, so no separate reduce dispatch
 //   is needed); that is pick t - 1, which workgroup 0 writes to the output;
 // - then (t < K) each workgroup takes its 32 * iters tokens, computes S[pick, j] for them
-//   (a GEMV against the normalised rows: 8 groups of 32 lanes, one token per group per pass,
-//   lanes striding over the vec4s of the row), updates the running state exactly as
-//   select.wgsl does, and writes its partial argmax for step t (ping-pong halves by parity).
+//   (a GEMV against the normalised rows, rows.wgsl `pair_dots`), updates the running state
+//   exactly as select.wgsl does, and writes its partial argmax for step t (ping-pong halves by parity).
 // Step 0 computes the seed scores (DivPrune: 1 - nn from similarity.wgsl `nearest`;
 // IDPruner: the normalised importance).
 // Dispatch: (x, y) = (workgroup within the pool, pool).
@@ -31,14 +31,6 @@ struct Step {
 @group(0) @binding(4) var<storage, read_write> out: array<u32>;
 @group(0) @binding(5) var<storage, read_write> partials: array<vec2<u32>>;
 @group(0) @binding(6) var<uniform> step: Step;
-
-// Token groups of STREAM_GROUP lanes in a workgroup (8); each takes 4 tokens per pass.
-const GROUPS: u32 = WG / STREAM_GROUP;
-// Row stride of `dots`: one more than STREAM_GROUP (no bank conflicts).
-const DOTS_ROW: u32 = STREAM_GROUP + 1u;
-
-// STREAM_GROUP tokens x STREAM_GROUP lanes of partial dot products.
-var<workgroup> dots: array<f32, STREAM_GROUP * DOTS_ROW>;
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
@@ -72,58 +64,23 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     let n = pool.n;
     let d4 = pool.d4;
     let new_round = (t % pool.pk) == 0u;
-    let lane = lid % STREAM_GROUP;
-    let grp = lid / STREAM_GROUP;
     let prow = pool.u_off + prev * d4;
     var best_s = LOWEST;
     var best_i = NO_INDEX;
     for (var it = 0u; it < pool.iters; it += 1u) {
         let jb = (w * pool.iters + it) * STREAM_GROUP;
+        var s_pj = 0.0;
         if (t > 0u) {
-            // Tokens jb + grp + GROUPS * q, q = 0..3.
-            let j0 = jb + grp;
-            var acc0 = 0.0;
-            var acc1 = 0.0;
-            var acc2 = 0.0;
-            var acc3 = 0.0;
-            for (var v = lane; v < d4; v += STREAM_GROUP) {
-                let a = u[prow + v];
-                if (j0 < n) {
-                    acc0 += dot(a, u[pool.u_off + j0 * d4 + v]);
-                }
-                if (j0 + GROUPS < n) {
-                    acc1 += dot(a, u[pool.u_off + (j0 + GROUPS) * d4 + v]);
-                }
-                if (j0 + 2u * GROUPS < n) {
-                    acc2 += dot(a, u[pool.u_off + (j0 + 2u * GROUPS) * d4 + v]);
-                }
-                if (j0 + 3u * GROUPS < n) {
-                    acc3 += dot(a, u[pool.u_off + (j0 + 3u * GROUPS) * d4 + v]);
-                }
-            }
-            dots[grp * DOTS_ROW + lane] = acc0;
-            dots[(grp + GROUPS) * DOTS_ROW + lane] = acc1;
-            dots[(grp + 2u * GROUPS) * DOTS_ROW + lane] = acc2;
-            dots[(grp + 3u * GROUPS) * DOTS_ROW + lane] = acc3;
+            s_pj = pair_dots(lid, jb, n, pool.u_off, d4, prow, 0u);
         }
-        workgroupBarrier();
-        if (lid < STREAM_GROUP) {
-            let j = jb + lid;
-            if (j < n) {
-                var s_pj = 0.0;
-                if (t > 0u) {
-                    for (var l = 0u; l < STREAM_GROUP; l += 1u) {
-                        s_pj += dots[lid * DOTS_ROW + l];
-                    }
-                }
-                let s = step_score(pool, t, prev, new_round, j, s_pj);
-                if (better(s, j, best_s, best_i)) {
-                    best_s = s;
-                    best_i = j;
-                }
+        let j = jb + lid;
+        if (lid < STREAM_GROUP && j < n) {
+            let s = step_score(pool, t, prev, new_round, j, s_pj);
+            if (better(s, j, best_s, best_i)) {
+                best_s = s;
+                best_i = j;
             }
         }
-        workgroupBarrier();
     }
     let r = wg_argmax(lid, best_s, best_i);
     if (lid == 0u) {

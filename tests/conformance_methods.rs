@@ -1,13 +1,27 @@
-//! v11-v18 (CDPruner, EVS, VidCom2) through the public API, the SPEC way: exactly where the
-//! JSON says `compare: exact`, and for CDPruner also tie-aware (an f64 replay of our own order,
-//! every gain recomputed); plus the decisions SPEC leaves to tokenprune and bad input.
+//! v11-v18 (CDPruner, EVS, VidCom2) through the public API on every backend (one test per
+//! backend: `cpu`, `gpu` (S stored), `gpu_streaming` (no S stored: the DPP recomputes its
+//! kernel rows); `cpu_streaming` would be `cpu` again, as these methods have no dense CPU
+//! path), the SPEC way; plus the decisions SPEC leaves to tokenprune and bad input.
+//!
+//! - CDPruner: tie-aware on every backend (an f64 replay of the backend's own order, every
+//!   gain recomputed at every step: the deficit best - chosen must stay <= 1e-5, SPEC's bound,
+//!   which is about 20 times the f32 rounding of a 1024-wide dot product), and exactly
+//!   `expected.selection_order` where the JSON says `compare: exact` (v11, v12: every step's
+//!   f64 gap is above 1e-5, so any correct f32 implementation, the GPU's other summation
+//!   order included, makes the same picks).
+//! - EVS and VidCom2: the kept set equals `expected.sorted` on every backend (any choice of the
+//!   stated number inside a `tie_groups` group; the GPU's scores differ from the CPU's in
+//!   their last bits only, far below every gap at these boundaries), per-frame counts and
+//!   notes exactly.
 
 mod common;
 
+use common::TestBackend;
 use common::*;
 use tokenprune::{Budget, CountMode, Grid, Relevance, Split};
 
-/// The methods as plain calls on the CPU engine's Pruner.
+/// The methods as plain calls on a backend's Pruner (the selection must have run there: no
+/// fallback).
 mod m {
     use tokenprune::{
         Budget, CdPruner, CdPrunerOpenVino, CountMode, Grid, Method, Pruner, Relevance, Request,
@@ -27,6 +41,7 @@ mod m {
     pub type Ranked = (Vec<u32>, Vec<f32>, Vec<String>);
 
     fn run(
+        p: &Pruner,
         x: &[f32],
         n: usize,
         d: usize,
@@ -38,7 +53,9 @@ mod m {
         if let Some(g) = grid {
             t = t.with_grid(g)?;
         }
-        Pruner::cpu().prune_blocking(&Request::new(t, m, b)?)
+        let sel = p.prune_blocking(&Request::new(t, m, b)?)?;
+        assert_eq!(sel.backend, p.backend(), "{}: {:?}", m.name(), sel.notes);
+        Ok(sel)
     }
 
     fn set(sel: tokenprune::Selection, grid: Grid) -> Set {
@@ -59,6 +76,7 @@ mod m {
     }
 
     pub fn cdpruner(
+        p: &Pruner,
         x: &[f32],
         n: usize,
         d: usize,
@@ -67,7 +85,7 @@ mod m {
         k: usize,
     ) -> Result<Ranked> {
         let m = Method::CdPruner(CdPruner { relevance, crops });
-        let sel = run(x, n, d, None, m, Budget::Count(k))?;
+        let sel = run(p, x, n, d, None, m, Budget::Count(k))?;
         Ok((sel.order, sel.scores, sel.notes))
     }
 
@@ -78,6 +96,7 @@ mod m {
 
     #[allow(clippy::too_many_arguments)]
     pub fn cdpruner_openvino(
+        p: &Pruner,
         x: &[f32],
         n: usize,
         d: usize,
@@ -93,12 +112,19 @@ mod m {
             split,
             negate,
         });
-        let sel = run(x, n, d, None, m, Budget::Count(k))?;
+        let sel = run(p, x, n, d, None, m, Budget::Count(k))?;
         Ok((sel.order, sel.scores, sel.notes))
     }
 
-    pub fn evs(x: &[f32], n: usize, d: usize, grid: Option<Grid>, k: usize) -> Result<Set> {
-        let sel = run(x, n, d, grid, Method::Evs, Budget::Count(k))?;
+    pub fn evs(
+        p: &Pruner,
+        x: &[f32],
+        n: usize,
+        d: usize,
+        grid: Option<Grid>,
+        k: usize,
+    ) -> Result<Set> {
+        let sel = run(p, x, n, d, grid, Method::Evs, Budget::Count(k))?;
         Ok(set(sel, grid.expect("ran")))
     }
 
@@ -109,6 +135,7 @@ mod m {
     }
 
     pub fn vidcom2(
+        p: &Pruner,
         x: &[f32],
         n: usize,
         d: usize,
@@ -116,7 +143,7 @@ mod m {
         b: Budget,
         count: CountMode,
     ) -> Result<Set> {
-        let sel = run(x, n, d, grid, Method::VidCom2 { count }, b)?;
+        let sel = run(p, x, n, d, grid, Method::VidCom2 { count }, b)?;
         Ok(set(sel, grid.expect("ran")))
     }
 
@@ -156,13 +183,13 @@ fn compare_modes_are_the_ones_the_vectors_name() {
     assert_eq!(exact, ["v11", "v12", "v14", "v15", "v16", "v17", "v18"]);
 }
 
-#[test]
-fn cdpruner_v11_v13() {
+fn cdpruner_v11_v13(b: &TestBackend) {
+    let p = &b.pruner;
     for c in method_cases().iter().filter(|c| c.method == "cdpruner") {
         let k = m::cdpruner_keep_count(c.n, c.budget).unwrap();
         assert_eq!(k, c.keep, "{}: K", c.id);
         let (order, scores, notes) =
-            m::cdpruner(&c.features, c.n, c.d, embeddings(c), 1, k).unwrap();
+            m::cdpruner(p, &c.features, c.n, c.d, embeddings(c), 1, k).unwrap();
         assert_eq!(order.len(), c.keep, "{}", c.id);
         assert!(notes.is_empty(), "{}: {notes:?}", c.id);
         assert!(scores.iter().all(|&g| g > 0.0), "{}: a gain <= 0", c.id);
@@ -185,8 +212,9 @@ fn cdpruner_v11_v13() {
             rep.deficit
         );
         eprintln!(
-            "{}: {} (first {same} of {} picks as upstream), f64 deficit {:e}, min gap {:e}",
+            "{} on {}: {} (first {same} of {} picks as upstream), f64 deficit {:e}, min gap {:e}",
             c.id,
+            b.name,
             if c.exact { "exact" } else { "tie-aware" },
             c.keep,
             rep.deficit,
@@ -195,13 +223,13 @@ fn cdpruner_v11_v13() {
     }
 }
 
-#[test]
-fn evs_v14_v15() {
+fn evs_v14_v15(b: &TestBackend) {
+    let p = &b.pruner;
     for c in method_cases().iter().filter(|c| c.method == "evs") {
         let grid = c.grid.unwrap();
         let k = m::evs_keep_count(grid, c.budget).unwrap();
         assert_eq!(k, c.keep, "{}: K", c.id);
-        let set = m::evs(&c.features, c.n, c.d, Some(grid), k).unwrap();
+        let set = m::evs(p, &c.features, c.n, c.d, Some(grid), k).unwrap();
         let ties = c.json.get("tie_groups");
         check_kept_set(&c.id, &c.expected_sorted, ties, &set.kept).unwrap();
         if ties.is_none() {
@@ -212,8 +240,8 @@ fn evs_v14_v15() {
     }
 }
 
-#[test]
-fn vidcom2_v16_v18() {
+fn vidcom2_v16_v18(b: &TestBackend) {
+    let p = &b.pruner;
     for c in method_cases()
         .iter()
         .filter(|c| c.method.starts_with("vidcom2"))
@@ -226,7 +254,7 @@ fn vidcom2_v16_v18() {
         };
         let k = m::vidcom2_keep_count(grid, c.budget, mode).unwrap();
         assert_eq!(k, (mode == CountMode::Exact).then_some(c.keep), "{}", c.id);
-        let set = m::vidcom2(&c.features, c.n, c.d, Some(grid), c.budget, mode).unwrap();
+        let set = m::vidcom2(p, &c.features, c.n, c.d, Some(grid), c.budget, mode).unwrap();
         let ties = c.json.get("tie_groups");
         check_kept_set(&c.id, &c.expected_sorted, ties, &set.kept).unwrap();
         if ties.is_none() {
@@ -245,8 +273,8 @@ fn vidcom2_v16_v18() {
     }
 }
 
-#[test]
-fn vidcom2_exact_from_a_keep_ratio_is_vllms_from_the_prune_rate() {
+fn vidcom2_exact_from_a_keep_ratio_is_vllms_from_the_prune_rate(b: &TestBackend) {
+    let p = &b.pruner;
     // v16's keep ratio 0.25 in exact mode is v18's q = 0.75: K = 288, the same reconcile.
     let (v16, v18) = (case("v16"), case("v18"));
     let g = v16.grid.unwrap();
@@ -255,7 +283,7 @@ fn vidcom2_exact_from_a_keep_ratio_is_vllms_from_the_prune_rate() {
         m::vidcom2_keep_count(g, b, CountMode::Exact).unwrap(),
         Some(288)
     );
-    let set = m::vidcom2(&v16.features, v16.n, v16.d, Some(g), b, CountMode::Exact).unwrap();
+    let set = m::vidcom2(p, &v16.features, v16.n, v16.d, Some(g), b, CountMode::Exact).unwrap();
     assert_eq!(set.kept, v18.expected_sorted);
     assert_eq!(set.per_frame, v18.expected_per_frame);
 }
@@ -275,15 +303,15 @@ fn tie_groups_allow_any_choice_of_the_stated_number() {
     assert!(check_kept_set("t", &expected, Some(&objects), &[0, 1, 3, 5]).is_ok());
 }
 
-#[test]
-fn cdpruner_k_above_the_numerical_rank_keeps_exactly_k_unique_tokens() {
+fn cdpruner_k_above_the_numerical_rank_keeps_exactly_k_unique_tokens(b: &TestBackend) {
+    let p = &b.pruner;
     // 64 tokens in D = 8: the kernel has rank 8 at most.
     let (n, d) = (64, 8);
     let x = random_matrix(n, d, 7);
     let a: Vec<f32> = random_matrix(n, 1, 8);
     // K = N would keep everything without computing (SPEC): 63 of 64.
     for k in [20, 63] {
-        let (order, scores, notes) = m::cdpruner(&x, n, d, Relevance::Raw(&a), 1, k).unwrap();
+        let (order, scores, notes) = m::cdpruner(p, &x, n, d, Relevance::Raw(&a), 1, k).unwrap();
         assert_eq!(order.len(), k);
         assert_eq!(
             sorted(&order).windows(2).filter(|w| w[0] == w[1]).count(),
@@ -312,12 +340,12 @@ fn cdpruner_k_above_the_numerical_rank_keeps_exactly_k_unique_tokens() {
     }
 }
 
-#[test]
-fn cdpruner_equal_relevance_is_a_plain_dpp_with_a_note() {
+fn cdpruner_equal_relevance_is_a_plain_dpp_with_a_note(b: &TestBackend) {
+    let p = &b.pruner;
     let c = case("v11");
     let ones = vec![0.25f32; c.n];
     let (order, _, notes) =
-        m::cdpruner(&c.features, c.n, c.d, Relevance::Raw(&ones), 1, 64).unwrap();
+        m::cdpruner(p, &c.features, c.n, c.d, Relevance::Raw(&ones), 1, 64).unwrap();
     assert!(
         notes[0].contains("relevance is equal for every token"),
         "{notes:?}"
@@ -330,7 +358,7 @@ fn cdpruner_equal_relevance_is_a_plain_dpp_with_a_note() {
         image: &c.image,
         text: &zeros,
     };
-    let (same, _, notes) = m::cdpruner(&c.features, c.n, c.d, rel, 1, 64).unwrap();
+    let (same, _, notes) = m::cdpruner(p, &c.features, c.n, c.d, rel, 1, 64).unwrap();
     assert_eq!(same, order);
     assert!(
         notes
@@ -342,8 +370,8 @@ fn cdpruner_equal_relevance_is_a_plain_dpp_with_a_note() {
     assert_ne!(order, c.expected_order);
 }
 
-#[test]
-fn cdpruner_zero_rows_in_features_image_and_text_embeddings() {
+fn cdpruner_zero_rows_in_features_image_and_text_embeddings(b: &TestBackend) {
+    let p = &b.pruner;
     let c = case("v12");
     let (mut x, mut e, mut t) = (c.features.clone(), c.image.clone(), c.text.clone());
     for i in [5, 17, 300] {
@@ -357,7 +385,7 @@ fn cdpruner_zero_rows_in_features_image_and_text_embeddings() {
         image: &e,
         text: &t,
     };
-    let (order, _, notes) = m::cdpruner(&x, c.n, c.d, rel, 1, c.keep).unwrap();
+    let (order, _, notes) = m::cdpruner(p, &x, c.n, c.d, rel, 1, c.keep).unwrap();
     for want in [
         "2 all-zero image embedding row(s)",
         "1 all-zero text embedding row(s)",
@@ -375,8 +403,8 @@ fn cdpruner_zero_rows_in_features_image_and_text_embeddings() {
     assert!(rep.deficit <= MAX_DEFICIT, "deficit {:e}", rep.deficit);
 }
 
-#[test]
-fn cdpruner_crops_share_one_relevance_min_max() {
+fn cdpruner_crops_share_one_relevance_min_max(b: &TestBackend) {
+    let p = &b.pruner;
     // Two crops: the gauss pool and the grid pool, each with its own image embeddings.
     let (g, s) = (case("v11"), case("v13"));
     let x = [g.features.clone(), s.features.clone()].concat();
@@ -387,7 +415,7 @@ fn cdpruner_crops_share_one_relevance_min_max() {
         text: &g.text,
     };
     let k = 48;
-    let (order, _, _) = m::cdpruner(&x, n, g.d, rel, 2, k).unwrap();
+    let (order, _, _) = m::cdpruner(p, &x, n, g.d, rel, 2, k).unwrap();
     assert_eq!(order.len(), 2 * k);
     assert!(order[..k].iter().all(|&i| (i as usize) < g.n));
     assert!(order[k..].iter().all(|&i| (i as usize) >= g.n));
@@ -400,13 +428,13 @@ fn cdpruner_crops_share_one_relevance_min_max() {
         image: &s.image,
         text: &g.text,
     };
-    let (own, _, _) = m::cdpruner(&s.features, s.n, s.d, alone, 1, k).unwrap();
+    let (own, _, _) = m::cdpruner(p, &s.features, s.n, s.d, alone, 1, k).unwrap();
     let shifted: Vec<u32> = order[k..].iter().map(|&i| i - g.n as u32).collect();
     assert_ne!(own, shifted);
 }
 
-#[test]
-fn cdpruner_openvino_replays_in_f64() {
+fn cdpruner_openvino_replays_in_f64(b: &TestBackend) {
+    let p = &b.pruner;
     let c = case("v11");
     // The text vector: the mean of a few tokens plus noise (upstream: the mean LLM input
     // embedding of the prompt's text tokens).
@@ -422,7 +450,7 @@ fn cdpruner_openvino_replays_in_f64() {
         (0.2, false, Split::Halves, 128),
     ] {
         let (order, _, notes) =
-            m::cdpruner_openvino(&c.features, c.n, c.d, &text, w, negate, split, k).unwrap();
+            m::cdpruner_openvino(p, &c.features, c.n, c.d, &text, w, negate, split, k).unwrap();
         assert_eq!(order.len(), k);
         assert!(notes.is_empty(), "{notes:?}");
         let halves = split == Split::Halves;
@@ -448,36 +476,36 @@ fn cdpruner_openvino_replays_in_f64() {
     }
     // The relevance matters: w = 1 with and without negation pick different seeds.
     let seed = |negate| {
-        m::cdpruner_openvino(&c.features, c.n, c.d, &text, 1.0, negate, Split::None, 1)
+        m::cdpruner_openvino(p, &c.features, c.n, c.d, &text, 1.0, negate, Split::None, 1)
             .unwrap()
             .0
     };
     assert_ne!(seed(false), seed(true));
 }
 
-#[test]
-fn one_frame_video() {
+fn one_frame_video(b: &TestBackend) {
+    let p = &b.pruner;
     let c = case("v14");
-    let p = 144;
-    let x = &c.features[..p * c.d];
+    let len = 144;
+    let x = &c.features[..len * c.d];
     let g = Grid::new(1, 12, 12);
     // EVS: no frame differences: every ratio keeps the frame; a count keeps its first K.
     let k = m::evs_keep_count(g, Budget::PruneRatio(0.5)).unwrap();
-    assert_eq!(k, p);
-    let set = m::evs(x, p, c.d, Some(g), k).unwrap();
-    assert_eq!(set.kept, (0..p as u32).collect::<Vec<_>>());
-    let ten = m::evs(x, p, c.d, Some(g), 10).unwrap();
+    assert_eq!(k, len);
+    let set = m::evs(p, x, len, c.d, Some(g), k).unwrap();
+    assert_eq!(set.kept, (0..len as u32).collect::<Vec<_>>());
+    let ten = m::evs(p, x, len, c.d, Some(g), 10).unwrap();
     assert_eq!(ten.kept, (0..10).collect::<Vec<u32>>());
     assert!(ten.notes[0].contains("one-frame video"), "{:?}", ten.notes);
     // VidCom2: one budget, b * P = 36, in both count modes.
     for mode in [CountMode::Exact, CountMode::Official] {
-        let set = m::vidcom2(x, p, c.d, Some(g), Budget::KeepRatio(0.25), mode).unwrap();
+        let set = m::vidcom2(p, x, len, c.d, Some(g), Budget::KeepRatio(0.25), mode).unwrap();
         assert_eq!(set.per_frame, vec![36]);
     }
 }
 
-#[test]
-fn identical_frames() {
+fn identical_frames(b: &TestBackend) {
+    let p = &b.pruner;
     // EVS on exact-arithmetic rows (every cosine is exact): frames 1 and 2 repeat frame 0,
     // so they score exactly 0 and tie: the lower flat index wins at the boundary.
     let (shape, exact) = load_f32("f_exact_576x1024.npy");
@@ -487,7 +515,7 @@ fn identical_frames() {
     let g = Grid::new(3, 12, 12);
     let k = m::evs_keep_count(g, Budget::PruneRatio(0.5)).unwrap();
     assert_eq!(k, 216);
-    let set = m::evs(&x, 432, d, Some(g), k).unwrap();
+    let set = m::evs(p, &x, 432, d, Some(g), k).unwrap();
     assert_eq!(set.per_frame, vec![144, 72, 0]);
     assert_eq!(set.kept, (0..216).collect::<Vec<u32>>());
     assert!(set.scores[144..].iter().all(|&s| s == 0.0));
@@ -496,6 +524,7 @@ fn identical_frames() {
     let x = c.features[..144 * c.d].repeat(4);
     let g = Grid::new(4, 12, 12);
     let set = m::vidcom2(
+        p,
         &x,
         576,
         c.d,
@@ -515,6 +544,7 @@ fn identical_frames() {
 
 #[test]
 fn bad_input_is_one_clear_line() {
+    let p = &tokenprune::Pruner::cpu();
     let c = case("v14");
     let (x, n, d) = (&c.features, c.n, c.d);
     let g = Grid::new(8, 12, 12);
@@ -524,33 +554,33 @@ fn bad_input_is_one_clear_line() {
     let t = [1.0f32; 4];
     let errors: Vec<(String, &str)> = vec![
         (
-            m::cdpruner(x, n, d, emb(&img[4..], &t), 1, 10).unwrap_err().to_string(),
+            m::cdpruner(p, x, n, d, emb(&img[4..], &t), 1, 10).unwrap_err().to_string(),
             "shape: image embeddings hold 4604 values, not [N = 1152, De] for any De",
         ),
         (
-            m::cdpruner(x, n, d, emb(&img, &[1.0; 6]), 1, 10).unwrap_err().to_string(),
+            m::cdpruner(p, x, n, d, emb(&img, &[1.0; 6]), 1, 10).unwrap_err().to_string(),
             "shape: text embeddings hold 6 values, not [M, De = 4] (De from the image embeddings)",
         ),
         (
-            m::cdpruner(x, n, d, emb(&nan_img, &t), 1, 10).unwrap_err().to_string(),
+            m::cdpruner(p, x, n, d, emb(&nan_img, &t), 1, 10).unwrap_err().to_string(),
             "image embeddings has a non-finite value (NaN) at row 2, column 1",
         ),
         (
-            m::cdpruner_openvino(x, n, d, &t, 0.5, false, Split::None, 10)
+            m::cdpruner_openvino(p, x, n, d, &t, 0.5, false, Split::None, 10)
                 .unwrap_err()
                 .to_string(),
             "shape: the text embedding holds 4 values but the features have D = 512 (cdpruner-openvino takes one text vector in the features' space)",
         ),
         (
-            m::evs(x, n, d, Some(Grid::new(8, 12, 11)), 10).unwrap_err().to_string(),
+            m::evs(p, x, n, d, Some(Grid::new(8, 12, 11)), 10).unwrap_err().to_string(),
             "shape: grid 8x12x11 does not multiply to N = 1152",
         ),
         (
-            m::evs(x, n, d, None, 10).unwrap_err().to_string(),
+            m::evs(p, x, n, d, None, 10).unwrap_err().to_string(),
             "shape: evs needs the video grid (frames T, height H, width W), e.g. --grid T,H,W",
         ),
         (
-            m::vidcom2(x, n, d, None, Budget::KeepRatio(0.5), CountMode::Exact)
+            m::vidcom2(p, x, n, d, None, Budget::KeepRatio(0.5), CountMode::Exact)
                 .unwrap_err()
                 .to_string(),
             "shape: vidcom2 needs the video grid (frames T, height H, width W), e.g. --grid T,H,W",
@@ -570,7 +600,7 @@ fn bad_input_is_one_clear_line() {
             "budget: keep count 5 is below the 8 frames: VidCom2 keeps at least one token per frame",
         ),
         (
-            m::vidcom2(x, n, d, Some(g), Budget::Count(300), CountMode::Official)
+            m::vidcom2(p, x, n, d, Some(g), Budget::Count(300), CountMode::Official)
                 .unwrap_err()
                 .to_string(),
             "budget: count mode official keeps a data-dependent number of tokens: give a keep or prune ratio, not a count",
@@ -589,3 +619,18 @@ fn bad_input_is_one_clear_line() {
         assert!(!got.contains('\n'));
     }
 }
+
+common::backend_tests!(
+    on [cpu, gpu, gpu_streaming]:
+    cdpruner_v11_v13,
+    evs_v14_v15,
+    vidcom2_v16_v18,
+    vidcom2_exact_from_a_keep_ratio_is_vllms_from_the_prune_rate,
+    cdpruner_k_above_the_numerical_rank_keeps_exactly_k_unique_tokens,
+    cdpruner_equal_relevance_is_a_plain_dpp_with_a_note,
+    cdpruner_zero_rows_in_features_image_and_text_embeddings,
+    cdpruner_crops_share_one_relevance_min_max,
+    cdpruner_openvino_replays_in_f64,
+    one_frame_video,
+    identical_frames,
+);

@@ -4,17 +4,25 @@
 //! caller's device. The conformance vectors run on both paths in tests/conformance.rs.
 //!
 //! Greedy methods: tie-aware (SPEC) everywhere and exact where no step is near a tie;
-//! baselines: exactly equal. Every test skips with a line on stderr when no adapter exists,
+//! baselines: exactly equal. CDPruner (both variants), EVS and VidCom2 (the second half of this
+//! file): the GPU's DPP replayed in f64 (deficit <= 1e-5) and equal to the CPU engine's order
+//! where the CPU run's f64 gaps stay above 1e-4; the video methods' kept sets equal to the CPU
+//! engine's, their scores within 1e-5 relative (the GPU sums each dot product in another
+//! order: for unit rows of D <= 1024 that moves a score by a few 1e-7). Every test skips with a line on stderr when no adapter exists,
 //! and fails instead when `TOKENPRUNE_REQUIRE_GPU=1`.
 #![cfg(feature = "gpu")]
 
 mod common;
 
-use common::{check_against_cpu, gpu, random_matrix, TestBackend};
+use common::{
+    cdpruner_minmax_f64, check_against_cpu, gpu, load_f32, random_matrix, replay_cdpruner,
+    replay_cdpruner_openvino, TestBackend, MAX_DEFICIT,
+};
 use tokenprune::wgpu;
 use tokenprune::{
-    Backend, BackendChoice, Budget, DeviceTokens, GpuEngine, GpuOptions, GpuPath, Grid, IdPruner,
-    Method, Pruner, PrunerOptions, Request, Tokens,
+    Backend, BackendChoice, Budget, CdPruner, CdPrunerOpenVino, CountMode, DeviceTokens, GpuEngine,
+    GpuOptions, GpuPath, Grid, IdPruner, Method, Pruner, PrunerOptions, Relevance, Request,
+    Selection, Split, Tokens,
 };
 
 fn every_method_and_edge_size_matches_the_cpu_engine(b: &TestBackend) {
@@ -166,6 +174,11 @@ common::backend_tests!(
     zero_rows_extreme_scales_and_empty_budgets,
     features_already_in_a_gpu_buffer,
     repeated_calls_give_the_same_result_and_allocate_nothing_new,
+    cdpruner_matches_the_cpu_engine_at_edge_sizes,
+    cdpruner_openvino_matches_the_cpu_engine_at_edge_sizes,
+    video_methods_match_the_cpu_engine_at_edge_sizes,
+    cdpruner_exact_rank_stop_and_relevance_fill,
+    cdpruner_openvino_degenerate_gains_and_constant_relevance,
 );
 
 #[test]
@@ -353,4 +366,490 @@ fn batches_larger_than_a_binding_are_split_into_chunks() {
         sel.notes,
         ["ran on the CPU engine: a 100 x 400 pool needs a 160000-byte buffer (features) on the dense path, above the GPU binding limit of 65536 bytes"]
     );
+}
+
+// ---- CDPruner (both variants), EVS and VidCom2 ----
+
+/// Prunes on `p`, which must be the backend that ran it (no fallback note).
+fn run(
+    p: &Pruner,
+    x: &[f32],
+    n: usize,
+    d: usize,
+    grid: Option<Grid>,
+    m: Method,
+    b: Budget,
+) -> Selection {
+    let mut t = Tokens::new(x, n, d).unwrap();
+    if let Some(g) = grid {
+        t = t.with_grid(g).unwrap();
+    }
+    let sel = p.prune_blocking(&Request::new(t, m, b).unwrap()).unwrap();
+    assert_eq!(sel.backend, p.backend(), "{}: {:?}", m.name(), sel.notes);
+    sel
+}
+
+fn cdpruner(relevance: Relevance, crops: usize) -> Method {
+    Method::CdPruner(CdPruner { relevance, crops })
+}
+
+fn openvino(text: &[f32], weight: f64, negate: bool, split: Split) -> Method<'_> {
+    Method::CdPrunerOpenVino(CdPrunerOpenVino {
+        text,
+        weight,
+        split,
+        negate,
+    })
+}
+
+/// Notes with the DPP's stopping gain (f32 rounding noise) taken out.
+fn without_gain(notes: &[String]) -> Vec<String> {
+    notes
+        .iter()
+        .map(|n| match (n.find("gain ("), n.find(") is not")) {
+            (Some(a), Some(b)) => format!("{}{}", &n[..a + 6], &n[b..]),
+            _ => n.clone(),
+        })
+        .collect()
+}
+
+fn sorted(order: &[u32]) -> Vec<u32> {
+    let mut s = order.to_vec();
+    s.sort_unstable();
+    s
+}
+
+/// Edge sizes (N = 1, below and across the 256-wide workgroup, D not a multiple of 4, K from
+/// 1 to N - 1, K above the rank of a D = 3 pool) against the CPU engine.
+fn cdpruner_matches_the_cpu_engine_at_edge_sizes(b: &TestBackend) {
+    let cpu = Pruner::cpu();
+    for (n, d, k, seed) in [
+        (2, 1, 1, 1u64),
+        (7, 3, 3, 2),
+        (9, 3, 8, 3),
+        (129, 37, 20, 4),
+        (300, 64, 45, 5),
+        (257, 130, 100, 6),
+    ] {
+        let x = random_matrix(n, d, seed);
+        let a = random_matrix(n, 1, seed + 100);
+        let m = cdpruner(Relevance::Raw(&a), 1);
+        let r = cdpruner_minmax_f64(&a.iter().map(|&v| v as f64).collect::<Vec<_>>());
+        let want = run(&cpu, &x, n, d, None, m, Budget::Count(k));
+        let got = run(&b.pruner, &x, n, d, None, m, Budget::Count(k));
+        let what = format!("{} {n}x{d} K {k}", b.name);
+        // K above the numerical rank (9 x 3, K = 8): exactly K unique tokens and the same
+        // note, but for the gain it stopped at (rounding noise around 0, e.g. -2e-18).
+        assert_eq!(
+            without_gain(&got.notes),
+            without_gain(&want.notes),
+            "{what}"
+        );
+        assert_eq!(got.order.len(), k, "{what}");
+        assert_eq!(
+            sorted(&got.order)
+                .windows(2)
+                .filter(|w| w[0] == w[1])
+                .count(),
+            0
+        );
+        let rep = replay_cdpruner(&x, n, d, &r, 1, &got.order);
+        assert!(
+            rep.deficit <= MAX_DEFICIT,
+            "{what}: deficit {:e}",
+            rep.deficit
+        );
+        if replay_cdpruner(&x, n, d, &r, 1, &want.order).min_gap > 1e-4 {
+            assert_eq!(got.order, want.order, "{what}");
+        }
+        for (g, c) in got.scores.iter().zip(&want.scores) {
+            assert!(
+                (g - c).abs() <= 1e-4 * c.abs().max(1.0),
+                "{what}: {g} vs {c}"
+            );
+        }
+    }
+}
+
+fn cdpruner_openvino_matches_the_cpu_engine_at_edge_sizes(b: &TestBackend) {
+    let cpu = Pruner::cpu();
+    for (n, d, k, split, w, seed) in [
+        (3, 2, 1, Split::None, 0.5, 7u64),
+        (9, 4, 4, Split::None, 0.5, 8),
+        (130, 33, 30, Split::Halves, 0.3, 9),
+        (300, 64, 50, Split::None, 1.0, 10),
+    ] {
+        let x = random_matrix(n, d, seed);
+        let t = random_matrix(1, d, seed + 100);
+        let m = openvino(&t, w, false, split);
+        let want = run(&cpu, &x, n, d, None, m, Budget::Count(k));
+        let got = run(&b.pruner, &x, n, d, None, m, Budget::Count(k));
+        let what = format!("{} {n}x{d} K {k}", b.name);
+        assert_eq!(got.notes, want.notes, "{what}");
+        let halves = split == Split::Halves;
+        let rep = replay_cdpruner_openvino(&x, n, d, &t, w, false, halves, &got.order);
+        assert!(
+            rep.deficit <= MAX_DEFICIT,
+            "{what}: deficit {:e}",
+            rep.deficit
+        );
+        let cpu_rep = replay_cdpruner_openvino(&x, n, d, &t, w, false, halves, &want.order);
+        if cpu_rep.min_gap > 1e-4 {
+            assert_eq!(got.order, want.order, "{what}");
+        }
+    }
+}
+
+/// EVS and VidCom2 on grids from 2 frames of 1 x 3 to 6 x 6 x 6, D from 5 to 64.
+fn video_methods_match_the_cpu_engine_at_edge_sizes(b: &TestBackend) {
+    let cpu = Pruner::cpu();
+    for (t, h, w, d, seed) in [(2, 1, 3, 5, 11u64), (4, 3, 5, 33, 12), (6, 6, 6, 64, 13)] {
+        let grid = Some(Grid::new(t, h, w));
+        let n = t * h * w;
+        let x = random_matrix(n, d, seed);
+        for (m, budget) in [
+            (Method::Evs, Budget::PruneRatio(0.6)),
+            (
+                Method::VidCom2 {
+                    count: CountMode::Exact,
+                },
+                Budget::KeepRatio(0.3),
+            ),
+            (
+                Method::VidCom2 {
+                    count: CountMode::Official,
+                },
+                Budget::KeepRatio(0.5),
+            ),
+        ] {
+            let what = format!("{} {} {t}x{h}x{w}x{d}", b.name, m.name());
+            let want = run(&cpu, &x, n, d, grid, m, budget);
+            let got = run(&b.pruner, &x, n, d, grid, m, budget);
+            assert_eq!(got.kept, want.kept, "{what}");
+            assert_eq!(got.notes, want.notes, "{what}");
+            for (a, c) in got.scores.iter().zip(&want.scores) {
+                assert!(
+                    (a - c).abs() <= 1e-5 * c.abs().max(1.0),
+                    "{what}: {a} vs {c}"
+                );
+            }
+        }
+    }
+}
+
+/// Exact arithmetic: one-hot rows, equal relevance. 0, 2, 3 share a direction, 1 and 4
+/// another: after two picks every gain is exactly 0, the DPP stops and the fill takes 2, 3 by
+/// index; with zero rows the fill follows the relevance, highest first.
+fn cdpruner_exact_rank_stop_and_relevance_fill(b: &TestBackend) {
+    let x = [1.0f32, 0.0, 0.0, 1.0, 1.0, 0.0, 1.0, 0.0, 0.0, 1.0];
+    let m = cdpruner(Relevance::Raw(&[0.0; 5]), 1);
+    let want = run(&Pruner::cpu(), &x, 5, 2, None, m, Budget::Count(4));
+    let sel = run(&b.pruner, &x, 5, 2, None, m, Budget::Count(4));
+    assert_eq!(sel.order, vec![0, 1, 2, 3]);
+    assert_eq!(sel.scores, vec![1.0, 1.0, 0.0, 0.0]);
+    assert_eq!(sel.notes, want.notes);
+    assert!(
+        sel.notes[1].starts_with("DPP stopped after 2 of 4 picks"),
+        "{:?}",
+        sel.notes
+    );
+    let x = [1.0f32, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0];
+    let a = [0.0f32, 0.3, 0.9, 0.5];
+    let sel = run(
+        &b.pruner,
+        &x,
+        4,
+        2,
+        None,
+        cdpruner(Relevance::Raw(&a), 1),
+        Budget::Count(3),
+    );
+    assert_eq!(sel.order, vec![0, 2, 3]);
+    assert!(
+        sel.notes.iter().any(|n| n.contains("3 all-zero row")),
+        "{:?}",
+        sel.notes
+    );
+}
+
+/// OpenVINO on identical tokens: after the first pick every gain degenerates and upstream
+/// keeps picking by its argmax (lowest index among equals), noted; a zero text vector makes
+/// r = 0 everywhere, noted.
+fn cdpruner_openvino_degenerate_gains_and_constant_relevance(b: &TestBackend) {
+    let cpu = Pruner::cpu();
+    let x = [1.0f32, 0.0].repeat(5);
+    let m = openvino(&[1.0, 0.0], 0.5, false, Split::None);
+    let want = run(&cpu, &x, 5, 2, None, m, Budget::Count(4));
+    let sel = run(&b.pruner, &x, 5, 2, None, m, Budget::Count(4));
+    assert_eq!(sel.order, want.order);
+    assert_eq!(sel.notes, want.notes);
+    let y = random_matrix(40, 6, 14);
+    let zero = openvino(&[0.0; 6], 0.5, false, Split::None);
+    let want = run(&cpu, &y, 40, 6, None, zero, Budget::Count(10));
+    let sel = run(&b.pruner, &y, 40, 6, None, zero, Budget::Count(10));
+    assert_eq!(sel.notes, want.notes);
+    assert!(
+        sel.notes.iter().any(|n| n.contains("relevance is equal")),
+        "{:?}",
+        sel.notes
+    );
+    let rep = replay_cdpruner_openvino(&y, 40, 6, &[0.0; 6], 0.5, false, false, &sel.order);
+    assert!(rep.deficit <= MAX_DEFICIT, "deficit {:e}", rep.deficit);
+}
+
+#[test]
+fn evs_exact_ties_at_the_boundary_and_zero_rows() {
+    let Some(g) = gpu() else { return };
+    let p = Pruner::from_gpu(g.clone());
+    let one_hot = |dims: &[usize]| -> Vec<f32> {
+        dims.iter()
+            .flat_map(|&k| (0..4).map(move |j| if j == k { 1.0 } else { 0.0 }))
+            .collect()
+    };
+    // Frame 1 differs from frame 0 everywhere (score exactly 1), frame 2 repeats frame 1
+    // (exactly 0): K = 6 cuts inside frame 1's tie, the lower flat indices win.
+    let mut x = one_hot(&[0, 1, 2, 3]);
+    x.extend(one_hot(&[1, 2, 3, 0]));
+    x.extend(one_hot(&[1, 2, 3, 0]));
+    let sel = run(
+        &p,
+        &x,
+        12,
+        4,
+        Some(Grid::new(3, 2, 2)),
+        Method::Evs,
+        Budget::Count(6),
+    );
+    assert_eq!(sel.kept, vec![0, 1, 2, 3, 4, 5]);
+    assert_eq!(sel.scores, vec![255.0, 255.0, 255.0, 255.0, 1.0, 1.0]);
+    // A zero row has cosine 0 with its predecessor: score 1, noted.
+    let x = [1.0f32, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0];
+    let sel = run(
+        &p,
+        &x,
+        4,
+        2,
+        Some(Grid::new(2, 1, 2)),
+        Method::Evs,
+        Budget::Count(3),
+    );
+    assert_eq!(sel.kept, vec![0, 1, 2]);
+    assert_eq!(sel.scores[2], 1.0);
+    assert!(sel.notes[0].contains("1 all-zero row"), "{:?}", sel.notes);
+    // Identical frames of exact-arithmetic rows: every later frame scores exactly 0.
+    let (shape, exact) = load_f32("f_exact_576x1024.npy");
+    let x = exact[..144 * shape[1]].repeat(3);
+    let grid = Some(Grid::new(3, 12, 12));
+    let sel = run(
+        &p,
+        &x,
+        432,
+        shape[1],
+        grid,
+        Method::Evs,
+        Budget::PruneRatio(0.5),
+    );
+    assert_eq!(sel.kept, (0..216).collect::<Vec<u32>>());
+}
+
+#[test]
+fn vidcom2_zero_rows_constant_and_huge_channels() {
+    let Some(g) = gpu() else { return };
+    let p = Pruner::from_gpu(g.clone());
+    let (t, h, w, d) = (3, 4, 4, 16);
+    let n = t * h * w;
+    let mut x = random_matrix(n, d, 15);
+    for i in 0..n {
+        // Channels 0..4 constant (variance exactly 0: always kept), channel 5 scaled by 1e30
+        // (its squares overflow f32 unless the variance is scaled first).
+        for c in 0..4 {
+            x[i * d + c] = 0.5;
+        }
+        x[i * d + 5] *= 1e30;
+    }
+    for i in [3, 40] {
+        x[i * d..(i + 1) * d].fill(0.0);
+    }
+    for count in [CountMode::Exact, CountMode::Official] {
+        let m = Method::VidCom2 { count };
+        let grid = Some(Grid::new(t, h, w));
+        let want = run(&Pruner::cpu(), &x, n, d, grid, m, Budget::KeepRatio(0.4));
+        let sel = run(&p, &x, n, d, grid, m, Budget::KeepRatio(0.4));
+        assert_eq!(sel.kept, want.kept);
+        assert_eq!(sel.notes, want.notes);
+        assert!(
+            sel.notes.iter().any(|n| n.contains("2 all-zero row")),
+            "{:?}",
+            sel.notes
+        );
+    }
+}
+
+/// Pools over the GPU's limits run on the Pruner's CPU engine, with the reason in a note; the
+/// planner names the buffer and the limit.
+#[test]
+fn new_methods_over_the_limits_fall_back_with_a_note() {
+    let Some(g) = gpu() else { return };
+    // 1 KiB bindings: the 64 x 8 features (2 KiB), or a 32 x 8 half and its text, do not fit.
+    let small = Pruner::from_gpu(g.with_options(GpuOptions {
+        max_binding_bytes: Some(1024),
+        ..Default::default()
+    }));
+    let (n, d) = (64, 8);
+    let x = random_matrix(n, d, 16);
+    let a = random_matrix(n, 1, 17);
+    let t = random_matrix(1, d, 18);
+    let grid = Some(Grid::new(4, 4, 4));
+    for (m, budget, pool) in [
+        (
+            cdpruner(Relevance::Raw(&a), 1),
+            Budget::Count(10),
+            "a 64 x 8 pool",
+        ),
+        (
+            openvino(&t, 0.5, false, Split::Halves),
+            Budget::Count(10),
+            "a 32 x 8 pool",
+        ),
+        (Method::Evs, Budget::PruneRatio(0.5), "a 64 x 8 pool"),
+        (
+            Method::VidCom2 {
+                count: CountMode::Exact,
+            },
+            Budget::KeepRatio(0.3),
+            "a 64 x 8 pool",
+        ),
+    ] {
+        let mut tokens = Tokens::new(&x, n, d).unwrap();
+        if let Some(gr) = grid {
+            tokens = tokens.with_grid(gr).unwrap();
+        }
+        let req = Request::new(tokens, m, budget).unwrap();
+        let sel = small.prune_blocking(&req).unwrap();
+        let cpu = Pruner::cpu().prune_blocking(&req).unwrap();
+        assert_eq!(sel.backend, Backend::Cpu, "{}", m.name());
+        assert_eq!(sel.order, cpu.order, "{}", m.name());
+        let note = sel.notes.last().unwrap();
+        assert!(
+            note.starts_with(&format!("ran on the CPU engine: {pool} needs")),
+            "{note}"
+        );
+        assert!(
+            note.contains("above the GPU binding limit of 1024 bytes"),
+            "{note}"
+        );
+        assert_eq!(
+            g.with_options(small_options()).path_for(n, d, 10, &m),
+            GpuPath::Cpu
+        );
+    }
+    // The same requests fit the default limits: scores on the GPU, picks dense.
+    let m = Method::Evs;
+    assert_eq!(g.path_for(n, d, 10, &m), GpuPath::Scores);
+    assert_eq!(
+        g.path_for(n, d, 10, &cdpruner(Relevance::Raw(&a), 1)),
+        GpuPath::Dense
+    );
+}
+
+fn small_options() -> GpuOptions {
+    GpuOptions {
+        max_binding_bytes: Some(1024),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn new_methods_on_features_already_on_the_gpu() {
+    let Some(g) = gpu() else { return };
+    let (n, d) = (96, 20);
+    let x = random_matrix(n, d, 19);
+    let t = random_matrix(1, d, 20);
+    let a = random_matrix(n, 1, 21);
+    // At a 4-byte-aligned offset that is not storage-aligned.
+    let buf = features_buffer(g, 1028, &x);
+    let pruner = Pruner::from_gpu(g.clone());
+    let grid = Grid::new(6, 4, 4);
+    for (m, budget) in [
+        (cdpruner(Relevance::Raw(&a), 2), Budget::Count(9)),
+        (openvino(&t, 0.5, false, Split::Halves), Budget::Count(21)),
+        (Method::Evs, Budget::PruneRatio(0.5)),
+        (
+            Method::VidCom2 {
+                count: CountMode::Exact,
+            },
+            Budget::KeepRatio(0.3),
+        ),
+    ] {
+        let host = run(&pruner, &x, n, d, Some(grid), m, budget);
+        let on = DeviceTokens::new(&buf, 1028, n, d)
+            .unwrap()
+            .with_grid(grid)
+            .unwrap();
+        let sel = pruner
+            .prune_blocking(&Request::new(on, m, budget).unwrap())
+            .unwrap();
+        assert!(matches!(sel.backend, Backend::Gpu(_)), "{}", m.name());
+        assert_eq!(sel.order, host.order, "{}", m.name());
+        assert_eq!(sel.scores, host.scores, "{}", m.name());
+    }
+}
+
+/// One batch mixing every kind of job: DivPrune (greedy submission), CDPruner in two crops
+/// and OpenVINO (one DPP submission), EVS and VidCom2 (one video submission): each equals
+/// its request alone, and a repeated batch allocates nothing new.
+#[test]
+fn a_batch_mixing_the_new_methods_equals_each_alone() {
+    let Some(g) = gpu() else { return };
+    let pruner = Pruner::from_gpu(g.clone());
+    let (n, d) = (72, 24);
+    let x = random_matrix(n, d, 22);
+    let a = random_matrix(n, 1, 23);
+    let t = random_matrix(1, d, 24);
+    let tokens = Tokens::new(&x, n, d)
+        .unwrap()
+        .with_grid(Grid::new(2, 6, 6))
+        .unwrap();
+    let reqs = [
+        Request::new(tokens, Method::DivPrune, Budget::Count(9)).unwrap(),
+        Request::new(tokens, cdpruner(Relevance::Raw(&a), 2), Budget::Count(10)).unwrap(),
+        Request::new(tokens, Method::Evs, Budget::PruneRatio(0.5)).unwrap(),
+        Request::new(
+            tokens,
+            openvino(&t, 0.3, true, Split::None),
+            Budget::Count(7),
+        )
+        .unwrap(),
+        Request::new(
+            tokens,
+            Method::VidCom2 {
+                count: CountMode::Official,
+            },
+            Budget::KeepRatio(0.5),
+        )
+        .unwrap(),
+    ];
+    let alone: Vec<Selection> = reqs
+        .iter()
+        .map(|r| pruner.prune_blocking(r).unwrap())
+        .collect();
+    let batch = pruner.prune_batch_blocking(&reqs).unwrap();
+    let bytes = g.allocated_bytes();
+    let again = pruner.prune_batch_blocking(&reqs).unwrap();
+    assert_eq!(
+        g.allocated_bytes(),
+        bytes,
+        "repeated calls allocate nothing"
+    );
+    for ((a, b), c) in alone.iter().zip(&batch).zip(&again) {
+        assert!(
+            matches!(b.backend, Backend::Gpu(_)),
+            "{}: {:?}",
+            a.method,
+            b.notes
+        );
+        assert_eq!(a.order, b.order, "{}", a.method);
+        assert_eq!(b.order, c.order, "{}", a.method);
+        assert_eq!(a.notes, b.notes, "{}", a.method);
+    }
 }

@@ -1,4 +1,5 @@
-//! CDPruner's engine stages (SPEC "CDPruner"): CPU twin of `shaders/dpp.wgsl`. The select
+//! CDPruner's engine stages (SPEC "CDPruner"): CPU twin of `shaders/dpp.wgsl` (and of
+//! `shaders/normalize.wgsl`, method codes CDPRUNER and CDPRUNER_OPENVINO). The select
 //! layer prepares each DPP job (`src/select/dpp.rs`: `cdpruner`'s relevance from the
 //! embeddings and its joint min-max, the crops and halves, the notes); here, per pool:
 //! 1. normalise rows ([`super::rownorm`]): plain norms (`cdpruner`) or `sqrt(sum v^2 + 1e-6)`

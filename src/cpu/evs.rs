@@ -1,4 +1,5 @@
-//! EVS scoring (SPEC "EVS", as in vLLM): CPU twin of `shaders/video.wgsl` `evs`. Stages:
+//! EVS scoring (SPEC "EVS", as in vLLM): CPU twin of `shaders/evs.wgsl` (and of
+//! `shaders/normalize.wgsl` with method code EVS). Stages:
 //! 1. normalise rows, `v / max(||v||, 1e-8)` ([`super::rownorm`], torch `cosine_similarity`);
 //! 2. [`scores`]: frame 0 scores 255, token (t, y, x) for t >= 1 scores
 //!    `1 - u_{t,y,x} . u_{t-1,y,x}` (one dot product per token).

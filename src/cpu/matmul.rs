@@ -1,5 +1,6 @@
 //! Dot products of row blocks: `out[i, j] = a_i . b_j` (A times B transposed). GPU twins: the
-//! tiled GEMM in `shaders/similarity.wgsl` and the per-pick GEMV in `shaders/stream.wgsl`.
+//! tiled GEMM in `shaders/similarity.wgsl` and the GEMV in `shaders/rows.wgsl` (a pick's row in
+//! `stream.wgsl` and `dpp.wgsl`, the relevance in `dpp.wgsl`, frame differences in `evs.wgsl`).
 //!
 //! Natively this calls the `gemm` crate (runtime-dispatched AVX2/AVX-512/NEON kernels);
 //! on wasm32 and as the readable reference it is a register-blocked loop over `glam::Vec4`

@@ -1,5 +1,6 @@
-//! The row normalisations of CDPruner (both variants) and EVS: CPU twin of the normalise
-//! stage (`shaders/normalize.wgsl` style: one workgroup per row there). Same power-of-two
+//! The row normalisations of CDPruner (both variants) and EVS: CPU twin of
+//! `shaders/normalize.wgsl` (its method codes CDPRUNER, CDPRUNER_OPENVINO and EVS; one
+//! workgroup per row there, the squares summed in a tree order). Same power-of-two
 //! scaling as [`super::normalize`] (exact, so each result equals the plain f32 formula
 //! wherever that formula neither overflows nor underflows), with each method's epsilon rule:
 //! - [`Eps::Plain`] (CDPruner, `x / x.norm()`): `x / ||x||`, no epsilon;

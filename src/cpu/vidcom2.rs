@@ -1,5 +1,6 @@
-//! VidCom2's scoring (SPEC "VidCom2"): CPU twin of `shaders/video.wgsl` (`variance`,
-//! `vidcom2`). Stages:
+//! VidCom2's scoring (SPEC "VidCom2"): CPU twin of `shaders/vidcom2_channels.wgsl`
+//! (`variance`, `choose`), `shaders/normalize.wgsl` (method code VIDCOM2, through the channel
+//! map), `shaders/vidcom2_centres.wgsl` and `shaders/vidcom2_scores.wgsl`. Stages:
 //! 1. [`low_variance_channels`]: per-channel population variance (a column reduction), then
 //!    the `max(1, floor(C/2))` lowest (ties: lowest channel index);
 //! 2. [`normalise_kept_channels`] (`z = v / max(||v||, 1e-12)` over those channels) and

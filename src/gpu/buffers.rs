@@ -36,6 +36,12 @@ pub(crate) enum Role {
     Readback,
     /// Resolved timestamp queries.
     Resolve,
+    /// CDPruner's Cholesky vectors.
+    Chol,
+    /// VidCom2's per-channel words (variance keys, channel map, frame sums).
+    Stats,
+    /// VidCom2's centres.
+    Centres,
 }
 
 impl Role {

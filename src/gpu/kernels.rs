@@ -18,8 +18,14 @@ use bytemuck::{Pod, Zeroable};
 pub(crate) const WG: u32 = 256;
 /// Side of a similarity tile (similarity.wgsl): 16 x 16 invocations, 4 x 4 outputs each.
 pub(crate) const TILE: u32 = 64;
-/// Tokens per GEMV pass of one streaming workgroup (stream.wgsl): 32 lanes per token.
+/// Tokens per GEMV pass of one workgroup (rows.wgsl, used by stream.wgsl, dpp.wgsl, evs.wgsl;
+/// vidcom2_scores.wgsl): 32 lanes per token.
 pub(crate) const STREAM_GROUP: u32 = 32;
+/// Channels per workgroup of the column reductions (vidcom2_channels.wgsl,
+/// vidcom2_centres.wgsl), with `WG / COLS` lanes down the tokens.
+pub(crate) const COLS: u32 = 32;
+/// "No such offset" in a pool entry (no channel map, no text row, S not stored).
+pub(crate) const NO_OFFSET: u32 = u32::MAX;
 /// Byte stride of the streaming step table: the largest dynamic-offset alignment WebGPU allows.
 pub(crate) const STEP_STRIDE: u64 = 256;
 /// Workgroup memory the kernels need at most (similarity.wgsl: two 16 x 16 vec4 tiles and
@@ -31,42 +37,87 @@ const _: () = assert!(
     "similarity: one invocation per 4 x 4 block"
 );
 const _: () = assert!(WG.is_multiple_of(STREAM_GROUP) && STREAM_GROUP * STREAM_GROUP / WG == 4);
+const _: () = assert!(WG.is_multiple_of(COLS));
+const _: () = assert!(
+    256 % std::mem::size_of::<PoolEntry>() == 0,
+    "a pool table slot range starts at a 256-byte aligned binding offset"
+);
 
-/// The greedy rule of a pool (`Pool.method`).
+/// The method of a pool (`Pool.method`): its greedy rule, and the epsilon rule normalize.wgsl
+/// applies to its rows.
 #[repr(u32)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum MethodCode {
-    /// DivPrune: max-min cosine distance.
+    /// DivPrune: max-min cosine distance; rows `x / max(||x||, 1e-12)`.
     DivPrune = 0,
-    /// IDPruner: maximal marginal relevance.
+    /// IDPruner: maximal marginal relevance; rows `x / (||x|| + 1e-8)`.
     IdPruner = 1,
+    /// `cdpruner`: the official DPP; rows `x / ||x||`.
+    CdPruner = 2,
+    /// `cdpruner-openvino`: OpenVINO's DPP; rows (and the text) `x / sqrt(sum x^2 + 1e-6)`.
+    CdPrunerOpenVino = 3,
+    /// EVS scores; rows `x / max(||x||, 1e-8)`.
+    Evs = 4,
+    /// VidCom2 scores; kept-channel rows `x / max(||x||, 1e-12)`.
+    VidCom2 = 5,
 }
 
 impl MethodCode {
     /// Every code, with its WGSL constant's name.
-    pub(crate) const ALL: [(MethodCode, &'static str); 2] = [
+    pub(crate) const ALL: [(MethodCode, &'static str); 6] = [
         (MethodCode::DivPrune, "DIVPRUNE"),
         (MethodCode::IdPruner, "IDPRUNER"),
+        (MethodCode::CdPruner, "CDPRUNER"),
+        (MethodCode::CdPrunerOpenVino, "CDPRUNER_OPENVINO"),
+        (MethodCode::Evs, "EVS"),
+        (MethodCode::VidCom2, "VIDCOM2"),
     ];
 }
 
-/// The WGSL constants every kernel starts with, generated from the Rust ones above.
+/// The f32 constants the kernels share with the CPU engine: `(WGSL name, value)`.
+fn f32_constants() -> [(&'static str, f32); 2] {
+    [
+        ("OV_EPS", crate::cpu::cdpruner::OV_EPS),
+        ("EVS_FIRST", crate::select::video::EVS_FIRST_FRAME_SCORE),
+    ]
+}
+
+/// The WGSL constants every kernel starts with, generated from the Rust ones above (and the
+/// CPU engine's: OpenVINO's epsilon, EVS's frame-0 score, VidCom2's bandwidths).
 pub(crate) fn prelude() -> String {
     let mut s = String::from(
         "// Generated from src/gpu/kernels.rs (the host-shader contract): do not edit.\n",
     );
-    for (name, value) in [("WG", WG), ("TILE", TILE), ("STREAM_GROUP", STREAM_GROUP)] {
+    for (name, value) in [
+        ("WG", WG),
+        ("TILE", TILE),
+        ("STREAM_GROUP", STREAM_GROUP),
+        ("COLS", COLS),
+        ("NO_OFFSET", NO_OFFSET),
+    ] {
         s.push_str(&format!("const {name}: u32 = {value}u;\n"));
     }
     for (code, name) in MethodCode::ALL {
         s.push_str(&format!("const {name}: u32 = {}u;\n", code as u32));
     }
+    for (name, value) in f32_constants() {
+        s.push_str(&format!("const {name}: f32 = {value:?};\n"));
+    }
+    let alphas = crate::cpu::vidcom2::ALPHAS;
+    let list: Vec<String> = alphas.iter().map(|a| format!("{a:?}")).collect();
+    s.push_str(&format!(
+        "const ALPHAS = array<f32, {}>({});\n",
+        alphas.len(),
+        list.join(", ")
+    ));
     s
 }
 
-/// One pool of the pool table (WGSL `struct Pool` in common.wgsl; std430, 64 bytes).
+/// One pool of the pool table (WGSL `struct Pool` in common.wgsl; std430, 128 bytes). The
+/// first sixteen members serve normalize/similarity/select/stream; the others the kernels
+/// named in common.wgsl (0, or [`NO_OFFSET`] for offsets, where unused).
 #[repr(C)]
-#[derive(Debug, Clone, Copy, Default, Pod, Zeroable)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
 pub(crate) struct PoolEntry {
     pub n: u32,
     pub k: u32,
@@ -84,6 +135,39 @@ pub(crate) struct PoolEntry {
     pub iters: u32,
     pub part_off: u32,
     pub om: f32,
+    pub stride: u32,
+    pub chan_off: u32,
+    pub frame_len: u32,
+    pub frames: u32,
+    pub c_off: u32,
+    pub t_off: u32,
+    pub w: f32,
+    pub stat_off: u32,
+    pub cent_off: u32,
+    pub pad: [u32; 7],
+}
+
+impl Default for PoolEntry {
+    /// Zeros, with every optional offset [`NO_OFFSET`].
+    fn default() -> Self {
+        PoolEntry {
+            chan_off: NO_OFFSET,
+            t_off: NO_OFFSET,
+            sim_off: 0,
+            ..Zeroable::zeroed()
+        }
+    }
+}
+
+/// One DPP dispatch's rounds (WGSL `struct Rounds` in dpp.wgsl), at a [`STEP_STRIDE`] stride:
+/// the dispatch runs rounds `first..end` of every pool (`plan::dpp_rounds`).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, Pod, Zeroable)]
+pub(crate) struct RoundsEntry {
+    pub first: u32,
+    pub end: u32,
+    pub pad0: u32,
+    pub pad1: u32,
 }
 
 /// One streaming step (WGSL `struct Step` in stream.wgsl), at a [`STEP_STRIDE`] stride.
@@ -106,10 +190,14 @@ macro_rules! members {
 /// `(name, byte offset)` of every member of [`PoolEntry`].
 #[cfg(test)]
 pub(crate) const POOL_MEMBERS: &[(&str, usize)] = members!(PoolEntry: n, k, method, pk, d, d4,
-    src_off, u_off, row0, cache_off, sim_off, out_off, parts, iters, part_off, om);
+    src_off, u_off, row0, cache_off, sim_off, out_off, parts, iters, part_off, om, stride,
+    chan_off, frame_len, frames, c_off, t_off, w, stat_off, cent_off, pad);
 /// `(name, byte offset)` of every member of [`StepEntry`].
 #[cfg(test)]
 pub(crate) const STEP_MEMBERS: &[(&str, usize)] = members!(StepEntry: t, pstride, pad0, pad1);
+/// `(name, byte offset)` of every member of [`RoundsEntry`].
+#[cfg(test)]
+pub(crate) const ROUNDS_MEMBERS: &[(&str, usize)] = members!(RoundsEntry: first, end, pad0, pad1);
 
 /// How a kernel binds one buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -156,7 +244,7 @@ pub(crate) struct Kernel {
 /// The kernels, indexed by [`KernelId`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum KernelId {
-    /// normalize.wgsl `main`: rows to unit length (twin: cpu::normalize).
+    /// normalize.wgsl `main`: rows to unit length (twins: cpu::normalize, cpu::rownorm).
     Normalize,
     /// similarity.wgsl `dense`: S = U U^T stored, nearest neighbours folded.
     SimilarityDense,
@@ -166,16 +254,41 @@ pub(crate) enum KernelId {
     Select,
     /// stream.wgsl `main`: one greedy step of every streaming pool.
     Stream,
+    /// dpp.wgsl `relevance`: `cdpruner-openvino`'s `a = u . t_hat` (twin: cpu::cdpruner).
+    DppRelevance,
+    /// dpp.wgsl `greedy`: DPP rounds `first..end` of every CDPruner pool (a few dispatches
+    /// per pool, `plan::dpp_rounds`).
+    Dpp,
+    /// evs.wgsl `main`: EVS's frame-difference scores (twin: cpu::evs).
+    Evs,
+    /// vidcom2_channels.wgsl `variance`: per-channel variances (twin: cpu::vidcom2).
+    VidCom2Variance,
+    /// vidcom2_channels.wgsl `choose`: the low-variance channel map.
+    VidCom2Choose,
+    /// vidcom2_centres.wgsl `frames`: frame centres (and their sums).
+    VidCom2Frames,
+    /// vidcom2_centres.wgsl `video`: the video centre.
+    VidCom2Video,
+    /// vidcom2_scores.wgsl `main`: the Gaussian similarity scores.
+    VidCom2Scores,
 }
 
 const SIMILARITY_BINDINGS: &[Binding] = &[read("pools"), read("u"), write("sim"), write("nn")];
+const CHANNELS_BINDINGS: &[Binding] = &[read("pools"), write("stats"), read("src")];
+const CENTRES_BINDINGS: &[Binding] = &[read("pools"), write("stats"), write("cent"), read("u")];
 
 /// The kernel table.
-pub(crate) const KERNELS: [Kernel; 5] = [
+pub(crate) const KERNELS: [Kernel; 13] = [
     Kernel {
         files: &["common.wgsl", "normalize.wgsl"],
         entry: "main",
-        bindings: &[read("pools"), read("src"), write("u"), write("out")],
+        bindings: &[
+            read("pools"),
+            read("src"),
+            write("u"),
+            write("out"),
+            read("chan"),
+        ],
     },
     Kernel {
         files: &["common.wgsl", "similarity.wgsl"],
@@ -199,7 +312,7 @@ pub(crate) const KERNELS: [Kernel; 5] = [
         ],
     },
     Kernel {
-        files: &["common.wgsl", "greedy.wgsl", "stream.wgsl"],
+        files: &["common.wgsl", "rows.wgsl", "greedy.wgsl", "stream.wgsl"],
         entry: "main",
         bindings: &[
             read("pools"),
@@ -216,16 +329,77 @@ pub(crate) const KERNELS: [Kernel; 5] = [
             },
         ],
     },
+    Kernel {
+        files: &["common.wgsl", "rows.wgsl", "dpp.wgsl"],
+        entry: "relevance",
+        bindings: &[read("pools"), read("u"), write("state")],
+    },
+    Kernel {
+        files: &["common.wgsl", "rows.wgsl", "dpp.wgsl"],
+        entry: "greedy",
+        bindings: &[
+            read("pools"),
+            read("u"),
+            write("state"),
+            read("sim"),
+            write("cvec"),
+            write("out"),
+            Binding {
+                name: "rounds",
+                access: Access::DynamicUniform {
+                    size: std::mem::size_of::<RoundsEntry>() as u64,
+                },
+            },
+        ],
+    },
+    Kernel {
+        files: &["common.wgsl", "rows.wgsl", "evs.wgsl"],
+        entry: "main",
+        bindings: &[read("pools"), read("u"), write("out")],
+    },
+    Kernel {
+        files: &["common.wgsl", "vidcom2_channels.wgsl"],
+        entry: "variance",
+        bindings: CHANNELS_BINDINGS,
+    },
+    Kernel {
+        files: &["common.wgsl", "vidcom2_channels.wgsl"],
+        entry: "choose",
+        bindings: &[read("pools"), write("stats")],
+    },
+    Kernel {
+        files: &["common.wgsl", "vidcom2_centres.wgsl"],
+        entry: "frames",
+        bindings: CENTRES_BINDINGS,
+    },
+    Kernel {
+        files: &["common.wgsl", "vidcom2_centres.wgsl"],
+        entry: "video",
+        bindings: &[read("pools"), write("stats"), write("cent")],
+    },
+    Kernel {
+        files: &["common.wgsl", "vidcom2_scores.wgsl"],
+        entry: "main",
+        bindings: &[read("pools"), read("u"), read("cent"), write("out")],
+    },
 ];
 
 impl KernelId {
     /// Every kernel, in table order.
-    pub(crate) const ALL: [KernelId; 5] = [
+    pub(crate) const ALL: [KernelId; 13] = [
         KernelId::Normalize,
         KernelId::SimilarityDense,
         KernelId::SimilarityNearest,
         KernelId::Select,
         KernelId::Stream,
+        KernelId::DppRelevance,
+        KernelId::Dpp,
+        KernelId::Evs,
+        KernelId::VidCom2Variance,
+        KernelId::VidCom2Choose,
+        KernelId::VidCom2Frames,
+        KernelId::VidCom2Video,
+        KernelId::VidCom2Scores,
     ];
 
     /// The kernel's entry in [`KERNELS`].
@@ -241,19 +415,34 @@ impl KernelId {
 }
 
 /// The WGSL files of `shaders/`, by name.
-pub(crate) const FILES: [(&str, &str); 6] = [
+pub(crate) const FILES: [(&str, &str); 12] = [
     ("common.wgsl", include_str!("../../shaders/common.wgsl")),
+    ("dpp.wgsl", include_str!("../../shaders/dpp.wgsl")),
+    ("evs.wgsl", include_str!("../../shaders/evs.wgsl")),
     ("greedy.wgsl", include_str!("../../shaders/greedy.wgsl")),
     (
         "normalize.wgsl",
         include_str!("../../shaders/normalize.wgsl"),
     ),
+    ("rows.wgsl", include_str!("../../shaders/rows.wgsl")),
     ("select.wgsl", include_str!("../../shaders/select.wgsl")),
     (
         "similarity.wgsl",
         include_str!("../../shaders/similarity.wgsl"),
     ),
     ("stream.wgsl", include_str!("../../shaders/stream.wgsl")),
+    (
+        "vidcom2_centres.wgsl",
+        include_str!("../../shaders/vidcom2_centres.wgsl"),
+    ),
+    (
+        "vidcom2_channels.wgsl",
+        include_str!("../../shaders/vidcom2_channels.wgsl"),
+    ),
+    (
+        "vidcom2_scores.wgsl",
+        include_str!("../../shaders/vidcom2_scores.wgsl"),
+    ),
 ];
 
 /// A kernel's full source: the prelude, then its files in order.
@@ -409,6 +598,9 @@ mod tests {
         }
         let stream = module(KernelId::Stream);
         assert_eq!(members(&stream, "Step"), rust(STEP_MEMBERS));
+        let dpp = module(KernelId::Dpp);
+        assert_eq!(members(&dpp, "Rounds"), rust(ROUNDS_MEMBERS));
+        assert!(STEP_STRIDE >= std::mem::size_of::<RoundsEntry>() as u64);
         assert!(STEP_STRIDE >= std::mem::size_of::<StepEntry>() as u64);
     }
 
@@ -476,9 +668,20 @@ mod tests {
         let p = prelude();
         assert!(p.contains("const WG: u32 = 256u;") && p.contains("const IDPRUNER: u32 = 1u;"));
         for (_, text) in FILES {
-            for name in ["WG", "TILE", "STREAM_GROUP", "DIVPRUNE", "IDPRUNER"] {
+            let names = [
+                "WG",
+                "TILE",
+                "STREAM_GROUP",
+                "COLS",
+                "NO_OFFSET",
+                "OV_EPS",
+                "EVS_FIRST",
+            ];
+            let codes = MethodCode::ALL.map(|(_, name)| name);
+            for name in names.iter().chain(&codes).chain(&["ALPHAS"]) {
                 assert!(
-                    !text.contains(&format!("const {name}:")),
+                    !text.contains(&format!("const {name}:"))
+                        && !text.contains(&format!("const {name} =")),
                     "{name} is redefined in a shader: it comes from the prelude"
                 );
             }

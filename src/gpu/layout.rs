@@ -2,8 +2,10 @@
 //! matrix, state, results and streaming partials sit in the shared buffers. A pure function of
 //! the pools' shapes (unit-tested without an adapter); `record.rs` binds what it describes.
 
-use super::kernels::{MethodCode, PoolEntry};
-use super::plan::{job_bytes, stream_shape, Bytes, Shape};
+use super::kernels::{MethodCode, PoolEntry, NO_OFFSET};
+use super::plan::{
+    dpp_rounds, job_bytes, stream_shape, Bytes, DppShape, Shape, VideoShape, DPP_REPORT,
+};
 use super::GpuPath;
 
 /// One pool of a submission, as the layout needs it.
@@ -75,7 +77,7 @@ fn binding(x: u64) -> u64 {
 /// Lays out `pools` (one submission) on a device whose storage offsets align to
 /// `storage_align` bytes. `timestamps`: room for two resolved timestamps after the results.
 pub(crate) fn layout(pools: &[PoolSpec], storage_align: u64) -> Layout {
-    let align = (storage_align as usize / std::mem::size_of::<PoolEntry>()).max(1);
+    let align = slot_align(storage_align);
     let dense: Vec<usize> = (0..pools.len())
         .filter(|&i| pools[i].path == GpuPath::Dense)
         .collect();
@@ -132,6 +134,8 @@ pub(crate) fn layout(pools: &[PoolSpec], storage_align: u64) -> Layout {
             iters,
             part_off: part_off as u32,
             om: p.om,
+            stride: s.d as u32,
+            ..PoolEntry::default()
         };
         let b = job_bytes(s, p.path).0;
         row0 += s.n as u64;
@@ -186,6 +190,311 @@ pub(crate) fn layout(pools: &[PoolSpec], storage_align: u64) -> Layout {
     }
 }
 
+/// Table slots per storage-offset alignment (a pool table range bound from a later slot must
+/// start at an aligned offset).
+fn slot_align(storage_align: u64) -> usize {
+    (storage_align as usize / std::mem::size_of::<PoolEntry>()).max(1)
+}
+
+/// The aligned `(offset, size)` of a caller's buffer covering every device pool's features:
+/// `(offset, n, d)` each; `None` when there are none.
+fn device_span(pools: &[(u64, usize, usize)], storage_align: u64) -> Option<(u64, u64)> {
+    let base = pools.iter().map(|p| p.0).min()?;
+    let base = base - base % storage_align.max(4);
+    let end = pools
+        .iter()
+        .map(|&(o, n, d)| o + (n * d * 4) as u64)
+        .max()?;
+    Some((base, (end - base).div_ceil(4) * 4))
+}
+
+/// One CDPruner DPP pool of a submission, as the layout needs it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct DppSpec {
+    pub shape: DppShape,
+    /// `CdPruner` or `CdPrunerOpenVino`: the rows' epsilon rule and the kernel's form.
+    pub method: MethodCode,
+    /// OpenVINO's relevance weight.
+    pub w: f32,
+    pub path: GpuPath,
+    pub device_offset: Option<u64>,
+}
+
+/// Byte sizes of the buffers of one DPP submission.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct DppSizes {
+    pub pools: u64,
+    pub input: u64,
+    pub norm: u64,
+    pub sim: u64,
+    pub state: u64,
+    pub chol: u64,
+    pub out: u64,
+    /// The rounds table (one [`super::kernels::RoundsEntry`] per dispatch, at
+    /// [`super::kernels::STEP_STRIDE`]).
+    pub rounds: u64,
+    pub ts_off: u64,
+    pub readback: u64,
+}
+
+/// The layout of one DPP submission. Table: the pools that store S first, then the others,
+/// then (from an aligned slot) one one-row pool per text vector.
+#[derive(Debug, Clone)]
+pub(crate) struct DppLayout {
+    pub table: Vec<PoolEntry>,
+    /// Table slot of each pool (job order).
+    pub slot_of: Vec<usize>,
+    /// DPP pools (slots 0..pools), the first `dense` of which store S.
+    pub pools: usize,
+    pub dense: usize,
+    /// Text rows: slots text_start..text_start + texts.
+    pub text_start: usize,
+    pub texts: usize,
+    /// Byte offsets in the input buffer of each pool's host features and text (job order).
+    pub features_at: Vec<Option<u64>>,
+    pub text_at: Vec<Option<u64>>,
+    /// The largest N of a DPP pool, and of one that stores S and picks.
+    pub nmax: u32,
+    pub n_dense_max: Option<usize>,
+    pub device_range: Option<(u64, u64)>,
+    /// The `greedy` dispatches: rounds `(first, end)` each (`plan::dpp_rounds`).
+    pub rounds: Vec<(u32, u32)>,
+    pub sizes: DppSizes,
+}
+
+/// Lays out DPP pools (one submission).
+pub(crate) fn dpp_layout(pools: &[DppSpec], storage_align: u64) -> DppLayout {
+    let order: Vec<usize> = (0..pools.len())
+        .filter(|&i| pools[i].path == GpuPath::Dense)
+        .chain((0..pools.len()).filter(|&i| pools[i].path != GpuPath::Dense))
+        .collect();
+    let mut slot_of = vec![0usize; pools.len()];
+    for (slot, &i) in order.iter().enumerate() {
+        slot_of[i] = slot;
+    }
+    let align = slot_align(storage_align);
+    let texts = pools.iter().filter(|p| p.shape.text).count();
+    let text_start = pools.len().div_ceil(align) * align;
+    let mut table = vec![PoolEntry::default(); text_start + texts];
+    let span: Vec<(u64, usize, usize)> = pools
+        .iter()
+        .filter_map(|p| p.device_offset.map(|o| (o, p.shape.n, p.shape.d)))
+        .collect();
+    let device_range = device_span(&span, storage_align);
+    // Running offsets: floats of input, vec4s of norm, floats of sim / state / chol, words
+    // of out.
+    let (mut input, mut norm, mut sim, mut state, mut chol, mut out) = (0u64, 0, 0, 0, 0, 0);
+    let mut features_at = vec![None; pools.len()];
+    for (i, p) in pools.iter().enumerate() {
+        let s = &p.shape;
+        let (n, d, k) = (s.n as u64, s.d as u64, s.k as u64);
+        let src_off = match (p.device_offset, device_range) {
+            (Some(o), Some((base, _))) => (o - base) / 4,
+            _ => {
+                features_at[i] = Some(input * 4);
+                input += n * d;
+                input - n * d
+            }
+        };
+        let stored = p.path == GpuPath::Dense && k > 0;
+        table[slot_of[i]] = PoolEntry {
+            n: n as u32,
+            k: k as u32,
+            method: p.method as u32,
+            d: d as u32,
+            d4: d.div_ceil(4) as u32,
+            src_off: src_off as u32,
+            u_off: norm as u32,
+            row0: state as u32,
+            sim_off: if stored { sim as u32 } else { NO_OFFSET },
+            out_off: out as u32,
+            stride: d as u32,
+            c_off: chol as u32,
+            w: p.w,
+            ..PoolEntry::default()
+        };
+        norm += n * d.div_ceil(4);
+        sim += if stored { n * n } else { 0 };
+        state += 3 * n;
+        chol += k.saturating_sub(1) * n;
+        out += 1 + 2 * k + DPP_REPORT;
+    }
+    // The text rows, and a scratch word for their (ignored) zero-row counts.
+    let scratch = out;
+    out += 1;
+    let mut text_at = vec![None; pools.len()];
+    for (t, i) in (0..pools.len())
+        .filter(|&i| pools[i].shape.text)
+        .enumerate()
+    {
+        let d = pools[i].shape.d as u64;
+        text_at[i] = Some(input * 4);
+        table[slot_of[i]].t_off = norm as u32;
+        table[text_start + t] = PoolEntry {
+            n: 1,
+            k: 1,
+            method: MethodCode::CdPrunerOpenVino as u32,
+            d: d as u32,
+            d4: d.div_ceil(4) as u32,
+            src_off: input as u32,
+            u_off: norm as u32,
+            out_off: scratch as u32,
+            stride: d as u32,
+            ..PoolEntry::default()
+        };
+        input += d;
+        norm += d.div_ceil(4);
+    }
+    let out_bytes = binding(out * 4);
+    let ts_off = out_bytes.div_ceil(8) * 8;
+    let shapes: Vec<_> = pools.iter().map(|p| (p.shape, p.path)).collect();
+    let rounds = dpp_rounds(&shapes);
+    DppLayout {
+        sizes: DppSizes {
+            rounds: rounds.len() as u64 * super::kernels::STEP_STRIDE,
+            pools: table.len() as u64 * std::mem::size_of::<PoolEntry>() as u64,
+            input: binding(input * 4),
+            norm: binding(norm * 16),
+            sim: binding(sim * 4),
+            state: binding(state * 4),
+            chol: binding(chol * 4),
+            out: out_bytes,
+            ts_off,
+            readback: ts_off + 16,
+        },
+        table,
+        slot_of,
+        pools: pools.len(),
+        dense: pools.iter().filter(|p| p.path == GpuPath::Dense).count(),
+        text_start,
+        texts,
+        features_at,
+        text_at,
+        nmax: pools.iter().map(|p| p.shape.n).max().unwrap_or(1) as u32,
+        n_dense_max: pools
+            .iter()
+            .filter(|p| p.path == GpuPath::Dense && p.shape.k > 0)
+            .map(|p| p.shape.n)
+            .max(),
+        device_range,
+        rounds,
+    }
+}
+
+/// How a video pool is scored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct VideoSpec {
+    pub shape: VideoShape,
+    pub frame_len: usize,
+    pub device_offset: Option<u64>,
+}
+
+/// Byte sizes of the buffers of one video submission.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct VideoSizes {
+    pub pools: u64,
+    pub input: u64,
+    pub norm: u64,
+    pub stats: u64,
+    pub cent: u64,
+    pub out: u64,
+    pub ts_off: u64,
+    pub readback: u64,
+}
+
+/// The layout of one video submission: one table entry per pool, in job order.
+#[derive(Debug, Clone)]
+pub(crate) struct VideoLayout {
+    pub table: Vec<PoolEntry>,
+    /// Byte offsets in the input buffer of each pool's host features.
+    pub features_at: Vec<Option<u64>>,
+    pub nmax: u32,
+    /// VidCom2 pools: the most channels, kept channels and frames (0 without any).
+    pub cmax: u32,
+    pub kcmax: u32,
+    pub fmax: u32,
+    pub any_evs: bool,
+    pub device_range: Option<(u64, u64)>,
+    pub sizes: VideoSizes,
+}
+
+/// Lays out video pools (one submission).
+pub(crate) fn video_layout(pools: &[VideoSpec], storage_align: u64) -> VideoLayout {
+    let span: Vec<(u64, usize, usize)> = pools
+        .iter()
+        .filter_map(|p| p.device_offset.map(|o| (o, p.shape.n, p.shape.c)))
+        .collect();
+    let device_range = device_span(&span, storage_align);
+    let (mut input, mut norm, mut stats, mut cent, mut out) = (0u64, 0, 0, 0, 0);
+    let mut table = Vec::with_capacity(pools.len());
+    let mut features_at = vec![None; pools.len()];
+    for (i, p) in pools.iter().enumerate() {
+        let s = &p.shape;
+        let (n, c, f) = (s.n as u64, s.c as u64, s.frames as u64);
+        let w = s.width() as u64;
+        let w4 = w.div_ceil(4);
+        let src_off = match (p.device_offset, device_range) {
+            (Some(o), Some((base, _))) => (o - base) / 4,
+            _ => {
+                features_at[i] = Some(input * 4);
+                input += n * c;
+                input - n * c
+            }
+        };
+        let method = if s.vidcom2 {
+            MethodCode::VidCom2
+        } else {
+            MethodCode::Evs
+        };
+        let mut e = PoolEntry {
+            n: n as u32,
+            method: method as u32,
+            d: w as u32,
+            d4: w4 as u32,
+            src_off: src_off as u32,
+            u_off: norm as u32,
+            out_off: out as u32,
+            stride: c as u32,
+            frame_len: p.frame_len as u32,
+            frames: f as u32,
+            ..PoolEntry::default()
+        };
+        if s.vidcom2 {
+            e.stat_off = stats as u32;
+            e.chan_off = (stats + c) as u32;
+            e.cent_off = cent as u32;
+            stats += c + w + f * w * 2;
+            cent += (f + 1) * w4;
+        }
+        table.push(e);
+        norm += n * w4;
+        out += if s.vidcom2 { 1 + 2 * n } else { 1 + n };
+    }
+    let vid = || pools.iter().filter(|p| p.shape.vidcom2);
+    let out_bytes = binding(out * 4);
+    let ts_off = out_bytes.div_ceil(8) * 8;
+    VideoLayout {
+        sizes: VideoSizes {
+            pools: binding(table.len() as u64 * std::mem::size_of::<PoolEntry>() as u64),
+            input: binding(input * 4),
+            norm: binding(norm * 16),
+            stats: binding(stats * 4),
+            cent: binding(cent * 16),
+            out: out_bytes,
+            ts_off,
+            readback: ts_off + 16,
+        },
+        table,
+        features_at,
+        nmax: pools.iter().map(|p| p.shape.n).max().unwrap_or(1) as u32,
+        cmax: vid().map(|p| p.shape.c).max().unwrap_or(0) as u32,
+        kcmax: vid().map(|p| p.shape.width()).max().unwrap_or(0) as u32,
+        fmax: vid().map(|p| p.shape.frames).max().unwrap_or(0) as u32,
+        any_evs: pools.iter().any(|p| !p.shape.vidcom2),
+        device_range,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -214,9 +523,9 @@ mod tests {
             spec(7, 3, 2, GpuPath::Dense),
         ];
         let l = layout(&pools, 256);
-        // Dense pools first; the streaming one at the next 256-byte (4-entry) slot.
-        assert_eq!(l.slot_of, vec![4, 0, 1]);
-        assert_eq!(l.table.len(), 5);
+        // Dense pools first; the streaming one at the next 256-byte (2-entry) slot.
+        assert_eq!(l.slot_of, vec![2, 0, 1]);
+        assert_eq!(l.table.len(), 3);
         let t = |i: usize| l.table[l.slot_of[i]];
         assert_eq!((t(0).row0, t(1).row0, t(2).row0), (0, 10, 30));
         assert_eq!((t(0).src_off, t(1).src_off, t(2).src_off), (0, 50, 210));

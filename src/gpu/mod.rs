@@ -1,14 +1,17 @@
 //! The GPU engine: the CPU engine's stages as WGSL compute shaders on wgpu (Vulkan, Metal,
-//! DX12, GL, WebGPU). See `docs/GPU.md` for the design. The engine runs greedy batches that
-//! the select layer (`src/select/`) prepares; one submission goes through four stages, each in
-//! its own file:
+//! DX12, GL, WebGPU). See `docs/GPU.md` for the design. The engine runs the jobs the select
+//! layer (`src/select/`) prepares, in three kinds of submission (one command buffer and one
+//! compute pass each): greedy picks (DivPrune, IDPruner), CDPruner DPP picks, and the video
+//! methods' scores (EVS, VidCom2; their selection from the scores runs on the host, in the
+//! select layer). A submission goes through these stages, each in its own file:
 //!
 //! | stage | file | what |
 //! |---|---|---|
+//! | jobs | `jobs.rs` | the select layer's jobs sorted into submissions (greedy, DPP, video), or a misfit with its reason |
 //! | plan | `plan.rs` | the path of each pool (dense, streaming, or over the limits) and the cut into submissions: pure functions of the device's [`plan::Caps`] |
 //! | layout | `layout.rs` | the pool table and where each pool sits in the shared buffers |
-//! | record | `record.rs` | uploads, then one encode function per kernel: `normalize.wgsl`, `similarity.wgsl` (dense S or nearest neighbours only), `select.wgsl` (all K picks of every dense pool in one dispatch), `stream.wgsl` (K + 1 one-pick dispatches, for pools whose S is too large) |
-//! | readback | `readback.rs` | map, decode and validate the picks, GPU time |
+//! | record | `record.rs` | uploads, then one encode function per kernel: `normalize.wgsl`, `similarity.wgsl` (dense S or nearest neighbours only), `select.wgsl` (all K picks of every dense pool in one dispatch), `stream.wgsl` (K + 1 one-pick dispatches, for pools whose S is too large), `dpp.wgsl` (text relevance; the K DPP picks of every pool in rounds over a few dispatches, `plan::dpp_rounds`), `evs.wgsl`, `vidcom2_channels.wgsl`, `vidcom2_centres.wgsl`, `vidcom2_scores.wgsl` |
+//! | readback | `readback.rs` | map, decode and validate the picks or scores, GPU time |
 //!
 //! The host-shader contract (constants, the structs, the kernel table and its bindings) is
 //! written once in `kernels.rs`; `pipelines.rs` builds from it, `buffers.rs` pools the buffers,
@@ -20,6 +23,7 @@
 
 mod buffers;
 mod context;
+mod jobs;
 pub(crate) mod kernels;
 mod layout;
 mod pipelines;
@@ -31,15 +35,16 @@ use std::sync::{Arc, Mutex};
 
 use crate::error::{Error, Result};
 use crate::method::Method;
-use crate::select::{Greedy, Job, Mmr, Outcome, Output, Picks, Work};
+use crate::select::{Job, Outcome, Output, Picks, VideoScores};
 use crate::selection::Backend;
 use buffers::BufferPool;
 use context::{ErrorSink, Scopes};
+use jobs::{classify, greedy_chunks, one_source, source, DppJob, GpuJob, GpuWork, VideoJob};
 use kernels::MethodCode;
-use layout::PoolSpec;
+use layout::{DppSpec, PoolSpec, VideoSpec};
 use pipelines::Pipelines;
-use plan::{Caps, Shape};
-use record::{Buffers, Recorder};
+use plan::{Caps, DppShape, Shape, VideoShape};
+use record::{Buffers, DppBuffers, Kit, Recorder, VideoBuffers};
 
 pub use context::{adapters, AdapterSummary, ENV_ADAPTER, ENV_BACKEND};
 
@@ -82,8 +87,11 @@ pub enum GpuPath {
     Cpu,
     /// The N x N similarity matrix is stored; all K picks in one dispatch.
     Dense,
-    /// One similarity row per pick, K + 1 dispatches in one command buffer.
+    /// One similarity row per pick: DivPrune and IDPruner in K + 1 dispatches of one
+    /// command buffer; CDPruner recomputes its kernel entries in each of its rounds.
     Streaming,
+    /// EVS and VidCom2: per-token scores on the GPU, the selection on the host.
+    Scores,
 }
 
 impl std::fmt::Display for GpuPath {
@@ -93,17 +101,9 @@ impl std::fmt::Display for GpuPath {
             GpuPath::Cpu => "cpu",
             GpuPath::Dense => "dense",
             GpuPath::Streaming => "streaming",
+            GpuPath::Scores => "scores",
         })
     }
-}
-
-/// One greedy pool as the GPU runs it: its layout spec, its host features (if uploaded) and
-/// IDPruner's prepared inputs.
-pub(crate) struct GpuJob<'a> {
-    spec: PoolSpec,
-    host: Option<&'a [f32]>,
-    device: Option<&'a wgpu::Buffer>,
-    mmr: Option<&'a Mmr>,
 }
 
 /// What the engine shares between clones and threads.
@@ -311,18 +311,56 @@ impl GpuEngine {
     }
 
     /// The path a pool of `n` host tokens of width `d`, keeping `keep`, takes with `method`:
-    /// [`GpuPath::Host`] for K = N, [`GpuPath::Cpu`] for the baselines and for greedy pools
-    /// over this device's limits, else [`GpuPath::Dense`] or [`GpuPath::Streaming`] (the rule
-    /// is in `plan.rs`).
+    /// [`GpuPath::Host`] for K = N, [`GpuPath::Cpu`] for the baselines and for pools over
+    /// this device's limits, [`GpuPath::Scores`] for EVS and VidCom2 (checked as one frame),
+    /// else [`GpuPath::Dense`] or [`GpuPath::Streaming`] (the rules are in `plan.rs`; a
+    /// CDPruner pool is a crop or, with `split = halves`, the larger half).
     pub fn path_for(&self, n: usize, d: usize, keep: usize, method: &Method) -> GpuPath {
-        let method = match method {
-            Method::DivPrune => MethodCode::DivPrune,
-            Method::IdPruner(_) => MethodCode::IdPruner,
-            _ => return GpuPath::Cpu,
-        };
         if keep == n {
             return GpuPath::Host;
         }
+        let caps = self.caps();
+        let dpp = |n: usize, k: usize, text: bool| {
+            let shape = DppShape {
+                n,
+                d,
+                k,
+                text,
+                host: true,
+            };
+            let path = plan::dpp_path(&caps, n, k);
+            match plan::dpp_misfit(&caps, &shape, path) {
+                Some(_) => GpuPath::Cpu,
+                None => path,
+            }
+        };
+        let method = match method {
+            Method::DivPrune => MethodCode::DivPrune,
+            Method::IdPruner(_) => MethodCode::IdPruner,
+            Method::CdPruner(c) => {
+                let crops = c.crops.max(1);
+                return dpp(n / crops, keep / crops, false);
+            }
+            Method::CdPrunerOpenVino(c) => {
+                let pools = crate::select::dpp::split_pools(n, keep, c.split);
+                let (s, e, k) = pools[pools.len() - 1];
+                return dpp(e - s, k, true);
+            }
+            Method::Evs | Method::VidCom2 { .. } => {
+                let shape = VideoShape {
+                    n,
+                    c: d,
+                    frames: 1,
+                    vidcom2: matches!(method, Method::VidCom2 { .. }),
+                    host: true,
+                };
+                return match plan::video_misfit(&caps, &shape) {
+                    Some(_) => GpuPath::Cpu,
+                    None => GpuPath::Scores,
+                };
+            }
+            _ => return GpuPath::Cpu,
+        };
         let shape = Shape {
             n,
             d,
@@ -330,12 +368,13 @@ impl GpuEngine {
             method,
             host: true,
         };
-        plan::path_for(&self.caps(), &shape)
+        plan::path_for(&caps, &shape)
     }
 
     /// Runs jobs: every job that fits this device's limits in as few submissions as they
-    /// allow (each a single command buffer); the others come back as [`Outcome::Misfit`] for
-    /// the select layer to fall back. Records the GPU time.
+    /// allow (each a single command buffer; greedy, DPP and video jobs in separate ones); the
+    /// others come back as [`Outcome::Misfit`] for the select layer to fall back. Records the
+    /// GPU time.
     pub(crate) async fn run(&self, jobs: &[Job<'_>]) -> Result<Vec<Outcome>> {
         self.set_gpu_time(None);
         check_lost(&self.inner)?;
@@ -345,39 +384,63 @@ impl GpuEngine {
             )));
         }
         let caps = self.caps();
-        let mut outcomes: Vec<Option<Outcome>> = Vec::with_capacity(jobs.len());
-        let mut runnable: Vec<(usize, GpuJob)> = Vec::new();
+        let mut outcomes: Vec<Option<Outcome>> = (0..jobs.len()).map(|_| None).collect();
+        let (mut greedy, mut dpp, mut video) = (Vec::new(), Vec::new(), Vec::new());
         for (i, job) in jobs.iter().enumerate() {
-            let Some(gj) = gpu_job(&caps, job) else {
-                outcomes.push(Some(Outcome::Misfit(format!(
-                    "the GPU engine has no kernel for this {} job yet",
-                    job_name(job)
-                ))));
-                continue;
-            };
-            match plan::misfit(&caps, &gj.spec.shape, gj.spec.path) {
-                Some(why) => outcomes.push(Some(Outcome::Misfit(why))),
-                None => {
-                    outcomes.push(None);
-                    runnable.push((i, gj));
-                }
+            match classify(&caps, job) {
+                Err(why) => outcomes[i] = Some(Outcome::Misfit(why)),
+                Ok(GpuWork::Greedy(g)) => greedy.push((i, g)),
+                Ok(GpuWork::Dpp(g)) => dpp.push((i, g)),
+                Ok(GpuWork::Video(g)) => video.push((i, g)),
             }
         }
-        let plans: Vec<_> = runnable
-            .iter()
-            .map(|(_, j)| (j.spec.shape, j.spec.path))
-            .collect();
         let mut gpu_ms = Some(0.0);
-        for range in plan::chunks(&caps, &plans) {
-            let chunk = &runnable[range];
-            let gjobs: Vec<&GpuJob> = chunk.iter().map(|(_, j)| j).collect();
-            let (picks, ms) = self.execute(&gjobs).await?;
-            for ((i, _), p) in chunk.iter().zip(picks) {
+        let ran = !(greedy.is_empty() && dpp.is_empty() && video.is_empty());
+        for range in greedy_chunks(&caps, &greedy) {
+            let chunk: Vec<&GpuJob> = greedy[range.clone()].iter().map(|(_, j)| j).collect();
+            let (picks, ms) = self.execute(&chunk).await?;
+            for ((i, _), p) in greedy[range].iter().zip(picks) {
                 outcomes[*i] = Some(Outcome::Ran(Output::Picks(p)));
             }
             gpu_ms = gpu_ms.zip(ms).map(|(a, b)| a + b);
         }
-        if !runnable.is_empty() {
+        let sources: Vec<_> = dpp
+            .iter()
+            .map(|(_, j)| source(j.device, j.spec.device_offset, &j.spec.shape))
+            .collect();
+        let bytes: Vec<_> = dpp
+            .iter()
+            .map(|(_, j)| plan::dpp_bytes(&j.spec.shape, j.spec.path))
+            .collect();
+        for range in plan::pack(dpp.len(), |r| {
+            one_source(&caps, &sources[r.clone()]) && plan::sums_fit(&caps, &bytes[r])
+        }) {
+            let chunk: Vec<&DppJob> = dpp[range.clone()].iter().map(|(_, j)| j).collect();
+            let (picks, ms) = self.execute_dpp(&chunk).await?;
+            for ((i, _), p) in dpp[range].iter().zip(picks) {
+                outcomes[*i] = Some(Outcome::Ran(Output::Picks(p)));
+            }
+            gpu_ms = gpu_ms.zip(ms).map(|(a, b)| a + b);
+        }
+        let sources: Vec<_> = video
+            .iter()
+            .map(|(_, j)| source(j.device, j.spec.device_offset, &j.spec.shape))
+            .collect();
+        let bytes: Vec<_> = video
+            .iter()
+            .map(|(_, j)| plan::video_bytes(&j.spec.shape))
+            .collect();
+        for range in plan::pack(video.len(), |r| {
+            one_source(&caps, &sources[r.clone()]) && plan::sums_fit(&caps, &bytes[r])
+        }) {
+            let chunk: Vec<&VideoJob> = video[range.clone()].iter().map(|(_, j)| j).collect();
+            let (scores, ms) = self.execute_video(&chunk).await?;
+            for ((i, _), v) in video[range].iter().zip(scores) {
+                outcomes[*i] = Some(Outcome::Ran(Output::Scores(v)));
+            }
+            gpu_ms = gpu_ms.zip(ms).map(|(a, b)| a + b);
+        }
+        if ran {
             self.set_gpu_time(gpu_ms);
         }
         outcomes
@@ -386,65 +449,129 @@ impl GpuEngine {
             .collect()
     }
 
-    /// Runs one submission: buffers from the pool, upload, record, submit, read back. The
-    /// buffers go back to the pool whatever happened, so an error does not leak them.
-    async fn execute(&self, jobs: &[&GpuJob<'_>]) -> Result<(Vec<Picks>, Option<f64>)> {
+    /// What every encode function needs.
+    fn kit(&self) -> Kit<'_> {
         let inner = &*self.inner;
-        let _in_flight = inner.pool.enter();
-        let device = &*inner.device;
-        let specs: Vec<PoolSpec> = jobs.iter().map(|j| j.spec).collect();
-        let layout = layout::layout(
-            &specs,
-            inner.limits.min_storage_buffer_offset_alignment as u64,
-        );
-        let bufs = Buffers::take(
-            &inner.pool,
-            device,
-            inner.limits.max_buffer_size,
-            &layout,
-            inner.timestamps,
-        );
+        Kit {
+            device: &inner.device,
+            pipes: &inner.pipes,
+            dummy: &inner.dummy,
+            max_workgroups: inner.limits.max_compute_workgroups_per_dimension,
+        }
+    }
+
+    /// One submission: `record` uploads and records the command buffer (given the query set
+    /// for the timestamps), inside error scopes; then the results are read back from
+    /// `readback` (`size` bytes, timestamps at `ts_off`). Returns them and the GPU time.
+    async fn submit(
+        &self,
+        readback: &wgpu::Buffer,
+        (size, ts_off): (u64, u64),
+        record: impl FnOnce(Option<&wgpu::QuerySet>) -> wgpu::CommandBuffer,
+    ) -> Result<(Vec<u8>, Option<f64>)> {
+        let inner = &*self.inner;
         let queries = inner.timestamps.then(|| self.query_set());
         let outcome: Result<Vec<u8>> = async {
             let caught = {
-                let scopes = Scopes::push(device);
-                record::upload(&inner.queue, &layout, jobs, &bufs);
-                let recorder = Recorder {
-                    device,
-                    pipes: &inner.pipes,
-                    layout: &layout,
-                    bufs: &bufs,
-                    source: jobs.iter().find_map(|j| j.device),
-                    dummy: &inner.dummy,
-                    max_workgroups: inner.limits.max_compute_workgroups_per_dimension,
-                };
-                inner
-                    .queue
-                    .submit([record::record(&recorder, queries.as_ref())]);
+                let scopes = Scopes::push(&inner.device);
+                inner.queue.submit([record(queries.as_ref())]);
                 scopes.pop()
             };
             if let Some(e) = caught.await {
                 return Err(context::backend_error("running the kernels", &e));
             }
-            readback::read(inner, &bufs.readback, layout.sizes.readback).await
+            readback::read(inner, readback, size).await
         }
         .await;
-        bufs.give(&inner.pool);
         if let (Some(q), Ok(mut list)) = (queries, inner.queries.lock()) {
             list.push(q);
         }
         let data = outcome?;
-        let gpu_ms = inner.timestamps.then(|| {
-            readback::gpu_ms(
-                &data,
-                layout.sizes.ts_off,
-                inner.queue.get_timestamp_period(),
-            )
-        });
+        let period = inner.queue.get_timestamp_period();
+        let ms = inner
+            .timestamps
+            .then(|| readback::gpu_ms(&data, ts_off, period));
+        Ok((data, ms))
+    }
+
+    /// Runs one greedy submission: buffers from the pool, upload, record, submit, read back.
+    /// The buffers go back to the pool whatever happened, so an error does not leak them.
+    async fn execute(&self, jobs: &[&GpuJob<'_>]) -> Result<(Vec<Picks>, Option<f64>)> {
+        let inner = &*self.inner;
+        let _in_flight = inner.pool.enter();
+        let specs: Vec<PoolSpec> = jobs.iter().map(|j| j.spec).collect();
+        let align = inner.limits.min_storage_buffer_offset_alignment as u64;
+        let layout = layout::layout(&specs, align);
+        let max = inner.limits.max_buffer_size;
+        let bufs = Buffers::take(&inner.pool, &inner.device, max, &layout, inner.timestamps);
+        let sizes = (layout.sizes.readback, layout.sizes.ts_off);
+        let result = self
+            .submit(&bufs.readback, sizes, |queries| {
+                record::upload(&inner.queue, &layout, jobs, &bufs);
+                let recorder = Recorder {
+                    kit: self.kit(),
+                    layout: &layout,
+                    bufs: &bufs,
+                    source: jobs.iter().find_map(|j| j.device),
+                };
+                record::record(&recorder, queries)
+            })
+            .await;
+        bufs.give(&inner.pool);
+        let (data, ms) = result?;
         let ks: Vec<usize> = specs.iter().map(|s| s.shape.k).collect();
         let ns: Vec<usize> = specs.iter().map(|s| s.shape.n).collect();
-        let picks = readback::decode(&layout, &ks, &ns, &data, &inner.info.name)?;
-        Ok((picks, gpu_ms))
+        Ok((
+            readback::decode(&layout, &ks, &ns, &data, &inner.info.name)?,
+            ms,
+        ))
+    }
+
+    /// Runs one DPP submission (as [`Self::execute`]).
+    async fn execute_dpp(&self, jobs: &[&DppJob<'_>]) -> Result<(Vec<Picks>, Option<f64>)> {
+        let inner = &*self.inner;
+        let _in_flight = inner.pool.enter();
+        let specs: Vec<DppSpec> = jobs.iter().map(|j| j.spec).collect();
+        let align = inner.limits.min_storage_buffer_offset_alignment as u64;
+        let layout = layout::dpp_layout(&specs, align);
+        let max = inner.limits.max_buffer_size;
+        let bufs = DppBuffers::take(&inner.pool, &inner.device, max, &layout, inner.timestamps);
+        let sizes = (layout.sizes.readback, layout.sizes.ts_off);
+        let result = self
+            .submit(&bufs.readback, sizes, |queries| {
+                record::upload_dpp(&inner.queue, &layout, jobs, &bufs);
+                let source = jobs.iter().find_map(|j| j.device);
+                record::record_dpp(&self.kit(), &layout, &bufs, source, queries)
+            })
+            .await;
+        bufs.give(&inner.pool);
+        let (data, ms) = result?;
+        Ok((readback::decode_dpp(&layout, &data, &inner.info.name)?, ms))
+    }
+
+    /// Runs one video submission (as [`Self::execute`]).
+    async fn execute_video(
+        &self,
+        jobs: &[&VideoJob<'_>],
+    ) -> Result<(Vec<VideoScores>, Option<f64>)> {
+        let inner = &*self.inner;
+        let _in_flight = inner.pool.enter();
+        let specs: Vec<VideoSpec> = jobs.iter().map(|j| j.spec).collect();
+        let align = inner.limits.min_storage_buffer_offset_alignment as u64;
+        let layout = layout::video_layout(&specs, align);
+        let max = inner.limits.max_buffer_size;
+        let bufs = VideoBuffers::take(&inner.pool, &inner.device, max, &layout, inner.timestamps);
+        let sizes = (layout.sizes.readback, layout.sizes.ts_off);
+        let result = self
+            .submit(&bufs.readback, sizes, |queries| {
+                record::upload_video(&inner.queue, &layout, jobs, &bufs);
+                let source = jobs.iter().find_map(|j| j.device);
+                record::record_video(&self.kit(), &layout, &bufs, source, queries)
+            })
+            .await;
+        bufs.give(&inner.pool);
+        let (data, ms) = result?;
+        Ok((readback::decode_video(&layout, &data)?, ms))
     }
 
     /// A timestamp query set (two timestamps) from the engine's stock, or a new one.
@@ -460,61 +587,6 @@ impl GpuEngine {
                 })
         })
     }
-}
-
-/// A job's kind, for messages.
-fn job_name(job: &Job) -> &'static str {
-    match &job.work {
-        Work::Greedy {
-            rule: Greedy::Dpp(_),
-            ..
-        } => "CDPruner DPP",
-        Work::Greedy { .. } => "greedy",
-        Work::Scores(crate::select::Scoring::Evs { .. }) => "EVS scoring",
-        Work::Scores(crate::select::Scoring::VidCom2 { .. }) => "VidCom2 scoring",
-    }
-}
-
-/// The GPU's view of a greedy job: its method code, path and where its features are; `None`
-/// for the jobs this engine has no kernels for.
-fn gpu_job<'a>(caps: &Caps, job: &'a Job<'a>) -> Option<GpuJob<'a>> {
-    let Work::Greedy { k, rule } = &job.work else {
-        return None;
-    };
-    let (method, pk, om, mmr) = match rule {
-        Greedy::DivPrune => (MethodCode::DivPrune, 1, 0.0, None),
-        Greedy::IdPruner(m) => (
-            MethodCode::IdPruner,
-            m.parallel_k.min(u32::MAX as usize) as u32,
-            m.one_minus,
-            Some(m),
-        ),
-        Greedy::Dpp(_) => return None,
-    };
-    let host = job.features.host().map(|t| t.data());
-    let device = match &job.features {
-        crate::tokens::Features::Device(t) => Some((t.buffer(), t.offset())),
-        _ => None,
-    };
-    let shape = Shape {
-        n: job.n(),
-        d: job.d(),
-        k: *k,
-        method,
-        host: host.is_some(),
-    };
-    Some(GpuJob {
-        spec: PoolSpec {
-            shape,
-            path: plan::greedy_path(caps, shape.n, shape.k, method),
-            pk,
-            om,
-            device_offset: device.map(|(_, o)| o),
-        },
-        host,
-        device: device.map(|(b, _)| b),
-        mmr,
-    })
 }
 
 /// Blocking constructors (native only): the async ones driven by `pollster`.

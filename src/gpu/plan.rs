@@ -3,7 +3,7 @@
 
 use std::ops::Range;
 
-use super::kernels::{MethodCode, STEP_STRIDE, STREAM_GROUP, TILE, WG};
+use super::kernels::{MethodCode, COLS, STEP_STRIDE, STREAM_GROUP, TILE, WG};
 use super::{GpuOptions, GpuPath};
 
 /// Largest binding the engine uses, whatever the device allows: keeps every element index in
@@ -215,6 +215,269 @@ pub(crate) fn chunks(caps: &Caps, pools: &[(Shape, GpuPath)]) -> Vec<Range<usize
     out
 }
 
+/// Whether `4 N^2` bytes of similarity fit the stored path (the stream threshold and the
+/// binding cap).
+fn s_fits(caps: &Caps, n: usize) -> bool {
+    let n64 = n as u64;
+    n64.saturating_mul(n64).saturating_mul(4) <= caps.stream_threshold.min(caps.binding_cap)
+}
+
+/// Why a pool's buffers do not fit one binding: the first one above the cap, named.
+fn over_cap(
+    caps: &Caps,
+    n: usize,
+    d: usize,
+    path: &str,
+    bytes: &[u64],
+    names: &[&str],
+) -> Option<String> {
+    let cap = caps.binding_cap;
+    let i = (0..bytes.len()).find(|&i| bytes[i] > cap)?;
+    Some(format!(
+        "a {n} x {d} pool needs a {}-byte buffer ({}){path}, above the GPU binding limit of {cap} bytes",
+        bytes[i], names[i],
+    ))
+}
+
+/// Why a dispatch over `rows` rows (2-D grid), `blocks` blocks of 32 tokens (2-D grid) or
+/// `flat` workgroups along one dimension would not fit the device, or `None`.
+fn over_grid(caps: &Caps, n: usize, flat: usize) -> Option<String> {
+    let max_dim = caps.max_workgroups as usize;
+    let two_d = |x: usize| x.div_ceil(x.min(max_dim).max(1)) > max_dim;
+    if two_d(n) || flat > max_dim {
+        return Some(format!(
+            "a pool of {n} tokens needs more workgroups than the GPU's {max_dim} per dimension"
+        ));
+    }
+    None
+}
+
+/// The shape of one CDPruner DPP pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct DppShape {
+    pub n: usize,
+    pub d: usize,
+    pub k: usize,
+    /// The relevance comes from a text vector (`cdpruner-openvino`), uploaded with the pool.
+    pub text: bool,
+    /// The features are uploaded from the host (else read in place from a device buffer).
+    pub host: bool,
+}
+
+/// Words of a DPP pool's report after its picks (dpp.wgsl): where the DPP stopped, the gain
+/// it stopped at, picks at -FLT_MAX, equal relevance, picks so far.
+pub(crate) const DPP_REPORT: u64 = 5;
+
+/// Loop iterations one invocation may run in a DPP dispatch, by [`dpp_round_cost`]'s estimate:
+/// a quarter of [`LOOP_LIMIT`], so the estimate may be well off and still safe.
+pub(crate) const DPP_LOOP_BUDGET: u64 = 16_384;
+
+/// Loop iterations after which lavapipe (Mesa's llvmpipe) silently stops a shader
+/// invocation's loops (`LP_MAX_TGSI_LOOP_ITERATIONS`, counted over the whole dispatch; measured
+/// here: a one-dispatch DPP stopped after about 65 000 inner iterations). Real GPUs have no
+/// such limit, but their watchdogs dislike long dispatches too.
+pub(crate) const LOOP_LIMIT: u64 = 65_535;
+
+/// Estimated loop iterations of one invocation in DPP round `t` of a pool (at most `t` picks
+/// made): the argmax reduction (8), the fill scan, and per owned token the kernel entry (1
+/// iteration from a stored S, D/4 recomputed) and the Cholesky sum over `t` vectors.
+pub(crate) fn dpp_round_cost(s: &DppShape, path: GpuPath, t: usize) -> u64 {
+    let owned = s.n.div_ceil(WG as usize) as u64;
+    8 + owned * (2 + t as u64 + dpp_entry_cost(s, path))
+}
+
+/// Iterations of one kernel entry: 1 from a stored S, D/4 recomputed.
+fn dpp_entry_cost(s: &DppShape, path: GpuPath) -> u64 {
+    if path == GpuPath::Dense {
+        1
+    } else {
+        s.d.div_ceil(4) as u64
+    }
+}
+
+/// The dispatches of one DPP submission: consecutive round ranges `(first, end)` covering
+/// rounds `0..=max K` (K picks and the round that may find the DPP stopped), each estimated
+/// within [`DPP_LOOP_BUDGET`] per invocation: a round costs what the most expensive pool's
+/// does, the first dispatch also pays the set-up, a later one the resume scan. A round above
+/// the budget runs alone.
+pub(crate) fn dpp_rounds(pools: &[(DppShape, GpuPath)]) -> Vec<(u32, u32)> {
+    let owned = |s: &DppShape| s.n.div_ceil(WG as usize) as u64;
+    let rounds = pools.iter().map(|(s, _)| s.k + 1).max().unwrap_or(1);
+    let setup = pools
+        .iter()
+        .map(|(s, p)| 8 + owned(s) * (3 + dpp_entry_cost(s, *p)))
+        .max()
+        .unwrap_or(0);
+    let resume = pools.iter().map(|(s, _)| owned(s)).max().unwrap_or(0);
+    let mut out = Vec::new();
+    let (mut first, mut acc) = (0usize, setup);
+    for t in 0..rounds {
+        let cost = pools
+            .iter()
+            .filter(|(s, _)| t <= s.k)
+            .map(|(s, p)| dpp_round_cost(s, *p, t))
+            .max()
+            .unwrap_or(0);
+        if t > first && acc + cost > DPP_LOOP_BUDGET {
+            out.push((first as u32, t as u32));
+            (first, acc) = (t, resume);
+        }
+        acc += cost;
+    }
+    out.push((first as u32, rounds as u32));
+    out
+}
+
+/// What each entry of [`dpp_bytes`] holds.
+pub(crate) const DPP_BUFFERS: [&str; 6] = [
+    "features and text",
+    "normalised features",
+    "N x N similarity",
+    "per-token state",
+    "Cholesky vectors",
+    "results",
+];
+
+/// A DPP pool stores S (`Dense`: its kernel rows are rows of S) when the 4 N^2 bytes fit as
+/// for DivPrune; otherwise (`Streaming`) every pick recomputes its row, a GEMV inside the
+/// same one-workgroup dispatch.
+pub(crate) fn dpp_path(caps: &Caps, n: usize, k: usize) -> GpuPath {
+    if k == 0 || s_fits(caps, n) {
+        GpuPath::Dense
+    } else {
+        GpuPath::Streaming
+    }
+}
+
+/// Bytes a DPP pool needs in each buffer ([`DPP_BUFFERS`] order): the features (host) and
+/// the text vector, their normalised rows, S (dense), 3 N words of state (gains, chosen
+/// flags, relevance), the K - 1 Cholesky vectors, and 1 + 2K + 4 words of
+/// results.
+pub(crate) fn dpp_bytes(s: &DppShape, path: GpuPath) -> [u64; 6] {
+    let (n, d, k) = (s.n as u64, s.d as u64, s.k as u64);
+    let d4 = d.div_ceil(4);
+    let t = s.text as u64;
+    let features = if s.host { n * d * 4 } else { 0 };
+    let sim = if path == GpuPath::Dense && k > 0 {
+        n * n * 4
+    } else {
+        0
+    };
+    [
+        features + t * d * 4,
+        (n + t) * d4 * 16,
+        sim,
+        3 * n * 4,
+        k.saturating_sub(1) * n * 4,
+        (1 + 2 * k + DPP_REPORT) * 4,
+    ]
+}
+
+/// Why a DPP pool cannot run on this device on `path`, or `None`: a buffer above the binding
+/// cap, a grid above the workgroup limit, a last pick above [`LOOP_LIMIT`] loop iterations per
+/// invocation, or more dispatches than the rounds table may hold.
+pub(crate) fn dpp_misfit(caps: &Caps, s: &DppShape, path: GpuPath) -> Option<String> {
+    let on = format!(" on the {path} path");
+    let last = dpp_round_cost(s, path, s.k);
+    let table = (s.k as u64 + 1) * STEP_STRIDE;
+    over_cap(caps, s.n, s.d, &on, &dpp_bytes(s, path), &DPP_BUFFERS)
+        .or_else(|| over_grid(caps, s.n, s.n.div_ceil(TILE as usize)))
+        .or_else(|| {
+            (last > LOOP_LIMIT).then(|| format!(
+                "the last of K = {} DPP picks on a {} x {} pool ({path} path) needs about {last} loop iterations per GPU invocation, above the {LOOP_LIMIT} one dispatch may run",
+                s.k, s.n, s.d
+            ))
+        })
+        .or_else(|| {
+            (table > caps.steps_cap).then(|| format!(
+                "K = {} DPP picks need {table} bytes of round uniforms, above the GPU buffer limit of {} bytes",
+                s.k, caps.steps_cap
+            ))
+        })
+}
+
+/// The shape of one video pool (EVS or VidCom2 scoring).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct VideoShape {
+    pub n: usize,
+    /// Channels C (the features' D).
+    pub c: usize,
+    pub frames: usize,
+    /// VidCom2 (else EVS).
+    pub vidcom2: bool,
+    pub host: bool,
+}
+
+impl VideoShape {
+    /// The width of the normalised rows: C, or VidCom2's `max(1, floor(C/2))` kept channels.
+    pub(crate) fn width(&self) -> usize {
+        if self.vidcom2 {
+            (self.c / 2).max(1)
+        } else {
+            self.c
+        }
+    }
+}
+
+/// What each entry of [`video_bytes`] holds.
+pub(crate) const VIDEO_BUFFERS: [&str; 5] = [
+    "features",
+    "normalised features",
+    "channel statistics",
+    "centres",
+    "results",
+];
+
+/// Bytes a video pool needs in each buffer ([`VIDEO_BUFFERS`] order): the features (host),
+/// the normalised rows (kept channels), VidCom2's per-channel words (variance keys, the
+/// channel map, two words per frame and kept channel), its centres ((frames + 1) rows) and
+/// the results (zero rows, scores; VidCom2 also g(video)).
+pub(crate) fn video_bytes(s: &VideoShape) -> [u64; 5] {
+    let (n, c, f) = (s.n as u64, s.c as u64, s.frames as u64);
+    let w = s.width() as u64;
+    let w4 = w.div_ceil(4);
+    let features = if s.host { n * c * 4 } else { 0 };
+    let (stats, cent, out) = if s.vidcom2 {
+        ((c + w + f * w * 2) * 4, (f + 1) * w4 * 16, (1 + 2 * n) * 4)
+    } else {
+        (0, 0, (1 + n) * 4)
+    };
+    [features, n * w4 * 16, stats, cent, out]
+}
+
+/// Why a video pool cannot run on this device, or `None`.
+pub(crate) fn video_misfit(caps: &Caps, s: &VideoShape) -> Option<String> {
+    over_cap(caps, s.n, s.c, "", &video_bytes(s), &VIDEO_BUFFERS).or_else(|| {
+        let flat = s.c.div_ceil(COLS as usize).max(s.frames);
+        over_grid(caps, s.n, flat)
+    })
+}
+
+/// Cuts `count` items into consecutive chunks, each as long as `fits` allows (an item alone
+/// always forms a chunk: misfits were taken out before).
+pub(crate) fn pack(count: usize, fits: impl Fn(Range<usize>) -> bool) -> Vec<Range<usize>> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    for i in 1..count {
+        if !fits(start..i + 1) {
+            out.push(start..i);
+            start = i;
+        }
+    }
+    if start < count {
+        out.push(start..count);
+    }
+    out
+}
+
+/// Whether summed per-buffer bytes of `items` fit one binding each, and their count one
+/// dispatch dimension.
+pub(crate) fn sums_fit<const M: usize>(caps: &Caps, items: &[[u64; M]]) -> bool {
+    let max_pools = (caps.max_workgroups as usize).saturating_sub(8).max(1);
+    items.len() <= max_pools
+        && (0..M).all(|x| items.iter().map(|b| b[x]).sum::<u64>() <= caps.binding_cap)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -334,5 +597,63 @@ mod tests {
             assert!((parts * iters * STREAM_GROUP) as usize >= n, "{n}");
             assert!((((parts - 1) * iters * STREAM_GROUP) as usize) < n, "{n}");
         }
+    }
+
+    fn dpp(n: usize, d: usize, k: usize) -> DppShape {
+        DppShape {
+            n,
+            d,
+            k,
+            text: false,
+            host: true,
+        }
+    }
+
+    #[test]
+    fn dpp_rounds_cover_every_round_within_the_loop_budget() {
+        for (n, d, k, path) in [
+            (576, 1024, 64, GpuPath::Dense),
+            (576, 1024, 192, GpuPath::Dense),
+            (576, 4096, 192, GpuPath::Streaming),
+            (2304, 4096, 576, GpuPath::Dense),
+            (9, 4, 0, GpuPath::Dense),
+        ] {
+            let s = dpp(n, d, k);
+            let r = dpp_rounds(&[(s, path)]);
+            assert_eq!(r[0].0, 0);
+            assert_eq!(r.last().unwrap().1 as usize, k + 1, "{n} {k}");
+            assert!(r.windows(2).all(|w| w[0].1 == w[1].0 && w[0].0 < w[0].1));
+            for &(a, b) in &r {
+                let cost: u64 = (a..b).map(|t| dpp_round_cost(&s, path, t as usize)).sum();
+                assert!(
+                    cost <= DPP_LOOP_BUDGET || b == a + 1,
+                    "{n} {k}: rounds {a}..{b} cost {cost}"
+                );
+            }
+        }
+        // Small pools run in one dispatch; a mixed submission follows its costliest pool.
+        assert_eq!(
+            dpp_rounds(&[(dpp(576, 1024, 64), GpuPath::Dense)]),
+            vec![(0, 65)]
+        );
+        let mixed = [
+            (dpp(100, 8, 3), GpuPath::Dense),
+            (dpp(2304, 64, 300), GpuPath::Dense),
+        ];
+        assert_eq!(dpp_rounds(&mixed).last().unwrap().1, 301);
+        assert!(dpp_rounds(&mixed).len() > 1);
+    }
+
+    #[test]
+    fn dpp_misfits_name_the_loop_limit_and_the_buffers() {
+        let c = caps(1 << 30);
+        assert!(dpp_misfit(&c, &dpp(2304, 4096, 576), GpuPath::Dense).is_none());
+        // 16384 tokens recomputing rows of D = 4096: 64 owned tokens x 1024 per pick.
+        let why = dpp_misfit(&c, &dpp(16384, 4096, 10), GpuPath::Streaming).unwrap();
+        assert!(why.contains("loop iterations per GPU invocation"), "{why}");
+        let why = dpp_misfit(&caps(1 << 20), &dpp(1024, 1024, 10), GpuPath::Streaming).unwrap();
+        assert!(why.contains("(features and text)"), "{why}");
+        assert_eq!(dpp_path(&c, 576, 64), GpuPath::Dense);
+        assert_eq!(dpp_path(&caps(1 << 20), 576, 64), GpuPath::Streaming);
     }
 }

@@ -2,10 +2,12 @@
 //! faulty adapter must not hand back a wrong selection) and the GPU time.
 
 use super::context::{self, Scopes};
-use super::layout::Layout;
+use super::kernels::MethodCode;
+use super::layout::{DppLayout, Layout, VideoLayout};
+use super::plan::DPP_REPORT;
 use super::{check_lost, Inner};
 use crate::error::{Error, Result};
-use crate::select::Picks;
+use crate::select::{DppReport, Picks, VideoScores};
 
 /// Maps `buffer` and copies its first `size` bytes out. A mapping that fails or is abandoned
 /// means the device is lost (the engine's own buffers are always mappable): the engine is
@@ -49,8 +51,45 @@ pub(crate) async fn read(inner: &Inner, buffer: &wgpu::Buffer, size: u64) -> Res
     Ok(data)
 }
 
-/// Each pool's picks from the result words: per pool at `out_off`, `[zero-row count,
-/// order[K], score bits[K]]`. Every index must be in range and unique.
+fn words(data: &[u8]) -> Vec<u32> {
+    data.chunks_exact(4)
+        .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
+}
+
+fn short() -> Error {
+    Error::Backend("internal: results shorter than the layout".into())
+}
+
+/// The picks of one pool at `off`: `[zero-row count, order[K], score bits[K]]`. Every index
+/// must be in range and unique.
+fn picks_at(words: &[u32], off: usize, k: usize, n: usize, adapter: &str) -> Result<Picks> {
+    let (Some(&zero_rows), Some(order), Some(bits)) = (
+        words.get(off),
+        words.get(off + 1..off + 1 + k),
+        words.get(off + 1 + k..off + 1 + 2 * k),
+    ) else {
+        return Err(short());
+    };
+    let mut seen = vec![false; n];
+    for &p in order {
+        let p = p as usize;
+        if p >= n || seen[p] {
+            return Err(Error::Backend(format!(
+                "the GPU returned an invalid selection for a pool of {n} tokens (index {p}); the adapter '{adapter}' may be faulty"
+            )));
+        }
+        seen[p] = true;
+    }
+    Ok(Picks {
+        order: order.to_vec(),
+        scores: bits.iter().map(|&b| f32::from_bits(b)).collect(),
+        zero_rows: zero_rows as usize,
+        dpp: None,
+    })
+}
+
+/// Each pool's picks from the result words of a greedy submission.
 pub(crate) fn decode(
     layout: &Layout,
     ks: &[usize],
@@ -58,40 +97,74 @@ pub(crate) fn decode(
     data: &[u8],
     adapter: &str,
 ) -> Result<Vec<Picks>> {
-    let words: Vec<u32> = data
-        .chunks_exact(4)
-        .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect();
-    let mut out = Vec::with_capacity(ks.len());
-    for (i, (&k, &n)) in ks.iter().zip(ns).enumerate() {
-        let off = layout.table[layout.slot_of[i]].out_off as usize;
-        let (Some(&zero_rows), Some(order), Some(bits)) = (
-            words.get(off),
-            words.get(off + 1..off + 1 + k),
-            words.get(off + 1 + k..off + 1 + 2 * k),
-        ) else {
-            return Err(Error::Backend(
-                "internal: results shorter than the layout".into(),
-            ));
-        };
-        let mut seen = vec![false; n];
-        for &p in order {
-            let p = p as usize;
-            if p >= n || seen[p] {
+    let words = words(data);
+    ks.iter()
+        .zip(ns)
+        .enumerate()
+        .map(|(i, (&k, &n))| {
+            let off = layout.table[layout.slot_of[i]].out_off as usize;
+            picks_at(&words, off, k, n, adapter)
+        })
+        .collect()
+}
+
+/// Each DPP pool's picks and report: after the picks, `[picks before the DPP stopped
+/// (u32::MAX: it did not), the gain it stopped at (bits), picks at -FLT_MAX, equal
+/// relevance, picks made]` (the last must be K: every round ran).
+pub(crate) fn decode_dpp(layout: &DppLayout, data: &[u8], adapter: &str) -> Result<Vec<Picks>> {
+    let words = words(data);
+    layout
+        .slot_of
+        .iter()
+        .map(|&slot| {
+            let e = &layout.table[slot];
+            let (k, off) = (e.k as usize, e.out_off as usize);
+            let mut p = picks_at(&words, off, k, e.n as usize, adapter)?;
+            let rep = words
+                .get(off + 1 + 2 * k..off + 1 + 2 * k + DPP_REPORT as usize)
+                .ok_or_else(short)?;
+            if rep[4] as usize != k {
                 return Err(Error::Backend(format!(
-                    "the GPU returned an invalid selection for a pool of {n} tokens (index {p}); the adapter '{adapter}' may be faulty"
+                    "the GPU made {} of {k} DPP picks; the adapter '{adapter}' may be faulty",
+                    rep[4]
                 )));
             }
-            seen[p] = true;
-        }
-        out.push(Picks {
-            order: order.to_vec(),
-            scores: bits.iter().map(|&b| f32::from_bits(b)).collect(),
-            zero_rows: zero_rows as usize,
-            dpp: None,
-        });
-    }
-    Ok(out)
+            p.dpp = Some(DppReport {
+                stopped: (rep[0] != u32::MAX).then(|| (rep[0] as usize, f32::from_bits(rep[1]))),
+                degenerate: rep[2] as usize,
+                constant_relevance: rep[3] != 0,
+            });
+            Ok(p)
+        })
+        .collect()
+}
+
+/// Each video pool's scores: `[zero-row count, s[n]]`, VidCom2 then `g(video)[n]`.
+pub(crate) fn decode_video(layout: &VideoLayout, data: &[u8]) -> Result<Vec<VideoScores>> {
+    let words = words(data);
+    let floats = |a: usize, b: usize| -> Result<Vec<f32>> {
+        let w = words.get(a..b).ok_or_else(short)?;
+        Ok(w.iter().map(|&b| f32::from_bits(b)).collect())
+    };
+    layout
+        .table
+        .iter()
+        .map(|e| {
+            let (n, off) = (e.n as usize, e.out_off as usize);
+            let zero_rows = *words.get(off).ok_or_else(short)? as usize;
+            let s = floats(off + 1, off + 1 + n)?;
+            let g_video = if e.method == MethodCode::VidCom2 as u32 {
+                floats(off + 1 + n, off + 1 + 2 * n)?
+            } else {
+                Vec::new()
+            };
+            Ok(VideoScores {
+                s,
+                g_video,
+                zero_rows,
+            })
+        })
+        .collect()
 }
 
 /// Milliseconds between the two timestamps at `ts_off` (ticks of `period` ns).
@@ -109,7 +182,6 @@ pub(crate) fn gpu_ms(data: &[u8], ts_off: u64, period: f32) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gpu::kernels::MethodCode;
     use crate::gpu::layout::{layout, PoolSpec};
     use crate::gpu::plan::Shape;
     use crate::gpu::GpuPath;

@@ -1,12 +1,16 @@
 //! Recording one submission: the buffers it takes from the pool, the uploads, and one encode
-//! function per kernel, named after its shader, that binds what the [`Layout`] describes and
-//! dispatches.
+//! function per kernel, named after its shader, that binds what the layout describes
+//! ([`Layout`] for the greedy jobs, [`DppLayout`], [`VideoLayout`]) and dispatches. Each kind
+//! of job is its own submission (one command buffer, one compute pass).
 
 use super::buffers::{BufferPool, Role};
-use super::kernels::{KernelId, StepEntry, STEP_STRIDE, TILE};
-use super::layout::Layout;
+use super::jobs::{DppJob, GpuJob, VideoJob};
+use super::kernels::{
+    KernelId, PoolEntry, RoundsEntry, StepEntry, COLS, STEP_STRIDE, STREAM_GROUP, TILE, WG,
+};
+use super::layout::{DppLayout, Layout, VideoLayout};
 use super::pipelines::Pipelines;
-use super::GpuJob;
+use crate::select::DppRelevance;
 
 /// The buffers of one submission, taken from the engine's pool and given back afterwards.
 pub(crate) struct Buffers {
@@ -109,6 +113,169 @@ pub(crate) fn upload(queue: &wgpu::Queue, layout: &Layout, jobs: &[&GpuJob], b: 
     }
 }
 
+/// The buffers of one DPP submission (`Picks` of CDPruner pools).
+pub(crate) struct DppBuffers {
+    pools: wgpu::Buffer,
+    input: wgpu::Buffer,
+    norm: wgpu::Buffer,
+    sim: wgpu::Buffer,
+    state: wgpu::Buffer,
+    chol: wgpu::Buffer,
+    out: wgpu::Buffer,
+    rounds: wgpu::Buffer,
+    pub readback: wgpu::Buffer,
+    resolve: Option<wgpu::Buffer>,
+}
+
+impl DppBuffers {
+    /// Takes every buffer `l` needs (and one for resolved timestamps).
+    pub(crate) fn take(
+        pool: &BufferPool,
+        device: &wgpu::Device,
+        max: u64,
+        l: &DppLayout,
+        ts: bool,
+    ) -> Self {
+        let take = |role: Role, size: u64| pool.take(device, max, role, size);
+        let s = &l.sizes;
+        DppBuffers {
+            pools: take(Role::Pools, s.pools),
+            input: take(Role::Input, s.input),
+            norm: take(Role::Norm, s.norm),
+            sim: take(Role::Sim, s.sim),
+            state: take(Role::State, s.state),
+            chol: take(Role::Chol, s.chol),
+            out: take(Role::Out, s.out),
+            rounds: take(Role::Steps, s.rounds),
+            readback: take(Role::Readback, s.readback),
+            resolve: ts.then(|| take(Role::Resolve, 16)),
+        }
+    }
+
+    /// Gives every buffer back to the pool.
+    pub(crate) fn give(self, pool: &BufferPool) {
+        for (role, b) in [
+            (Role::Pools, self.pools),
+            (Role::Input, self.input),
+            (Role::Norm, self.norm),
+            (Role::Sim, self.sim),
+            (Role::State, self.state),
+            (Role::Chol, self.chol),
+            (Role::Out, self.out),
+            (Role::Steps, self.rounds),
+            (Role::Readback, self.readback),
+        ] {
+            pool.give(role, b);
+        }
+        if let Some(r) = self.resolve {
+            pool.give(Role::Resolve, r);
+        }
+    }
+}
+
+/// The buffers of one video submission (EVS and VidCom2 scores).
+pub(crate) struct VideoBuffers {
+    pools: wgpu::Buffer,
+    input: wgpu::Buffer,
+    norm: wgpu::Buffer,
+    stats: wgpu::Buffer,
+    cent: wgpu::Buffer,
+    out: wgpu::Buffer,
+    pub readback: wgpu::Buffer,
+    resolve: Option<wgpu::Buffer>,
+}
+
+impl VideoBuffers {
+    /// Takes every buffer `l` needs (and one for resolved timestamps).
+    pub(crate) fn take(
+        pool: &BufferPool,
+        device: &wgpu::Device,
+        max: u64,
+        l: &VideoLayout,
+        ts: bool,
+    ) -> Self {
+        let take = |role: Role, size: u64| pool.take(device, max, role, size);
+        let s = &l.sizes;
+        VideoBuffers {
+            pools: take(Role::Pools, s.pools),
+            input: take(Role::Input, s.input),
+            norm: take(Role::Norm, s.norm),
+            stats: take(Role::Stats, s.stats),
+            cent: take(Role::Centres, s.cent),
+            out: take(Role::Out, s.out),
+            readback: take(Role::Readback, s.readback),
+            resolve: ts.then(|| take(Role::Resolve, 16)),
+        }
+    }
+
+    /// Gives every buffer back to the pool.
+    pub(crate) fn give(self, pool: &BufferPool) {
+        for (role, b) in [
+            (Role::Pools, self.pools),
+            (Role::Input, self.input),
+            (Role::Norm, self.norm),
+            (Role::Stats, self.stats),
+            (Role::Centres, self.cent),
+            (Role::Out, self.out),
+            (Role::Readback, self.readback),
+        ] {
+            pool.give(role, b);
+        }
+        if let Some(r) = self.resolve {
+            pool.give(Role::Resolve, r);
+        }
+    }
+}
+
+/// Writes the DPP pool table, the rounds table, the host features, the text vectors and the
+/// given relevance (into each pool's relevance slots of the state buffer, which the kernel
+/// does not clear).
+pub(crate) fn upload_dpp(queue: &wgpu::Queue, l: &DppLayout, jobs: &[&DppJob], b: &DppBuffers) {
+    queue.write_buffer(&b.pools, 0, bytemuck::cast_slice(&l.table));
+    let mut rounds = vec![0u8; l.sizes.rounds as usize];
+    for (i, &(first, end)) in l.rounds.iter().enumerate() {
+        let e = RoundsEntry {
+            first,
+            end,
+            ..Default::default()
+        };
+        let at = i * STEP_STRIDE as usize;
+        rounds[at..at + std::mem::size_of::<RoundsEntry>()].copy_from_slice(bytemuck::bytes_of(&e));
+    }
+    queue.write_buffer(&b.rounds, 0, &rounds);
+    for (i, job) in jobs.iter().enumerate() {
+        if let (Some(data), Some(at)) = (job.host, l.features_at[i]) {
+            queue.write_buffer(&b.input, at, bytemuck::cast_slice(data));
+        }
+        let e = &l.table[l.slot_of[i]];
+        match (job.relevance, l.text_at[i]) {
+            (DppRelevance::Text(t), Some(at)) => {
+                queue.write_buffer(&b.input, at, bytemuck::cast_slice(t));
+            }
+            (DppRelevance::Given(r), _) => {
+                let at = (e.row0 as u64 + 2 * e.n as u64) * 4;
+                queue.write_buffer(&b.state, at, bytemuck::cast_slice(r));
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Writes the video pool table and the host features.
+pub(crate) fn upload_video(
+    queue: &wgpu::Queue,
+    l: &VideoLayout,
+    jobs: &[&VideoJob],
+    b: &VideoBuffers,
+) {
+    queue.write_buffer(&b.pools, 0, bytemuck::cast_slice(&l.table));
+    for (job, at) in jobs.iter().zip(&l.features_at) {
+        if let (Some(data), Some(at)) = (job.host, at) {
+            queue.write_buffer(&b.input, *at, bytemuck::cast_slice(data));
+        }
+    }
+}
+
 /// A binding of `size` bytes of `buffer` from `offset`.
 fn bind(buffer: &wgpu::Buffer, offset: u64, size: u64) -> wgpu::BindingResource<'_> {
     wgpu::BindingResource::Buffer(wgpu::BufferBinding {
@@ -118,20 +285,37 @@ fn bind(buffer: &wgpu::Buffer, offset: u64, size: u64) -> wgpu::BindingResource<
     })
 }
 
-/// What the encode functions share: the device, the pipelines, the layout and the buffers.
-pub(crate) struct Recorder<'a> {
+/// Slots `first..first + count` of a pool table.
+fn table_range(pools: &wgpu::Buffer, first: usize, count: usize) -> wgpu::BindingResource<'_> {
+    let entry = std::mem::size_of::<PoolEntry>() as u64;
+    bind(pools, first as u64 * entry, count.max(1) as u64 * entry)
+}
+
+/// The features to normalise: the caller's buffer (its aligned range) when the pools read
+/// theirs in place, else the input buffer.
+fn features<'a>(
+    source: Option<&'a wgpu::Buffer>,
+    range: Option<(u64, u64)>,
+    input: &'a wgpu::Buffer,
+    input_size: u64,
+) -> wgpu::BindingResource<'a> {
+    match (source, range) {
+        (Some(buf), Some((base, size))) => bind(buf, base, size),
+        _ => bind(input, 0, input_size),
+    }
+}
+
+/// What every encode function needs: the device, the pipelines, a spare buffer and the
+/// dispatch limit.
+pub(crate) struct Kit<'a> {
     pub device: &'a wgpu::Device,
     pub pipes: &'a Pipelines,
-    pub layout: &'a Layout,
-    pub bufs: &'a Buffers,
-    /// The caller's buffer holding device features, when the pools read theirs in place.
-    pub source: Option<&'a wgpu::Buffer>,
     /// A small buffer bound where a kernel's binding is unused (similarity `nearest`'s S).
     pub dummy: &'a wgpu::Buffer,
     pub max_workgroups: u32,
 }
 
-impl Recorder<'_> {
+impl Kit<'_> {
     /// A bind group for kernel `id`: `resources` in its table's binding order.
     fn group(&self, id: KernelId, resources: Vec<wgpu::BindingResource>) -> wgpu::BindGroup {
         let bindings = id.kernel().bindings;
@@ -157,6 +341,37 @@ impl Recorder<'_> {
         })
     }
 
+    /// Binds kernel `id` with `resources` and dispatches (x, y, z) workgroups.
+    fn run(
+        &self,
+        pass: &mut wgpu::ComputePass,
+        id: KernelId,
+        resources: Vec<wgpu::BindingResource>,
+        [x, y, z]: [u32; 3],
+    ) {
+        let group = self.group(id, resources);
+        pass.set_pipeline(&self.pipes[id].pipeline);
+        pass.set_bind_group(0, &group, &[]);
+        pass.dispatch_workgroups(x, y, z);
+    }
+
+    /// `count` workgroups as an (x, y) grid within the per-dimension limit.
+    fn grid(&self, count: u32) -> (u32, u32) {
+        let x = count.min(self.max_workgroups).max(1);
+        (x, count.div_ceil(x))
+    }
+}
+
+/// What the greedy encode functions share: the kit, the layout and the buffers.
+pub(crate) struct Recorder<'a> {
+    pub kit: Kit<'a>,
+    pub layout: &'a Layout,
+    pub bufs: &'a Buffers,
+    /// The caller's buffer holding device features, when the pools read theirs in place.
+    pub source: Option<&'a wgpu::Buffer>,
+}
+
+impl Recorder<'_> {
     /// The pool table, whole.
     fn pools_all(&self) -> wgpu::BindingResource<'_> {
         bind(&self.bufs.pools, 0, self.layout.sizes.pools)
@@ -164,74 +379,61 @@ impl Recorder<'_> {
 
     /// The streaming pools' part of the pool table.
     fn pools_stream(&self) -> wgpu::BindingResource<'_> {
-        let entry = std::mem::size_of::<super::kernels::PoolEntry>() as u64;
-        let l = self.layout;
-        bind(
+        table_range(
             &self.bufs.pools,
-            l.stream_start as u64 * entry,
-            l.stream.len() as u64 * entry,
+            self.layout.stream_start,
+            self.layout.stream.len(),
         )
     }
+}
 
-    fn dispatch(&self, pass: &mut wgpu::ComputePass, id: KernelId, group: &wgpu::BindGroup) {
-        pass.set_pipeline(&self.pipes[id].pipeline);
-        pass.set_bind_group(0, group, &[]);
-    }
+/// normalize.wgsl's bindings (kernel table order) and extent.
+pub(crate) struct NormalizeRun<'a> {
+    pub pools: wgpu::BindingResource<'a>,
+    pub src: wgpu::BindingResource<'a>,
+    pub u: wgpu::BindingResource<'a>,
+    pub out: wgpu::BindingResource<'a>,
+    pub chan: wgpu::BindingResource<'a>,
+    /// The most rows of a pool, and the pools.
+    pub rows: u32,
+    pub count: u32,
 }
 
 /// normalize.wgsl: every row of every pool, one workgroup per row (rows over x and y, pools
 /// over z).
-pub(crate) fn encode_normalize(r: &Recorder, pass: &mut wgpu::ComputePass) {
-    let (l, b) = (r.layout, r.bufs);
-    let input = match (r.source, l.device_range) {
-        (Some(buf), Some((base, size))) => bind(buf, base, size),
-        _ => bind(&b.input, 0, l.sizes.input),
-    };
-    let group = r.group(
-        KernelId::Normalize,
-        vec![
-            r.pools_all(),
-            input,
-            bind(&b.norm, 0, l.sizes.norm),
-            bind(&b.out, 0, l.sizes.out),
-        ],
-    );
-    r.dispatch(pass, KernelId::Normalize, &group);
-    let x = l.nmax.min(r.max_workgroups).max(1);
-    pass.dispatch_workgroups(x, l.nmax.div_ceil(x), l.table.len() as u32);
+pub(crate) fn encode_normalize(kit: &Kit, pass: &mut wgpu::ComputePass, r: NormalizeRun) {
+    let (x, y) = kit.grid(r.rows);
+    let binds = vec![r.pools, r.src, r.u, r.out, r.chan];
+    kit.run(pass, KernelId::Normalize, binds, [x, y, r.count]);
 }
 
-/// similarity.wgsl: `dense` stores S of every dense pool and folds the nearest neighbours;
-/// `nearest` only folds them, for the streaming DivPrune pools. Tiles over (x, y), pools over z.
-pub(crate) fn encode_similarity(r: &Recorder, pass: &mut wgpu::ComputePass, id: KernelId) {
-    let (l, b) = (r.layout, r.bufs);
-    let (pools, sim, n, count) = match id {
-        KernelId::SimilarityDense => (
-            r.pools_all(),
-            bind(&b.sim, 0, l.sizes.sim),
-            l.n_dense_max,
-            l.dense.len(),
-        ),
-        _ => (
-            r.pools_stream(),
-            bind(r.dummy, 0, 256),
-            l.n_stream_max,
-            l.stream.len(),
-        ),
-    };
-    let Some(n) = n else { return };
-    let group = r.group(
+/// similarity.wgsl's bindings and extent: the largest N and the pools (the first `count` of
+/// the table).
+pub(crate) struct SimilarityRun<'a> {
+    pub pools: wgpu::BindingResource<'a>,
+    pub u: wgpu::BindingResource<'a>,
+    pub sim: wgpu::BindingResource<'a>,
+    pub nn: wgpu::BindingResource<'a>,
+    pub n: usize,
+    pub count: usize,
+}
+
+/// similarity.wgsl: `dense` stores S of every dense pool (and folds the nearest neighbours
+/// of DivPrune pools); `nearest` only folds them, for the streaming DivPrune pools. Tiles
+/// over (x, y), pools over z.
+pub(crate) fn encode_similarity(
+    kit: &Kit,
+    pass: &mut wgpu::ComputePass,
+    id: KernelId,
+    r: SimilarityRun,
+) {
+    let t = (r.n as u32).div_ceil(TILE);
+    kit.run(
+        pass,
         id,
-        vec![
-            pools,
-            bind(&b.norm, 0, l.sizes.norm),
-            sim,
-            bind(&b.state, 0, l.sizes.state),
-        ],
+        vec![r.pools, r.u, r.sim, r.nn],
+        [t, t, r.count as u32],
     );
-    r.dispatch(pass, id, &group);
-    let t = (n as u32).div_ceil(TILE);
-    pass.dispatch_workgroups(t, t, count as u32);
 }
 
 /// select.wgsl: all K picks of every dense pool in one dispatch, one workgroup per pool.
@@ -240,18 +442,15 @@ pub(crate) fn encode_select(r: &Recorder, pass: &mut wgpu::ComputePass) {
     if l.n_dense_max.is_none() {
         return;
     }
-    let group = r.group(
-        KernelId::Select,
-        vec![
-            r.pools_all(),
-            bind(&b.sim, 0, l.sizes.sim),
-            bind(&b.state, 0, l.sizes.state),
-            bind(&b.imp, 0, l.sizes.imp),
-            bind(&b.out, 0, l.sizes.out),
-        ],
-    );
-    r.dispatch(pass, KernelId::Select, &group);
-    pass.dispatch_workgroups(l.dense.len() as u32, 1, 1);
+    let binds = vec![
+        r.pools_all(),
+        bind(&b.sim, 0, l.sizes.sim),
+        bind(&b.state, 0, l.sizes.state),
+        bind(&b.imp, 0, l.sizes.imp),
+        bind(&b.out, 0, l.sizes.out),
+    ];
+    r.kit
+        .run(pass, KernelId::Select, binds, [l.dense.len() as u32, 1, 1]);
 }
 
 /// stream.wgsl: steps 0..=K of every streaming pool, one dispatch per step (the step number
@@ -261,7 +460,7 @@ pub(crate) fn encode_stream(r: &Recorder, pass: &mut wgpu::ComputePass) {
     if l.stream.is_empty() {
         return;
     }
-    let group = r.group(
+    let group = r.kit.group(
         KernelId::Stream,
         vec![
             r.pools_stream(),
@@ -274,47 +473,350 @@ pub(crate) fn encode_stream(r: &Recorder, pass: &mut wgpu::ComputePass) {
         ],
     );
     let parts = l.stream.iter().map(|&i| l.table[l.slot_of[i]].parts).max();
-    pass.set_pipeline(&r.pipes[KernelId::Stream].pipeline);
+    pass.set_pipeline(&r.kit.pipes[KernelId::Stream].pipeline);
     for t in 0..=l.kmax {
         pass.set_bind_group(0, &group, &[(t as u64 * STEP_STRIDE) as u32]);
         pass.dispatch_workgroups(parts.unwrap_or(1), l.stream.len() as u32, 1);
     }
 }
 
-/// Records the whole submission: clears, one compute pass (normalise, similarity, select,
-/// streaming; timestamps around it where supported), and the copy of the results (and
-/// timestamps) into the readback buffer.
+/// dpp.wgsl: `relevance` (the text relevance of every pool that has one, 32 tokens per
+/// workgroup over (x, y), pools over z) or `greedy` (one workgroup per pool, one dispatch per
+/// entry of the rounds table, its rounds at a dynamic offset).
+pub(crate) fn encode_dpp(
+    kit: &Kit,
+    pass: &mut wgpu::ComputePass,
+    id: KernelId,
+    l: &DppLayout,
+    b: &DppBuffers,
+) {
+    let s = &l.sizes;
+    let pools = table_range(&b.pools, 0, l.pools);
+    let (u, state) = (bind(&b.norm, 0, s.norm), bind(&b.state, 0, s.state));
+    if id == KernelId::DppRelevance {
+        let (x, y) = kit.grid(l.nmax.div_ceil(STREAM_GROUP));
+        kit.run(pass, id, vec![pools, u, state], [x, y, l.pools as u32]);
+        return;
+    }
+    let binds = vec![
+        pools,
+        u,
+        state,
+        bind(&b.sim, 0, s.sim),
+        bind(&b.chol, 0, s.chol),
+        bind(&b.out, 0, s.out),
+        bind(&b.rounds, 0, std::mem::size_of::<RoundsEntry>() as u64),
+    ];
+    let group = kit.group(KernelId::Dpp, binds);
+    pass.set_pipeline(&kit.pipes[KernelId::Dpp].pipeline);
+    for i in 0..l.rounds.len() {
+        pass.set_bind_group(0, &group, &[(i as u64 * STEP_STRIDE) as u32]);
+        pass.dispatch_workgroups(l.pools as u32, 1, 1);
+    }
+}
+
+/// evs.wgsl: the EVS pools' scores, 32 tokens per workgroup over (x, y), pools over z.
+pub(crate) fn encode_evs(
+    kit: &Kit,
+    pass: &mut wgpu::ComputePass,
+    l: &VideoLayout,
+    b: &VideoBuffers,
+) {
+    let s = &l.sizes;
+    let (x, y) = kit.grid(l.nmax.div_ceil(STREAM_GROUP));
+    let binds = vec![
+        bind(&b.pools, 0, s.pools),
+        bind(&b.norm, 0, s.norm),
+        bind(&b.out, 0, s.out),
+    ];
+    kit.run(pass, KernelId::Evs, binds, [x, y, l.table.len() as u32]);
+}
+
+/// vidcom2_channels.wgsl: `variance` (COLS channels per workgroup over x, pools over z) or
+/// `choose` (WG channels per workgroup).
+pub(crate) fn encode_vidcom2_channels(
+    kit: &Kit,
+    pass: &mut wgpu::ComputePass,
+    id: KernelId,
+    l: &VideoLayout,
+    b: &VideoBuffers,
+    src: wgpu::BindingResource,
+) {
+    let s = &l.sizes;
+    let (pools, stats) = (bind(&b.pools, 0, s.pools), bind(&b.stats, 0, s.stats));
+    let count = l.table.len() as u32;
+    if id == KernelId::VidCom2Variance {
+        kit.run(
+            pass,
+            id,
+            vec![pools, stats, src],
+            [l.cmax.div_ceil(COLS), 1, count],
+        );
+    } else {
+        kit.run(
+            pass,
+            id,
+            vec![pools, stats],
+            [l.cmax.div_ceil(WG), 1, count],
+        );
+    }
+}
+
+/// vidcom2_centres.wgsl: `frames` (COLS kept channels per workgroup over x, frames over y,
+/// pools over z), then `video` (WG channels per workgroup).
+pub(crate) fn encode_vidcom2_centres(
+    kit: &Kit,
+    pass: &mut wgpu::ComputePass,
+    id: KernelId,
+    l: &VideoLayout,
+    b: &VideoBuffers,
+) {
+    let s = &l.sizes;
+    let binds = vec![
+        bind(&b.pools, 0, s.pools),
+        bind(&b.stats, 0, s.stats),
+        bind(&b.cent, 0, s.cent),
+    ];
+    let count = l.table.len() as u32;
+    if id == KernelId::VidCom2Frames {
+        let mut binds = binds;
+        binds.push(bind(&b.norm, 0, s.norm));
+        kit.run(pass, id, binds, [l.kcmax.div_ceil(COLS), l.fmax, count]);
+    } else {
+        kit.run(pass, id, binds, [l.kcmax.div_ceil(WG), 1, count]);
+    }
+}
+
+/// vidcom2_scores.wgsl: the VidCom2 pools' scores, 32 tokens per workgroup over (x, y), pools
+/// over z.
+pub(crate) fn encode_vidcom2_scores(
+    kit: &Kit,
+    pass: &mut wgpu::ComputePass,
+    l: &VideoLayout,
+    b: &VideoBuffers,
+) {
+    let s = &l.sizes;
+    let (x, y) = kit.grid(l.nmax.div_ceil(STREAM_GROUP));
+    let binds = vec![
+        bind(&b.pools, 0, s.pools),
+        bind(&b.norm, 0, s.norm),
+        bind(&b.cent, 0, s.cent),
+        bind(&b.out, 0, s.out),
+    ];
+    kit.run(
+        pass,
+        KernelId::VidCom2Scores,
+        binds,
+        [x, y, l.table.len() as u32],
+    );
+}
+
+/// A command encoder and its one compute pass (timestamps around it where supported).
+fn begin<'e>(
+    enc: &'e mut wgpu::CommandEncoder,
+    queries: Option<&'e wgpu::QuerySet>,
+) -> wgpu::ComputePass<'e> {
+    let timestamp_writes = queries.map(|q| wgpu::ComputePassTimestampWrites {
+        query_set: q,
+        beginning_of_pass_write_index: Some(0),
+        end_of_pass_write_index: Some(1),
+    });
+    enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+        label: Some("tokenprune"),
+        timestamp_writes,
+    })
+}
+
+/// The results (and resolved timestamps) into the readback buffer.
+fn finish(
+    mut enc: wgpu::CommandEncoder,
+    queries: Option<&wgpu::QuerySet>,
+    resolve: Option<&wgpu::Buffer>,
+    (out, out_size): (&wgpu::Buffer, u64),
+    (readback, ts_off): (&wgpu::Buffer, u64),
+) -> wgpu::CommandBuffer {
+    if let (Some(q), Some(res)) = (queries, resolve) {
+        enc.resolve_query_set(q, 0..2, res, 0);
+        enc.copy_buffer_to_buffer(res, 0, readback, ts_off, Some(16));
+    }
+    enc.copy_buffer_to_buffer(out, 0, readback, 0, Some(out_size));
+    enc.finish()
+}
+
+fn encoder(device: &wgpu::Device) -> wgpu::CommandEncoder {
+    device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+        label: Some("tokenprune"),
+    })
+}
+
+/// Records a greedy submission: clears, one compute pass (normalise, similarity, select,
+/// streaming), and the copy of the results (and timestamps) into the readback buffer.
 pub(crate) fn record(r: &Recorder, queries: Option<&wgpu::QuerySet>) -> wgpu::CommandBuffer {
-    let (l, b) = (r.layout, r.bufs);
-    let mut enc = r
-        .device
-        .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-            label: Some("tokenprune"),
-        });
+    let (l, b, kit) = (r.layout, r.bufs, &r.kit);
+    let mut enc = encoder(kit.device);
     enc.clear_buffer(&b.state, 0, Some(l.sizes.state));
     enc.clear_buffer(&b.out, 0, Some(l.sizes.out));
     {
-        let timestamp_writes = queries.map(|q| wgpu::ComputePassTimestampWrites {
-            query_set: q,
-            beginning_of_pass_write_index: Some(0),
-            end_of_pass_write_index: Some(1),
-        });
-        let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
-            label: Some("tokenprune"),
-            timestamp_writes,
-        });
-        encode_normalize(r, &mut pass);
-        encode_similarity(r, &mut pass, KernelId::SimilarityDense);
+        let mut pass = begin(&mut enc, queries);
+        let norm = || bind(&b.norm, 0, l.sizes.norm);
+        encode_normalize(
+            kit,
+            &mut pass,
+            NormalizeRun {
+                pools: r.pools_all(),
+                src: features(r.source, l.device_range, &b.input, l.sizes.input),
+                u: norm(),
+                out: bind(&b.out, 0, l.sizes.out),
+                chan: bind(kit.dummy, 0, 256),
+                rows: l.nmax,
+                count: l.table.len() as u32,
+            },
+        );
+        if let Some(n) = l.n_dense_max {
+            let run = SimilarityRun {
+                pools: r.pools_all(),
+                u: norm(),
+                sim: bind(&b.sim, 0, l.sizes.sim),
+                nn: bind(&b.state, 0, l.sizes.state),
+                n,
+                count: l.dense.len(),
+            };
+            encode_similarity(kit, &mut pass, KernelId::SimilarityDense, run);
+        }
         encode_select(r, &mut pass);
-        if l.stream_divprune {
-            encode_similarity(r, &mut pass, KernelId::SimilarityNearest);
+        if let (true, Some(n)) = (l.stream_divprune, l.n_stream_max) {
+            let run = SimilarityRun {
+                pools: r.pools_stream(),
+                u: norm(),
+                sim: bind(kit.dummy, 0, 256),
+                nn: bind(&b.state, 0, l.sizes.state),
+                n,
+                count: l.stream.len(),
+            };
+            encode_similarity(kit, &mut pass, KernelId::SimilarityNearest, run);
         }
         encode_stream(r, &mut pass);
     }
-    if let (Some(q), Some(res)) = (queries, &b.resolve) {
-        enc.resolve_query_set(q, 0..2, res, 0);
-        enc.copy_buffer_to_buffer(res, 0, &b.readback, l.sizes.ts_off, Some(16));
+    let ts = l.sizes.ts_off;
+    finish(
+        enc,
+        queries,
+        b.resolve.as_ref(),
+        (&b.out, l.sizes.out),
+        (&b.readback, ts),
+    )
+}
+
+/// Records a DPP submission: one compute pass of normalize.wgsl (the pools, then the text
+/// rows), similarity.wgsl `dense` (the pools that store S), dpp.wgsl `relevance` (text
+/// relevance) and `greedy`.
+pub(crate) fn record_dpp(
+    kit: &Kit,
+    l: &DppLayout,
+    b: &DppBuffers,
+    source: Option<&wgpu::Buffer>,
+    queries: Option<&wgpu::QuerySet>,
+) -> wgpu::CommandBuffer {
+    let s = &l.sizes;
+    let mut enc = encoder(kit.device);
+    enc.clear_buffer(&b.out, 0, Some(s.out));
+    {
+        let mut pass = begin(&mut enc, queries);
+        let norm = || bind(&b.norm, 0, s.norm);
+        let rows = |pools, src, rows, count| NormalizeRun {
+            pools,
+            src,
+            u: norm(),
+            out: bind(&b.out, 0, s.out),
+            chan: bind(kit.dummy, 0, 256),
+            rows,
+            count,
+        };
+        let src = features(source, l.device_range, &b.input, s.input);
+        let run = rows(
+            table_range(&b.pools, 0, l.pools),
+            src,
+            l.nmax,
+            l.pools as u32,
+        );
+        encode_normalize(kit, &mut pass, run);
+        if l.texts > 0 {
+            let texts = table_range(&b.pools, l.text_start, l.texts);
+            let run = rows(texts, bind(&b.input, 0, s.input), 1, l.texts as u32);
+            encode_normalize(kit, &mut pass, run);
+        }
+        if let Some(n) = l.n_dense_max {
+            let run = SimilarityRun {
+                pools: table_range(&b.pools, 0, l.pools),
+                u: norm(),
+                sim: bind(&b.sim, 0, s.sim),
+                nn: bind(kit.dummy, 0, 256),
+                n,
+                count: l.dense,
+            };
+            encode_similarity(kit, &mut pass, KernelId::SimilarityDense, run);
+        }
+        if l.texts > 0 {
+            encode_dpp(kit, &mut pass, KernelId::DppRelevance, l, b);
+        }
+        encode_dpp(kit, &mut pass, KernelId::Dpp, l, b);
     }
-    enc.copy_buffer_to_buffer(&b.out, 0, &b.readback, 0, Some(l.sizes.out));
-    enc.finish()
+    finish(
+        enc,
+        queries,
+        b.resolve.as_ref(),
+        (&b.out, s.out),
+        (&b.readback, s.ts_off),
+    )
+}
+
+/// Records a video submission: one compute pass of vidcom2_channels.wgsl (`variance`,
+/// `choose`), normalize.wgsl (through the channel maps), evs.wgsl, vidcom2_centres.wgsl
+/// (`frames`, `video`) and vidcom2_scores.wgsl; each kernel skips the pools of the other
+/// method.
+pub(crate) fn record_video(
+    kit: &Kit,
+    l: &VideoLayout,
+    b: &VideoBuffers,
+    source: Option<&wgpu::Buffer>,
+    queries: Option<&wgpu::QuerySet>,
+) -> wgpu::CommandBuffer {
+    let s = &l.sizes;
+    let mut enc = encoder(kit.device);
+    enc.clear_buffer(&b.out, 0, Some(s.out));
+    enc.clear_buffer(&b.cent, 0, Some(s.cent));
+    {
+        let mut pass = begin(&mut enc, queries);
+        let src = || features(source, l.device_range, &b.input, s.input);
+        let vidcom2 = l.cmax > 0;
+        if vidcom2 {
+            encode_vidcom2_channels(kit, &mut pass, KernelId::VidCom2Variance, l, b, src());
+            encode_vidcom2_channels(kit, &mut pass, KernelId::VidCom2Choose, l, b, src());
+        }
+        let run = NormalizeRun {
+            pools: bind(&b.pools, 0, s.pools),
+            src: src(),
+            u: bind(&b.norm, 0, s.norm),
+            out: bind(&b.out, 0, s.out),
+            chan: bind(&b.stats, 0, s.stats),
+            rows: l.nmax,
+            count: l.table.len() as u32,
+        };
+        encode_normalize(kit, &mut pass, run);
+        if l.any_evs {
+            encode_evs(kit, &mut pass, l, b);
+        }
+        if vidcom2 {
+            encode_vidcom2_centres(kit, &mut pass, KernelId::VidCom2Frames, l, b);
+            encode_vidcom2_centres(kit, &mut pass, KernelId::VidCom2Video, l, b);
+            encode_vidcom2_scores(kit, &mut pass, l, b);
+        }
+    }
+    finish(
+        enc,
+        queries,
+        b.resolve.as_ref(),
+        (&b.out, s.out),
+        (&b.readback, s.ts_off),
+    )
 }
