@@ -47,6 +47,9 @@ if [ "${TOKENPRUNE_SKIP_LINT:-0}" != 1 ]; then
   step "format and lint"
   cargo fmt --all -- --check
   cargo clippy --all-targets -- -D warnings
+  cargo clippy --no-default-features --features io --all-targets -- -D warnings
+  rustup target list --installed | grep -q '^wasm32-unknown-unknown$' || rustup target add wasm32-unknown-unknown
+  cargo clippy --target wasm32-unknown-unknown --no-default-features --features gpu --lib -- -D warnings
 fi
 
 step "cargo test: unit, conformance, properties, GPU, shaders, bad input, CLI, doc tests"

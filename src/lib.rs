@@ -27,6 +27,8 @@ mod budget;
 mod cpu;
 mod error;
 #[cfg(feature = "gpu")]
+// On wasm32, wgpu's handles are neither Send nor Sync; the engine's `Arc`s are for native threads.
+#[cfg_attr(target_arch = "wasm32", allow(clippy::arc_with_non_send_sync))]
 pub mod gpu;
 #[cfg(feature = "io")]
 pub mod io;

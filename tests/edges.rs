@@ -10,7 +10,9 @@ mod common;
 use std::process::Command;
 
 use common::{random_matrix, replay, TestBackend};
-use tokenprune::{Budget, Error, Grid, IdPruner, Method, Pruner, Request, Tokens};
+#[cfg(feature = "gpu")]
+use tokenprune::Pruner;
+use tokenprune::{Budget, Error, Grid, IdPruner, Method, Request, Tokens};
 
 fn is_greedy(m: &Method) -> bool {
     matches!(m, Method::DivPrune | Method::IdPruner(_))

@@ -95,6 +95,7 @@ pub(crate) struct Job<'a> {
     pub work: Work,
 }
 
+#[cfg_attr(not(feature = "gpu"), allow(dead_code))] // the GPU engine's planner reads them
 impl Job<'_> {
     pub fn n(&self) -> usize {
         self.features.n()
@@ -138,6 +139,7 @@ pub(crate) enum Outcome {
     /// It ran.
     Ran(Output),
     /// It does not fit the engine (a GPU's limits, or no kernel), and why; the select layer
-    /// falls back to the CPU engine.
+    /// falls back to the CPU engine. Only the GPU engine produces it.
+    #[cfg_attr(not(feature = "gpu"), allow(dead_code))]
     Misfit(String),
 }
