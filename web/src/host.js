@@ -284,6 +284,7 @@ export class LocalPruner {
    */
   async #pruneThreaded(args) {
     const during = 'prune()';
+    const t0 = performance.now();
     const prepared = this.#sync(during, (raw) => raw.prepare(args.features, args.options, this.#threads.size, splitAll()));
     const plan = prepared.plan;
     if (!plan) return { ...shapeAll(this.#sync(during, (raw) => raw.runPrepared(prepared, null)), this.adapter), threads: 1 };
@@ -296,7 +297,9 @@ export class LocalPruner {
       this.#endThreads(err.message.replace(/^tokenprune: /, 'threads: '));
       throw err;
     }
-    return { ...shapeAll(this.#sync(during, (raw) => raw.runPrepared(prepared, parts)), this.adapter), threads: parts.length };
+    const r = shapeAll(this.#sync(during, (raw) => raw.runPrepared(prepared, parts)), this.adapter);
+    // The whole call, the threads' shares included.
+    return { ...r, elapsedMs: performance.now() - t0, threads: parts.length };
   }
 
   /** Prunes one pool: `args` = `{ features, options }` from `pruneArgs()`. */

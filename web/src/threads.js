@@ -87,6 +87,7 @@ export class Threads {
     try {
       for (let i = 0; i < count; i++) channels.push(new Channel(await spawn()));
       await Promise.all(channels.map((c) => c.call('threadInit', { wasmUrl: source })));
+      for (const c of channels) c.port.unref?.();
     } catch (e) {
       for (const c of channels) c.close();
       throw e;
@@ -113,7 +114,12 @@ export class Threads {
     shared.set(features);
     const fail = testing.failNext;
     testing.failNext = null;
-    return Promise.all(
+    // Node.js: the threads keep the process alive only while they work for a call.
+    for (const c of channels) c.port.ref?.();
+    const unref = () => {
+      if (this.#channels === channels) for (const c of channels) c.port.unref?.();
+    };
+    const all = Promise.all(
       plan.shares.map(([first, count], i) => {
         const { policy, n, d, block, keepTiles } = plan;
         const share = { policy, n, d, block, keepTiles, first, count };
@@ -121,6 +127,8 @@ export class Threads {
         return channels[i].call('similarityPart', { features: shared, share });
       }),
     );
+    all.then(unref, unref);
+    return all;
   }
 
   /** Ends every worker. */
@@ -133,5 +141,7 @@ export class Threads {
 
 /** The Error a call rejects with when a thread failed: it names the cause. */
 export function threadError(e, during) {
-  return new Error(`tokenprune: a CPU thread failed during ${during} (${messageOf(e)}); this pruner's threads were ended and it runs in one thread from now on`);
+  // A thread's own module advice ("create a new Pruner") does not apply to this pruner.
+  const why = messageOf(e).replace(/^tokenprune: /, '').replace(/; this pruner is gone: .*$/, '');
+  return new Error(`tokenprune: a CPU thread failed during ${during} (${why}); this pruner's threads were ended and it runs in one thread from now on`);
 }
