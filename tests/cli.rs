@@ -856,7 +856,7 @@ fn demo_video_strips_show_each_frames_kept_patches() {
         // 8 x round(144 * 0.25) (DivPrune per frame): 288 each.
         assert_eq!(kept.len(), 288, "{name}");
         let mut per_frame = [0usize; 8];
-        for f in 0..8 {
+        for (f, count) in per_frame.iter_mut().enumerate() {
             let drawn = kept_cells(&png, video_frame(r + 1, f), 12, 16);
             let want: Vec<u32> = kept
                 .iter()
@@ -864,7 +864,7 @@ fn demo_video_strips_show_each_frames_kept_patches() {
                 .map(|&i| i % 144)
                 .collect();
             assert_eq!(drawn, want, "{name}, frame {f}: exactly the kept patches");
-            per_frame[f] = want.len();
+            *count = want.len();
         }
         let counts: Vec<String> = per_frame.iter().map(|c| c.to_string()).collect();
         assert!(

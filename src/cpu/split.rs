@@ -291,7 +291,7 @@ mod tests {
                 Method::IdPruner(crate::IdPruner::new(&imp[..n])),
                 Method::IdPruner(crate::IdPruner::new(&imp[..n]).parallel_k(4)),
             ] {
-                let req = Request::new(tokens, method.clone(), crate::Budget::Count(k)).unwrap();
+                let req = Request::new(tokens, method, crate::Budget::Count(k)).unwrap();
                 let want = crate::Pruner::cpu().prune_blocking(&req).unwrap();
                 // IDPruner's single-threaded engine makes its rows with one GEMV per round
                 // here: natively another kernel than the tiles' (equal to 1e-5), in the wasm
@@ -306,7 +306,7 @@ mod tests {
                     _ => None,
                 };
                 for threads in [2, 3, 4, 7] {
-                    let got = split_run(&x, n, d, method.clone(), k, threads);
+                    let got = split_run(&x, n, d, method, k, threads);
                     let what = format!("{} n={n} t={threads}", method.name());
                     assert_eq!(got.order, want.order, "{what}");
                     assert_eq!(got.notes, want.notes, "{what}");
