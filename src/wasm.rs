@@ -17,7 +17,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
 use crate::cpu::normalize::NormPolicy;
-use crate::cpu::similarity::{pair_count, Part};
+use crate::cpu::similarity::pair_count;
 use crate::cpu::split;
 use crate::schema::{self, Field, Kind, Surface, Value, Values};
 use crate::{
@@ -574,7 +574,7 @@ impl JsPruner {
             ))
         };
         let tokens = req.tokens().ok_or_else(bad)?;
-        let mut read = Vec::new();
+        let (mut nns, mut tiles) = (Vec::new(), Vec::new());
         let mut zero_rows = None;
         for i in 0..plan.shares.len() as u32 {
             let p = Reflect::get(&parts, &JsValue::from(i)).map_err(|_| bad())?;
@@ -585,14 +585,19 @@ impl JsPruner {
                     .ok_or_else(bad)
             };
             zero_rows = get("zeroRows").and_then(|v| v.as_f64());
-            read.push(Part {
-                nn: array("nn")?.to_vec(),
-                tiles: array("tiles")?.to_vec(),
-            });
+            nns.push(array("nn")?.to_vec());
+            tiles.push(array("tiles")?);
         }
         let zero_rows = zero_rows.ok_or_else(bad)? as usize;
-        let given = split::join(plan, tokens, &read, zero_rows).ok_or_else(bad)?;
-        drop(read);
+        let nns: Vec<&[f32]> = nns.iter().map(|v| &v[..]).collect();
+        // Each thread's tiles straight from its array into place.
+        let fill = |i: usize, out: &mut [f32]| {
+            let t = &tiles[i];
+            (t.length() as usize == out.len())
+                .then(|| t.copy_to(out))
+                .is_some()
+        };
+        let given = split::join(plan, tokens, &nns, fill, zero_rows).ok_or_else(bad)?;
         split::with_given(given, || now(run_one(&self.inner, &req, per_frame)))?
     }
 

@@ -221,11 +221,18 @@ fn fold_pairs(
 }
 
 /// One share of the similarity stage (see [`similarity_part`]).
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))] // natively only the tests split
 pub(crate) struct Part {
     /// The share's nearest-neighbour maxima (`-inf` where it touches no token).
     pub nn: Vec<f32>,
     /// Its tiles, one after another (empty when they were not asked for).
-    pub tiles: Vec<f32>,
+    pub tiles: workspace::Buffer,
+}
+
+impl Drop for Part {
+    fn drop(&mut self) {
+        workspace::give(std::mem::take(&mut self.tiles));
+    }
 }
 
 /// The tiles numbered `range` of the similarity of `u` (`[n, d]`, rows normalised), cut into
@@ -240,7 +247,7 @@ pub(crate) fn similarity_part(
     range: std::ops::Range<usize>,
     keep_tiles: bool,
 ) -> Part {
-    let (nn, kept) = match Syrk::new(u, n, d, block) {
+    let (nn, tiles) = match Syrk::new(u, n, d, block) {
         Some(s) => fold_pairs(n, block, range, keep_tiles, |bi, bj, tile| {
             s.tile(bi, bj, block, tile)
         }),
@@ -250,43 +257,47 @@ pub(crate) fn similarity_part(
             dot_rows(&u[i0 * d..i1 * d], &u[j0 * d..j1 * d], d, tile, block);
         }),
     };
-    let tiles = kept.to_vec();
-    workspace::give(kept);
     Part { nn, tiles }
 }
 
 /// Joins the shares of [`similarity_part`] that together cover every tile, in order: the
-/// nearest-neighbour maxima of the whole pool, and the tiles when the shares kept them.
-/// `None` when the shares do not fit together (wrong lengths).
+/// nearest-neighbour maxima of the whole pool (`nns`, one per share), and, when `tiles` gives
+/// each share's tile count, the tiles, copied by `fill(share, out)` straight into place.
+/// `None` when the shares do not fit together (wrong lengths, `fill` returning false).
 pub(crate) fn join_parts(
     n: usize,
     block: usize,
-    parts: &[Part],
-    keep_tiles: bool,
+    nns: &[&[f32]],
+    tiles: Option<&[usize]>,
+    mut fill: impl FnMut(usize, &mut [f32]) -> bool,
 ) -> Option<(Vec<f32>, Option<Tiles>)> {
-    let size = block * block;
-    let total = pair_count(n, block);
-    let tile_floats: usize = parts.iter().map(|p| p.tiles.len()).sum();
-    if parts.iter().any(|p| p.nn.len() != n)
-        || tile_floats != if keep_tiles { total * size } else { 0 }
+    let (size, total) = (block * block, pair_count(n, block));
+    if nns.iter().any(|nn| nn.len() != n)
+        || tiles.is_some_and(|t| t.len() != nns.len() || t.iter().sum::<usize>() != total)
     {
         return None;
     }
     let mut nn = vec![f32::NEG_INFINITY; n];
-    for p in parts {
-        for (m, &s) in nn.iter_mut().zip(&p.nn) {
+    for part in nns {
+        for (m, &s) in nn.iter_mut().zip(*part) {
             *m = m.max(s);
         }
     }
-    let tiles = keep_tiles.then(|| {
-        let mut kept = workspace::take(total * size);
-        let mut at = 0;
-        for p in parts {
-            kept[at..at + p.tiles.len()].copy_from_slice(&p.tiles);
-            at += p.tiles.len();
+    let tiles = match tiles {
+        None => None,
+        Some(counts) => {
+            let mut kept = workspace::take(total * size);
+            let mut at = 0;
+            for (i, &c) in counts.iter().enumerate() {
+                if !fill(i, &mut kept[at..at + c * size]) {
+                    workspace::give(kept);
+                    return None;
+                }
+                at += c * size;
+            }
+            Some(Tiles::from_kept(n, block, kept))
         }
-        Tiles::from_kept(n, block, kept)
-    });
+    };
     Some((nn, tiles))
 }
 

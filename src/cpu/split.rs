@@ -157,32 +157,47 @@ fn key(tokens: &Tokens, policy: NormPolicy) -> (usize, usize, NormPolicy) {
     (tokens.data().as_ptr() as usize, tokens.data().len(), policy)
 }
 
-/// Joins the shares of `plan` (in order) into the similarity of `tokens`; `None` when they do
-/// not fit the plan (lengths, count).
+/// Joins the shares of `plan` (in order) into the similarity of `tokens`: `nns` each share's
+/// nearest-neighbour maxima, `fill(share, out)` copies a share's tiles into place (when the
+/// plan keeps them) and says whether they had the planned length. `None` when the shares do
+/// not fit the plan.
 pub(crate) fn join(
     plan: &Plan,
     tokens: &Tokens,
-    parts: &[Part],
+    nns: &[&[f32]],
+    fill: impl FnMut(usize, &mut [f32]) -> bool,
     zero_rows: usize,
 ) -> Option<Given> {
-    if parts.len() != plan.shares.len() || (tokens.n(), tokens.d()) != (plan.n, plan.d) {
+    if nns.len() != plan.shares.len() || (tokens.n(), tokens.d()) != (plan.n, plan.d) {
         return None;
     }
-    let size = plan.block * plan.block;
-    let sized = parts
-        .iter()
-        .zip(&plan.shares)
-        .all(|(p, r)| p.tiles.len() == if plan.keep_tiles { r.len() * size } else { 0 });
-    if !sized {
-        return None;
-    }
-    let (nn, tiles) = join_parts(plan.n, plan.block, parts, plan.keep_tiles)?;
+    let counts: Vec<usize> = plan.shares.iter().map(|r| r.len()).collect();
+    let tiles = plan.keep_tiles.then_some(&counts[..]);
+    let (nn, tiles) = join_parts(plan.n, plan.block, nns, tiles, fill)?;
     Some(Given {
         key: key(tokens, plan.policy),
         nn,
         tiles,
         zero_rows,
     })
+}
+
+/// [`join`] of shares computed in this instance (the tests).
+#[cfg(test)]
+pub(crate) fn join_local(
+    plan: &Plan,
+    tokens: &Tokens,
+    parts: &[Part],
+    zero_rows: usize,
+) -> Option<Given> {
+    let nns: Vec<&[f32]> = parts.iter().map(|p| &p.nn[..]).collect();
+    let fill = |i: usize, out: &mut [f32]| {
+        let src = &parts[i].tiles;
+        (src.len() == out.len())
+            .then(|| out.copy_from_slice(src))
+            .is_some()
+    };
+    join(plan, tokens, &nns, fill, zero_rows)
 }
 
 /// Similarities handed over for the calls running inside [`with_given`].
@@ -272,7 +287,7 @@ mod tests {
                 p
             })
             .collect();
-        let given = join(&plan, &tokens, &parts, zeros[0]).expect("shares fit");
+        let given = join_local(&plan, &tokens, &parts, zeros[0]).expect("shares fit");
         let pruner = crate::Pruner::cpu();
         with_given(given, || pruner.prune_blocking(&req).unwrap())
     }
@@ -338,7 +353,7 @@ mod tests {
             .iter()
             .map(|r| part(&tokens, plan.policy, plan.block, r.clone(), plan.keep_tiles).0)
             .collect();
-        let mut given = join(&plan, &tokens, &parts, 0).unwrap();
+        let mut given = join_local(&plan, &tokens, &parts, 0).unwrap();
         let want = crate::Pruner::cpu().prune_blocking(&req).unwrap();
         given.nn.fill(0.5);
         given.nn[123] = -0.5; // farthest from its neighbour: the seed
