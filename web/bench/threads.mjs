@@ -2,7 +2,10 @@
 // isolated page, as web/demo/serve.mjs serves) and in Node.js (worker_threads):
 //
 //   node web/bench/threads.mjs [--repeats 9] [--threads auto|N] [--node] [--chromium] [--quick]
-//                              [--json out.json]
+//                              [--wait-quiet SECONDS] [--json out.json]
+//
+// --wait-quiet: first wait (at most that long) for the 1-minute load average to drop below 0.7;
+// on a shared machine two threads only help while the other cores are idle.
 //
 // Needs web/dist (bash web/build.sh). Prints a markdown table (BENCHMARKS.md, "Threaded wasm
 // CPU engine") with the machine, the load average before and after, and the same-run ratio.
@@ -38,6 +41,10 @@ if (!existsSync(join(web, 'dist', 'tokenprune_bg.wasm'))) {
   process.exit(1);
 }
 const load = () => loadavg().map((x) => x.toFixed(2)).join(' ');
+const quiet = Number(arg('--wait-quiet', 0));
+for (const until = Date.now() + quiet * 1000; Date.now() < until && loadavg()[0] >= 0.7; ) {
+  await new Promise((ok) => setTimeout(ok, 5000));
+}
 const cpuName = (() => {
   try {
     return readFileSync('/proc/cpuinfo', 'utf8').match(/model name\s*:\s*(.*)/)[1];
