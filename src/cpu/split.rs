@@ -28,9 +28,9 @@ use crate::tokens::Tokens;
 use crate::Request;
 
 /// Below this many multiply-adds in the similarity tiles (`N^2 D / 2`) a split does not pay
-/// for itself: sending the pool to the workers and the tiles back, and waking them, costs
-/// about as much as it saves. Measured in Chromium on 2 cores (BENCHMARKS.md, "Threaded wasm").
-pub(crate) const MIN_SPLIT_MADDS: u64 = 1 << 25;
+/// for itself. Measured in Chromium on 2 cores (BENCHMARKS.md, "Threaded wasm CPU engine"):
+/// DivPrune 576 x 256 (42 M) ran 0.82x as fast on 2 threads, 576 x 1024 (170 M) 1.20x.
+pub(crate) const MIN_SPLIT_MADDS: u64 = 1 << 27;
 
 /// How many tile multiply-adds one multiply-add of an IDPruner pass costs in the wasm build
 /// (a pass is one row against all tokens, bound by memory). Measured in Chromium, one thread,
