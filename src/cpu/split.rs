@@ -34,8 +34,10 @@ pub(crate) const MIN_SPLIT_MADDS: u64 = 1 << 27;
 
 /// How many tile multiply-adds one multiply-add of an IDPruner pass costs in the wasm build
 /// (a pass is one row against all tokens, bound by memory). Measured in Chromium, one thread,
-/// same run: IDPruner 576 x 1024 K = 58 (57 passes) in 23.8 ms against DivPrune's tiles of the
-/// same pool in 77.6 ms: 0.71 against 0.45 ns per multiply-add.
+/// same run, on a loaded machine: IDPruner 576 x 1024 K = 58 (57 passes) in 23.8 ms against
+/// DivPrune's tiles of the same pool in 77.6 ms (0.71 against 0.45 ns per multiply-add); in
+/// the quiet pairs of BENCHMARKS.md 32.7 against 33.6 ms (a factor near 5). The lower figure is
+/// kept: it splits IDPruner only where the Gram surely wins.
 const WASM_PASS_COST: f64 = 1.6;
 
 /// How a request's similarity stage is shared out.
