@@ -16,6 +16,9 @@ use js_sys::{Array, Float32Array, Object, Reflect, Uint16Array, Uint32Array};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
+use crate::cpu::normalize::NormPolicy;
+use crate::cpu::similarity::pair_count;
+use crate::cpu::split;
 use crate::schema::{self, Field, Kind, Surface, Value, Values};
 use crate::{
     Backend, BackendChoice, Error, Grid, Pruner, PrunerOptions, Request, Selection, Tokens,
@@ -536,6 +539,68 @@ impl JsPruner {
         now(run_one(&self.inner, &req, per_frame))?
     }
 
+    /// Reads one pool for a threaded call and plans the split of its similarity stage across
+    /// `threads` CPU threads (`force`: split even where it does not pay; tests). Bad input is
+    /// an error here, before any thread starts. Then [`JsPruner::run_prepared`].
+    pub fn prepare(
+        &self,
+        features: JsValue,
+        options: JsValue,
+        threads: u32,
+        force: bool,
+    ) -> Result<Prepared, JsValue> {
+        let pool = Pool::parse(&features, &options, &[])?;
+        let (req, per_frame) = pool.request()?;
+        let plan = (!per_frame && self.inner.backend() == Backend::Cpu)
+            .then(|| {
+                let limit = self.inner.cpu_engine().dense_limit;
+                split::plan(&req, threads as usize, limit, force)
+            })
+            .flatten();
+        Ok(Prepared { pool, plan })
+    }
+
+    /// Runs a prepared pool to completion: with the threads' shares (`parts`: one
+    /// `similarityPart()` result per share of the plan, in order), or alone (`null`).
+    #[wasm_bindgen(js_name = runPrepared)]
+    pub fn run_prepared(&self, prepared: Prepared, parts: JsValue) -> Result<JsValue, JsValue> {
+        let (req, per_frame) = prepared.pool.request()?;
+        let (Some(plan), false) = (&prepared.plan, parts.is_null() || parts.is_undefined()) else {
+            return now(run_one(&self.inner, &req, per_frame))?;
+        };
+        let bad = || {
+            js_err(Error::Backend(
+                "internal: the threads' shares do not fit the plan".into(),
+            ))
+        };
+        let tokens = req.tokens().ok_or_else(bad)?;
+        let (mut nns, mut tiles) = (Vec::new(), Vec::new());
+        let mut zero_rows = None;
+        for i in 0..plan.shares.len() as u32 {
+            let p = Reflect::get(&parts, &JsValue::from(i)).map_err(|_| bad())?;
+            let get = |k: &str| Reflect::get(&p, &JsValue::from_str(k)).ok();
+            let array = |k: &str| {
+                get(k)
+                    .and_then(|v| v.dyn_into::<Float32Array>().ok())
+                    .ok_or_else(bad)
+            };
+            zero_rows = get("zeroRows").and_then(|v| v.as_f64());
+            nns.push(array("nn")?.to_vec());
+            tiles.push(array("tiles")?);
+        }
+        let zero_rows = zero_rows.ok_or_else(bad)? as usize;
+        let nns: Vec<&[f32]> = nns.iter().map(|v| &v[..]).collect();
+        // Each thread's tiles straight from its array into place.
+        let fill = |i: usize, out: &mut [f32]| {
+            let t = &tiles[i];
+            (t.length() as usize == out.len())
+                .then(|| t.copy_to(out))
+                .is_some()
+        };
+        let given = split::join(plan, tokens, &nns, fill, zero_rows).ok_or_else(bad)?;
+        split::with_given(given, || now(run_one(&self.inner, &req, per_frame)))?
+    }
+
     /// Prunes many pools in one call: `items` is an array of `{ features, ...options }`.
     /// Items with `perFrame` run frame by frame; on the GPU the others together in one batch.
     #[wasm_bindgen(js_name = pruneBatch)]
@@ -556,6 +621,108 @@ impl JsPruner {
         let reqs = batch_requests(&pools)?;
         now(run_batch(&self.inner, &reqs))?
     }
+}
+
+/// One pool read for a threaded call ([`JsPruner::prepare`]): its inputs, and how its
+/// similarity stage is shared out across the package's CPU threads (none: run it here alone).
+#[wasm_bindgen]
+pub struct Prepared {
+    pool: Pool,
+    plan: Option<split::Plan>,
+}
+
+fn policy_name(p: NormPolicy) -> &'static str {
+    match p {
+        NormPolicy::DivPrune => "divprune",
+        NormPolicy::IdPruner => "idpruner",
+    }
+}
+
+#[wasm_bindgen]
+impl Prepared {
+    /// The split, or `null` when the call runs in one thread: `{ policy, n, d, block,
+    /// keepTiles, shares: [[first tile, tile count], ...] }`; each share goes to one thread's
+    /// [`similarity_part`].
+    #[wasm_bindgen(getter)]
+    pub fn plan(&self) -> JsValue {
+        let Some(p) = &self.plan else {
+            return JsValue::NULL;
+        };
+        let o = Object::new();
+        set(&o, "policy", JsValue::from_str(policy_name(p.policy)));
+        set(&o, "n", JsValue::from_f64(p.n as f64));
+        set(&o, "d", JsValue::from_f64(p.d as f64));
+        set(&o, "block", JsValue::from_f64(p.block as f64));
+        set(&o, "keepTiles", JsValue::from_bool(p.keep_tiles));
+        let shares: Array = p
+            .shares
+            .iter()
+            .map(|r| -> JsValue {
+                Array::of2(
+                    &JsValue::from_f64(r.start as f64),
+                    &JsValue::from_f64(r.len() as f64),
+                )
+                .into()
+            })
+            .collect();
+        set(&o, "shares", shares.into());
+        o.into()
+    }
+}
+
+/// A number field of a plain object made by the package's own JavaScript.
+fn field(o: &JsValue, k: &str) -> Result<f64, JsValue> {
+    Reflect::get(o, &JsValue::from_str(k))
+        .ok()
+        .and_then(|v| v.as_f64())
+        .ok_or_else(|| param(format!("share: {k} missing")))
+}
+
+/// One thread's share of a split similarity stage (run in each CPU thread's own instance of
+/// the module): the tokens normalised as `share.policy` says, and the tiles numbered
+/// `share.first .. share.first + share.count` of their similarity, computed by the CPU
+/// engine's own stage ([`split::part`]). Resolves to `{ nn, tiles, zeroRows }`: the share's
+/// nearest-neighbour maxima (Float32Array of N), its tiles (Float32Array, empty unless
+/// `share.keepTiles`) and the zero rows met.
+#[wasm_bindgen(js_name = similarityPart)]
+pub fn similarity_part(features: JsValue, share: JsValue) -> Result<JsValue, JsValue> {
+    let (n, d) = (
+        count(field(&share, "n")?, "n")?,
+        count(field(&share, "d")?, "d")?,
+    );
+    let block = count(field(&share, "block")?, "block")?;
+    let first = count(field(&share, "first")?, "first")?;
+    let len = count(field(&share, "count")?, "count")?;
+    let policy = match Reflect::get(&share, &"policy".into())
+        .ok()
+        .and_then(|v| v.as_string())
+        .as_deref()
+    {
+        Some("divprune") => NormPolicy::DivPrune,
+        Some("idpruner") => NormPolicy::IdPruner,
+        _ => return Err(param("share: policy must be divprune or idpruner")),
+    };
+    let keep_tiles = Reflect::get(&share, &"keepTiles".into())
+        .ok()
+        .and_then(|v| v.as_bool())
+        .unwrap_or(false);
+    if block == 0
+        || first
+            .checked_add(len)
+            .is_none_or(|end| end > pair_count(n, block))
+    {
+        return Err(param(format!(
+            "share: tiles {first}..+{len} of block {block} do not exist in a pool of {n} tokens"
+        )));
+    }
+    let feats = floats(&features, "features")?;
+    let tokens = Tokens::new(&feats, n, d).map_err(js_err)?;
+    let (part, zero_rows) = split::part(&tokens, policy, block, first..first + len, keep_tiles);
+    let o = Object::new();
+    set(&o, "nn", Float32Array::from(&part.nn[..]).into());
+    set(&o, "tiles", Float32Array::from(&part.tiles[..]).into());
+    set(&o, "zeroRows", JsValue::from_f64(zero_rows as f64));
+    Ok(o.into())
 }
 
 fn prefix(e: JsValue, i: usize) -> JsValue {

@@ -5,6 +5,7 @@
 use super::matmul::similarity_rows;
 use super::normalize::{normalize_rows, NormPolicy};
 use super::similarity::{nearest_similarity, nearest_similarity_of, Tiles};
+use super::split::{self, Given};
 use crate::select::{Mmr, Picks};
 use crate::tokens::Tokens;
 
@@ -52,25 +53,42 @@ impl Rows<'_> {
 pub(crate) fn divprune(tokens: &Tokens, k: usize, dense_limit: usize) -> Picks {
     let (n, d) = (tokens.n(), tokens.d());
     let dense = Tiles::bytes(n) <= dense_limit as u64;
+    // A similarity computed by other instances (the threaded wasm engine), if one was handed
+    // over for this pool: the same values this function would compute.
+    let given = (k > 0)
+        .then(|| split::take(tokens, NormPolicy::DivPrune))
+        .flatten();
     let normalized;
-    // With the packed kernel the dense path normalises the rows straight into its operands.
-    let (nn, rows, zero_rows) = match (k > 0 && dense)
-        .then(|| nearest_similarity_of(tokens, NormPolicy::DivPrune))
-        .flatten()
-    {
-        Some((nn, tiles, zero_rows)) => (nn, Rows::Tiles(tiles), zero_rows),
-        None => {
-            normalized = normalize_rows(tokens, NormPolicy::DivPrune);
-            let (u, zero_rows) = (&normalized.0, normalized.1);
-            let (nn, tiles) = match k {
-                0 => (Vec::new(), None),
-                _ => nearest_similarity(u, n, d, dense),
-            };
-            let rows = match tiles {
-                Some(t) => Rows::Tiles(t),
-                None => Rows::Stream { u, d },
-            };
-            (nn, rows, zero_rows)
+    let (nn, rows, zero_rows) = match given {
+        Some(Given {
+            nn,
+            tiles: Some(tiles),
+            zero_rows,
+            ..
+        }) => (nn, Rows::Tiles(tiles), zero_rows),
+        given => {
+            // With the packed kernel the dense path normalises the rows straight into its
+            // operands.
+            match (k > 0 && dense && given.is_none())
+                .then(|| nearest_similarity_of(tokens, NormPolicy::DivPrune))
+                .flatten()
+            {
+                Some((nn, tiles, zero_rows)) => (nn, Rows::Tiles(tiles), zero_rows),
+                None => {
+                    normalized = normalize_rows(tokens, NormPolicy::DivPrune);
+                    let (u, zero_rows) = (&normalized.0, normalized.1);
+                    let (nn, tiles) = match (k, given) {
+                        (0, _) => (Vec::new(), None),
+                        (_, Some(g)) => (g.nn, None),
+                        _ => nearest_similarity(u, n, d, dense),
+                    };
+                    let rows = match tiles {
+                        Some(t) => Rows::Tiles(t),
+                        None => Rows::Stream { u, d },
+                    };
+                    (nn, rows, zero_rows)
+                }
+            }
         }
     };
     let mut picks = Picks {
@@ -115,6 +133,15 @@ pub(crate) fn divprune(tokens: &Tokens, k: usize, dense_limit: usize) -> Picks {
 /// `lambda * imp - (1 - lambda) * maxsim`; the first round by normalised importance alone.
 pub(crate) fn idpruner(tokens: &Tokens, k: usize, params: &Mmr) -> Picks {
     let (n, d) = (tokens.n(), tokens.d());
+    // The Gram computed by other instances (the threaded wasm engine), if handed over.
+    if let Some(Given {
+        tiles: Some(tiles),
+        zero_rows,
+        ..
+    }) = split::take(tokens, NormPolicy::IdPruner)
+    {
+        return mmr(n, k, params, Rows::Tiles(tiles), zero_rows);
+    }
     // Rounds that update maxsim: all but the last.
     let passes = k.div_ceil(params.parallel_k.max(1)).saturating_sub(1);
     // The dense Gram when cheaper than the GEMV passes (and within the default tile budget).
@@ -125,7 +152,7 @@ pub(crate) fn idpruner(tokens: &Tokens, k: usize, params: &Mmr) -> Picks {
 
 /// [`idpruner`] with the similarity rows from the dense Gram (`gram`, where the packed kernel
 /// exists) or from one GEMV per round.
-fn idpruner_on(tokens: &Tokens, k: usize, params: &Mmr, gram: bool) -> Picks {
+pub(super) fn idpruner_on(tokens: &Tokens, k: usize, params: &Mmr, gram: bool) -> Picks {
     let (n, d) = (tokens.n(), tokens.d());
     let normalized;
     let (rows, zero_rows) = match gram
@@ -144,6 +171,11 @@ fn idpruner_on(tokens: &Tokens, k: usize, params: &Mmr, gram: bool) -> Picks {
             )
         }
     };
+    mmr(n, k, params, rows, zero_rows)
+}
+
+/// IDPruner's rounds with the similarity rows from `rows`.
+fn mmr(n: usize, k: usize, params: &Mmr, rows: Rows, zero_rows: usize) -> Picks {
     let imp = &params.imp;
     let (lam, one_minus) = (params.lambda, params.one_minus);
     let mut picks = Picks {

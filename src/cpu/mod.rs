@@ -11,6 +11,7 @@ pub(crate) mod normalize;
 mod par;
 pub(crate) mod rownorm;
 pub(crate) mod similarity;
+pub(crate) mod split;
 pub(crate) mod vidcom2;
 
 use crate::error::{Error, Result};

@@ -55,6 +55,16 @@ impl Drop for Tiles {
 }
 
 impl Tiles {
+    /// The tiles of an `n`-token pool, all of them in [`pair_index`] order in `kept`.
+    fn from_kept(n: usize, block: usize, kept: workspace::Buffer) -> Tiles {
+        Tiles {
+            n,
+            block,
+            blocks: n.div_ceil(block),
+            tiles: kept,
+        }
+    }
+
     /// Tile `(bi, bj)`, `bi <= bj`.
     fn tile(&self, bi: usize, bj: usize) -> &[f32] {
         let size = self.block * self.block;
@@ -142,14 +152,40 @@ fn fold_tiles(
     keep_tiles: bool,
     tile: impl Fn(usize, usize, &mut [f32]) + Sync + Send,
 ) -> (Vec<f32>, Option<Tiles>) {
+    let all = 0..pair_count(n, block);
+    let (nn, kept) = fold_pairs(n, block, all, keep_tiles, tile);
+    let tiles = keep_tiles.then(|| Tiles::from_kept(n, block, kept));
+    (nn, tiles)
+}
+
+/// Number of upper-triangle tiles of an `n`-token pool cut into `block`-sized blocks.
+pub(crate) fn pair_count(n: usize, block: usize) -> usize {
+    let blocks = n.div_ceil(block);
+    blocks * (blocks + 1) / 2
+}
+
+/// The tiles numbered `range` (in [`pair_index`] order), computed with `tile(bi, bj, out)` in
+/// parallel: their row and column maxima folded into a nearest-neighbour vector (`-inf` where
+/// no tile of the range touches a token), and the tiles themselves, one after another, when
+/// `keep_tiles` (else an empty buffer). The whole stage is the one range of every tile; the
+/// threaded wasm engine gives each instance a share ([`super::split`]).
+fn fold_pairs(
+    n: usize,
+    block: usize,
+    range: std::ops::Range<usize>,
+    keep_tiles: bool,
+    tile: impl Fn(usize, usize, &mut [f32]) + Sync + Send,
+) -> (Vec<f32>, workspace::Buffer) {
     let blocks = n.div_ceil(block);
     let size = block * block;
     let pairs: Vec<(usize, usize)> = (0..blocks)
         .flat_map(|bi| (bi..blocks).map(move |bj| (bi, bj)))
+        .skip(range.start)
+        .take(range.len())
         .collect();
-    // Computes tile number i into `out` and returns its row and column maxima. Reused memory:
-    // the kernel writes the whole tile, the fallback its valid rows x columns, the only part
-    // ever read.
+    // Computes tile number i of the range into `out` and returns its row and column maxima.
+    // Reused memory: the kernel writes the whole tile, the fallback its valid rows x columns,
+    // the only part ever read.
     let compute = |i: usize, out: &mut [f32]| {
         let (bi, bj) = pairs[i];
         tile(bi, bj, out);
@@ -181,13 +217,88 @@ fn fold_tiles(
             *m = m.max(c);
         }
     }
-    let tiles = keep_tiles.then_some(Tiles {
-        n,
-        block,
-        blocks,
-        tiles: kept,
-    });
-    (nn, tiles)
+    (nn, kept)
+}
+
+/// One share of the similarity stage (see [`similarity_part`]).
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))] // natively only the tests split
+pub(crate) struct Part {
+    /// The share's nearest-neighbour maxima (`-inf` where it touches no token).
+    pub nn: Vec<f32>,
+    /// Its tiles, one after another (empty when they were not asked for).
+    pub tiles: workspace::Buffer,
+}
+
+impl Drop for Part {
+    fn drop(&mut self) {
+        workspace::give(std::mem::take(&mut self.tiles));
+    }
+}
+
+/// The tiles numbered `range` of the similarity of `u` (`[n, d]`, rows normalised), cut into
+/// `block`-sized blocks: the same tiles, computed by the same kernel, that
+/// [`nearest_similarity`] computes for the whole pool, so that shares computed apart (by
+/// instances that share no memory) and joined by [`join_parts`] equal it bit for bit.
+pub(crate) fn similarity_part(
+    u: &[f32],
+    n: usize,
+    d: usize,
+    block: usize,
+    range: std::ops::Range<usize>,
+    keep_tiles: bool,
+) -> Part {
+    let (nn, tiles) = match Syrk::new(u, n, d, block) {
+        Some(s) => fold_pairs(n, block, range, keep_tiles, |bi, bj, tile| {
+            s.tile(bi, bj, block, tile)
+        }),
+        None => fold_pairs(n, block, range, keep_tiles, |bi, bj, tile| {
+            let (i0, i1) = (bi * block, ((bi + 1) * block).min(n));
+            let (j0, j1) = (bj * block, ((bj + 1) * block).min(n));
+            dot_rows(&u[i0 * d..i1 * d], &u[j0 * d..j1 * d], d, tile, block);
+        }),
+    };
+    Part { nn, tiles }
+}
+
+/// Joins the shares of [`similarity_part`] that together cover every tile, in order: the
+/// nearest-neighbour maxima of the whole pool (`nns`, one per share), and, when `tiles` gives
+/// each share's tile count, the tiles, copied by `fill(share, out)` straight into place.
+/// `None` when the shares do not fit together (wrong lengths, `fill` returning false).
+pub(crate) fn join_parts(
+    n: usize,
+    block: usize,
+    nns: &[&[f32]],
+    tiles: Option<&[usize]>,
+    mut fill: impl FnMut(usize, &mut [f32]) -> bool,
+) -> Option<(Vec<f32>, Option<Tiles>)> {
+    let (size, total) = (block * block, pair_count(n, block));
+    if nns.iter().any(|nn| nn.len() != n)
+        || tiles.is_some_and(|t| t.len() != nns.len() || t.iter().sum::<usize>() != total)
+    {
+        return None;
+    }
+    let mut nn = vec![f32::NEG_INFINITY; n];
+    for part in nns {
+        for (m, &s) in nn.iter_mut().zip(*part) {
+            *m = m.max(s);
+        }
+    }
+    let tiles = match tiles {
+        None => None,
+        Some(counts) => {
+            let mut kept = workspace::take(total * size);
+            let mut at = 0;
+            for (i, &c) in counts.iter().enumerate() {
+                if !fill(i, &mut kept[at..at + c * size]) {
+                    workspace::give(kept);
+                    return None;
+                }
+                at += c * size;
+            }
+            Some(Tiles::from_kept(n, block, kept))
+        }
+    };
+    Some((nn, tiles))
 }
 
 /// Row and column maxima of one `rows x cols` tile, skipping the diagonal of a diagonal tile

@@ -5,10 +5,12 @@ import init, {
   initSync,
   Pruner as RawPruner,
   keptSetFigures as rawFigures,
+  similarityPart as rawSimilarityPart,
   __wbg_reset_state as resetState,
   __trapForTests,
 } from '../dist/tokenprune.js';
 import { messageOf, paramError } from './inputs.js';
+import { Threads, splitAll, threadError, threadsFor, threadsOption } from './threads.js';
 
 let ready = null;
 let wasmSource = null;
@@ -176,6 +178,11 @@ export async function trapForTests() {
   return guard('trapForTests()', () => __trapForTests());
 }
 
+/** One CPU thread's share of a split similarity stage (in a thread of ./threads.js). */
+export function similarityPart(features, share) {
+  return guard('a CPU thread\'s share', () => rawSimilarityPart(features, share));
+}
+
 /** Diversity and coverage of a kept set (inputs already checked and snapshotted). */
 export async function keptSetFigures(features, n, d, kept) {
   await ensureInit();
@@ -195,10 +202,14 @@ export class LocalPruner {
   #raw;
   #gen;
   #dead = null;
+  /** The CPU engine's threads (./threads.js), or null: one thread. */
+  #threads = null;
 
   constructor(raw, fallbackReason, adapterName = null) {
     this.#raw = raw;
     this.#gen = generation;
+    this.threads = 1;
+    this.threadsReason = null;
     const { kind, adapter } = raw.backend;
     this.backend = kind;
     // The browser's own GPUAdapterInfo (description, else vendor and architecture) names the
@@ -236,18 +247,80 @@ export class LocalPruner {
     });
   }
 
+  /** Gives this (CPU) pruner its threads: `{ count, reason }` from `threadsFor()`. */
+  async startThreads({ count, reason }, source) {
+    this.threadsReason = reason;
+    if (count < 2) return;
+    try {
+      this.#threads = await Threads.start(count, source);
+      this.threads = count;
+    } catch (e) {
+      this.threadsReason = `threads: starting ${count} CPU threads failed (${messageOf(e)}): the CPU engine runs in one thread`;
+    }
+  }
+
+  /** Ends the threads (after one failed): later calls run in one thread. */
+  #endThreads(why) {
+    this.#threads?.close();
+    this.#threads = null;
+    this.threads = 1;
+    this.threadsReason = why;
+  }
+
+  /** Runs `fn(raw)` (a synchronous call into the module) as #run does for the CPU engine. */
+  #sync(during, fn) {
+    this.#check(during);
+    try {
+      return guard(during, () => fn(this.#raw));
+    } catch (e) {
+      if (trapped || this.#gen !== generation) this.#dead = messageOf(e);
+      throw e;
+    }
+  }
+
+  /**
+   * A call on the threads: the pool read and its split planned here (bad input rejects before
+   * any thread starts), the shares computed by the threads, joined and finished here.
+   */
+  async #pruneThreaded(args) {
+    const during = 'prune()';
+    const t0 = performance.now();
+    const prepared = this.#sync(during, (raw) => raw.prepare(args.features, args.options, this.#threads.size, splitAll()));
+    const plan = prepared.plan;
+    if (!plan) return { ...shapeAll(this.#sync(during, (raw) => raw.runPrepared(prepared, null)), this.adapter), threads: 1 };
+    let parts;
+    try {
+      parts = await this.#threads.run(plan, args.features);
+    } catch (e) {
+      if (this.#gen === generation && !trapped) prepared.free();
+      const err = threadError(e, during);
+      this.#endThreads(err.message.replace(/^tokenprune: /, 'threads: '));
+      throw err;
+    }
+    const r = shapeAll(this.#sync(during, (raw) => raw.runPrepared(prepared, parts)), this.adapter);
+    // The whole call, the threads' shares included.
+    return { ...r, elapsedMs: performance.now() - t0, threads: parts.length };
+  }
+
   /** Prunes one pool: `args` = `{ features, options }` from `pruneArgs()`. */
   async prune(args) {
-    return this.#run('prune()', (raw) => raw.pruneNow(args.features, args.options), (raw) => raw.prune(args.features, args.options));
+    if (this.#threads) return this.#pruneThreaded(args);
+    const r = await this.#run('prune()', (raw) => raw.pruneNow(args.features, args.options), (raw) => raw.prune(args.features, args.options));
+    r.threads = 1;
+    return r;
   }
 
   /** Prunes a batch: `items` from `batchArgs()`. */
   async pruneBatch(items) {
-    return this.#run('pruneBatch()', (raw) => raw.pruneBatchNow(items), (raw) => raw.pruneBatch(items));
+    const r = await this.#run('pruneBatch()', (raw) => raw.pruneBatchNow(items), (raw) => raw.pruneBatch(items));
+    for (const x of r) x.threads = 1;
+    return r;
   }
 
   /** Releases the module's memory for this pruner (nothing to release after a trap: the module was replaced). */
   free() {
+    this.#threads?.close();
+    this.#threads = null;
     const raw = this.#raw;
     this.#raw = null;
     if (raw && this.#gen === generation && !trapped) raw.free();
@@ -336,11 +409,30 @@ async function rawCreate(kind) {
  * `navigator.gpu` exists; a software or fallback adapter (SwiftShader, llvmpipe, WARP) is
  * skipped while a CPU backend follows it in the list (the CPU engine is faster), and taken
  * when WebGPU is asked for alone (`['webgpu']`). An adapter that reports nothing about itself
- * is timed against the CPU engine on a small DivPrune pool; the faster one is kept.
+ * is timed against the CPU engine on a small DivPrune pool; the faster one is kept. A CPU
+ * pruner gets its threads (`threads`: `'auto'` or a count; ./threads.js) once, here.
  */
-export async function createLocal(backends, wasmUrl) {
+export async function createLocal(backends, wasmUrl, threads) {
   const { list } = backendList(backends);
+  const asked = threadsOption(threads);
   await ensureInit(wasmUrl);
+  const p = await chooseBackend(list);
+  if (p.backend === 'cpu') await p.startThreads(await threadsFor(asked), threadSource());
+  else if (asked !== 1) p.threadsReason = 'threads: the WebGPU backend runs its work on the GPU';
+  return p;
+}
+
+/** Where the threads load the module from: what this thread loaded it from, when it can be sent. */
+function threadSource() {
+  let source = loadedFrom ?? wasmSource ?? undefined;
+  if (source instanceof URL) source = source.href;
+  if (typeof source === 'string' && !isNode() && globalThis.location) source = new URL(source, globalThis.location.href).href;
+  if (typeof Response === 'function' && source instanceof Response) return undefined;
+  return source;
+}
+
+/** A LocalPruner on the first backend of `list` that works (see createLocal). */
+async function chooseBackend(list) {
   const notes = [];
   for (let i = 0; i < list.length; i++) {
     const cpuAfter = list.slice(i + 1).includes('cpu');

@@ -35,6 +35,8 @@ export interface PruneResult {
    * timed on its own; pools that ran together in one GPU submission share its time (a note says so).
    */
   elapsedMs: number;
+  /** CPU threads that ran this call: more than 1 when its similarity stage was split across the pruner's threads. */
+  threads: number;
   /** Things worth knowing (zero-norm rows, fallbacks). */
   notes: string[];
 }
@@ -79,6 +81,14 @@ export interface CreateOptions {
   backends?: Array<'webgpu' | 'cpu'>;
   /** Run the pruner in a Worker (a worker thread in Node.js), off the calling thread. Default false. */
   worker?: boolean;
+  /**
+   * CPU threads for the CPU engine: `'auto'` (default: the logical cores,
+   * `navigator.hardwareConcurrency`, where the page is cross-origin isolated; Node.js: the
+   * available parallelism) or a count from 1 to 256. Large DivPrune / IDPruner calls split
+   * their similarity stage across that many Workers (same selections); small ones, and pages
+   * that are not cross-origin isolated, run in one thread (`threadsReason` says why).
+   */
+  threads?: 'auto' | number;
   /** Where to load the `.wasm` from, overriding the default next to this module. */
   wasmUrl?: WasmSource;
 }
@@ -96,13 +106,17 @@ export class Pruner {
   readonly fallbackReason: string | null;
   /** Whether this pruner runs in a Worker. */
   readonly worker: boolean;
+  /** CPU threads the pruner splits large calls across (1: one thread). */
+  readonly threads: number;
+  /** Why the pruner has fewer threads than asked for (not cross-origin isolated, the WebGPU backend, a thread that failed), or `null`. */
+  readonly threadsReason: string | null;
   /** Prunes one pool. Rejects with an `Error` naming the problem on bad input. */
   prune(features: Features, options: PruneOptions): Promise<PruneResult>;
   /** Prunes many independent pools (a batch of images) in one call; results in item order. */
   pruneBatch(items: BatchItem[]): Promise<PruneResult[]>;
   /** The kept rows of `features` in positional order, `[K, d]`, same array type as `features`. Throws on a result that does not fit. */
   gather<T extends Features>(features: T, result: Pick<PruneResult, 'n' | 'd' | 'kept'>): T;
-  /** Releases the pruner's memory (and its worker); it is unusable afterwards. */
+  /** Releases the pruner's memory (and its worker and threads); it is unusable afterwards. */
   free(): void;
 }
 

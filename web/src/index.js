@@ -8,10 +8,11 @@
 import { batchArgs, countOf, describe, detachable, featuresOf, indicesOf, paramError, pruneArgs, typedKind } from './inputs.js';
 import { backendList, createLocal, ensureInit, keptSetFigures as localFigures, setWasmSource, wasmMemoryBytes, wasmSourceOverride } from './host.js';
 import { Channel } from './rpc.js';
+import { threadsOption } from './threads.js';
 
 export { setWasmSource, wasmMemoryBytes };
 
-const CREATE_KEYS = ['backends', 'wasmUrl', 'worker'];
+const CREATE_KEYS = ['backends', 'threads', 'wasmUrl', 'worker'];
 
 function distance(a, b) {
   const row = Array.from({ length: b.length + 1 }, (_, j) => j);
@@ -31,7 +32,7 @@ function distance(a, b) {
 function createOptions(options) {
   if (options === undefined || options === null) return {};
   if (typeof options !== 'object' || Array.isArray(options)) {
-    throw paramError(`Pruner.create() takes an options object { backends, worker, wasmUrl }, got ${describe(options)}`);
+    throw paramError(`Pruner.create() takes an options object { backends, threads, worker, wasmUrl }, got ${describe(options)}`);
   }
   const out = {};
   let keys;
@@ -63,6 +64,7 @@ function createOptions(options) {
   if (out.worker !== undefined && typeof out.worker !== 'boolean') {
     throw paramError(`Pruner.create(): options.worker must be true or false, got ${describe(out.worker)}`);
   }
+  out.threads = threadsOption(out.threads);
   return out;
 }
 
@@ -74,7 +76,7 @@ class WorkerPruner {
   #channel;
   #id;
 
-  static async create({ backends, wasmUrl }) {
+  static async create({ backends, wasmUrl, threads }) {
     const given = wasmUrl ?? wasmSourceOverride();
     if (given !== undefined && typeof Response === 'function' && given instanceof Response) {
       throw paramError("Pruner.create({ worker: true }): wasmUrl cannot be a Response (it cannot be sent to a worker); pass a URL, the bytes or a WebAssembly.Module");
@@ -95,7 +97,7 @@ class WorkerPruner {
     if (typeof source === 'string' && !isNode() && globalThis.location) source = new URL(source, globalThis.location.href).href;
     let info;
     try {
-      info = await channel.call('create', { backends, wasmUrl: source });
+      info = await channel.call('create', { backends, wasmUrl: source, threads });
     } catch (e) {
       channel.close();
       throw e;
@@ -106,13 +108,24 @@ class WorkerPruner {
     p.backend = info.backend;
     p.adapter = info.adapter;
     p.fallbackReason = info.fallbackReason;
+    p.threads = info.threads;
+    p.threadsReason = info.threadsReason;
     return p;
   }
 
-  prune(args) {
+  async prune(args) {
     const transfer = [];
     const a = detachable(args, transfer);
-    return this.#channel.call('prune', { id: this.#id, args: a }, transfer);
+    try {
+      return await this.#channel.call('prune', { id: this.#id, args: a }, transfer);
+    } catch (e) {
+      // A failed thread ends the pruner's threads in the worker: show it here too.
+      if (this.threads > 1) {
+        const info = await this.#channel.call('info', { id: this.#id }).catch(() => null);
+        if (info) ({ threads: this.threads, threadsReason: this.threadsReason } = info);
+      }
+      throw e;
+    }
   }
 
   pruneBatch(items) {
@@ -142,11 +155,13 @@ export class Pruner {
   /**
    * Creates a pruner on the first backend of `backends` that is available (default
    * `['webgpu', 'cpu']`: WebGPU on a hardware adapter, else the CPU engine, with the reason in
-   * `fallbackReason`). `worker: true` runs it in a Worker (off this thread).
+   * `fallbackReason`). `worker: true` runs it in a Worker (off this thread). `threads`
+   * (`'auto'`, default, or a count) splits the CPU engine's large calls across Workers where
+   * the page is cross-origin isolated.
    */
   static async create(options = {}) {
     const o = createOptions(options);
-    const impl = o.worker ? await WorkerPruner.create(o) : await createLocal(o.backends, o.wasmUrl);
+    const impl = o.worker ? await WorkerPruner.create(o) : await createLocal(o.backends, o.wasmUrl, o.threads);
     return new Pruner(TOKEN, impl, !!o.worker);
   }
 
@@ -163,6 +178,19 @@ export class Pruner {
   /** Why an earlier backend of the list was not used (e.g. no WebGPU here), or `null`. */
   get fallbackReason() {
     return this.#live().fallbackReason;
+  }
+
+  /**
+   * How many threads the CPU engine uses for a call that is worth splitting (1: one thread;
+   * see `threadsReason`). Each result's `threads` says how many ran that call.
+   */
+  get threads() {
+    return this.#live().threads;
+  }
+
+  /** Why the pruner has fewer threads than asked for (not cross-origin isolated, WebGPU, a failed thread), or `null`. */
+  get threadsReason() {
+    return this.#live().threadsReason;
   }
 
   /** Whether this pruner runs in a Worker. */

@@ -48,6 +48,11 @@ export class Channel {
     this.#pending.clear();
   }
 
+  /** The Worker. */
+  get port() {
+    return this.#port;
+  }
+
   /** Sends one call; `transfer`: buffers moved to the worker (the caller must not reuse them). */
   call(method, args, transfer = []) {
     if (this.#closed) return Promise.reject(new Error(this.#closed));

@@ -58,7 +58,10 @@ before(async () => {
   renameSync(join(scratch, 'package'), join(scratch, 'node_modules', 'tokenprune'));
 
   server = createServer((req, res) => {
-    const path = decodeURIComponent(new URL(req.url, 'http://x').pathname);
+    let path = decodeURIComponent(new URL(req.url, 'http://x').pathname);
+    // /plain/...: the same files without COOP/COEP (a page that is not cross-origin isolated)
+    const plain = path.startsWith('/plain/');
+    if (plain) path = path.slice(6);
     let file;
     if (path === '/' || path === '/index.html') file = join(here, 'page.html');
     else if (path === '/suite.js' || path === '/oracle.js') file = join(here, path.slice(1));
@@ -69,7 +72,8 @@ before(async () => {
       return;
     }
     // cross-origin isolated, so that the page has SharedArrayBuffer
-    res.writeHead(200, { 'content-type': types[extname(file)] ?? 'application/octet-stream', 'cross-origin-opener-policy': 'same-origin', 'cross-origin-embedder-policy': 'require-corp' });
+    const isolation = plain ? {} : { 'cross-origin-opener-policy': 'same-origin', 'cross-origin-embedder-policy': 'require-corp' };
+    res.writeHead(200, { 'content-type': types[extname(file)] ?? 'application/octet-stream', ...isolation });
     res.end(readFileSync(file));
   });
   await new Promise((ok) => server.listen(0, '127.0.0.1', ok));
@@ -157,6 +161,52 @@ for (const [kind, init, name] of [
     t.diagnostic(r.detail);
   });
 }
+
+/** A fresh page (`path`), with its log; `{ page, logs }`. */
+async function freshPage(path, init) {
+  const page = await browser.newPage();
+  const logs = [];
+  page.on('console', (m) => logs.push(m.text()));
+  page.on('pageerror', (e) => logs.push(String(e)));
+  if (init) await page.addInitScript(init);
+  await page.goto(base + path);
+  await page.waitForFunction(() => window.suiteReady === true);
+  return { page, logs };
+}
+
+test('threads (issue 14.4): the CPU engine on several Workers, same selections', { timeout: 600_000 }, async (t) => {
+  const { page, logs } = await freshPage('', noWebGpu);
+  const results = await page.evaluate(() => window.runThreadChecks());
+  await page.close();
+  for (const r of results) {
+    assert.ok(r.ok, `${r.name}: ${r.detail}\npage log:\n${logs.slice(-20).join('\n')}`);
+    t.diagnostic(`${r.name}: ${r.detail}`);
+  }
+  assert.equal(results.length, 4);
+});
+
+test('threads: free() ends the Workers; a page that is not cross-origin isolated starts none', { timeout: 300_000 }, async (t) => {
+  const { page } = await freshPage('', noWebGpu);
+  const before = page.workers().length;
+  await page.evaluate(async () => {
+    const { Pruner } = await import('/node_modules/tokenprune/src/index.js');
+    window.threaded = await Pruner.create({ backends: ['cpu'], threads: 3 });
+  });
+  const workers = page.workers().slice(before);
+  assert.equal(workers.length, 3, `${workers.length} workers after create({ threads: 3 })`);
+  const closed = Promise.all(workers.map((w) => new Promise((ok) => w.once('close', ok))));
+  await page.evaluate(() => window.threaded.free());
+  await Promise.race([closed, new Promise((_, no) => setTimeout(() => no(new Error('the workers still run 10 s after free()')), 10_000))]);
+  assert.equal(page.workers().length, before);
+  await page.close();
+
+  const plain = await freshPage('plain/', noWebGpu);
+  const [r] = await plain.page.evaluate(() => window.runPlainThreadCheck());
+  assert.ok(r.ok, `${r.detail}\npage log:\n${plain.logs.slice(-20).join('\n')}`);
+  assert.equal(plain.page.workers().length, 0, 'workers started on a page that is not cross-origin isolated');
+  await plain.page.close();
+  t.diagnostic(r.detail);
+});
 
 for (const backend of ['webgpu', 'cpu']) {
   for (const name of CHECKS) {

@@ -295,3 +295,49 @@ test('issue 15.5: worker: true runs in a worker thread with the same results, an
   await rejects(w.prune(x, { n, d, keep: 3 }), /this Pruner was freed/);
   t.diagnostic(`DivPrune 3000 x 128 on a worker thread: ${took.toFixed(0)} ms, longest event-loop gap ${maxGap.toFixed(1)} ms`);
 });
+
+test('issue 14.4: threads in Node.js (worker_threads): split calls equal one thread; a dying thread rejects, the pruner goes on; bad values', async (t) => {
+  const { setSplitAllForTests, failNextShareForTests } = await import('../src/threads.js');
+  const one = await Pruner.create({ backends: ['cpu'], threads: 1 });
+  const auto = await Pruner.create({ backends: ['cpu'] });
+  const { availableParallelism } = await import('node:os');
+  assert.equal(auto.threads, Math.min(availableParallelism(), 256));
+  auto.free();
+  const p = await Pruner.create({ backends: ['cpu'], threads: 3 });
+  assert.equal(p.threads, 3);
+  assert.equal(p.threadsReason, null);
+  setSplitAllForTests(true);
+  try {
+    const big = Float32Array.from({ length: 300 * 37 }, (_, i) => Math.sin(i * 0.37));
+    big.fill(0, 37, 74); // a zero row
+    for (const [f, bn, bd] of [[x, n, d], [big, 300, 37], [x.subarray(0, 2 * d), 2, d]]) {
+      const bimp = imp.length >= bn ? imp.subarray(0, bn) : Float32Array.from({ length: bn }, (_, i) => Math.cos(i));
+      for (const opts of [{ n: bn, d: bd, keep: 1 }, { n: bn, d: bd, keepRatio: 0.3 }, { n: bn, d: bd, method: 'idpruner', importance: bimp, keepRatio: 0.3, parallelK: 2 }]) {
+        const [a, b] = [await one.prune(f, opts), await p.prune(f, opts)];
+        for (const k of ['kept', 'order', 'scores']) assert.ok(same(a[k], b[k]), `${bn} x ${bd} ${JSON.stringify({ ...opts, importance: undefined })}: ${k}`);
+        assert.deepEqual(b.notes, a.notes);
+        assert.ok(b.threads >= 1 && b.threads <= 3 && (bn < 300 || b.threads === 3), `ran on ${b.threads} threads`);
+      }
+    }
+    // concurrent calls on one threaded pruner
+    const many = await Promise.all(Array.from({ length: 6 }, (_, i) => p.prune(x, { n, d, keep: 1 + i })));
+    for (const [i, r] of many.entries()) assert.ok(same(r.order, (await one.prune(x, { n, d, keep: 1 + i })).order));
+    failNextShareForTests('crash');
+    await rejects(p.prune(x, { n, d, keep: 7 }), /a CPU thread failed during prune\(\) \(the worker stopped/);
+    assert.equal(p.threads, 1);
+    assert.match(p.threadsReason, /a CPU thread failed/);
+    await stillWorks(p);
+  } finally {
+    setSplitAllForTests(false);
+    failNextShareForTests(null);
+  }
+  p.free();
+  one.free();
+  for (const bad of [0, 2.5, 'four', -3, 1000]) {
+    await rejects(Pruner.create({ threads: bad }), /options\.threads must be 'auto' or an integer from 1 to 256/);
+  }
+  const w = await Pruner.create({ worker: true, threads: 2 });
+  assert.equal(w.threads, 2);
+  w.free();
+  t.diagnostic(`auto = ${availableParallelism()} threads here`);
+});

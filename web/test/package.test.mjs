@@ -71,6 +71,13 @@ test('README first call (Node.js): prune.mjs prints what the README says', { tim
   });
 });
 
+test('README threads: threads.mjs prints what the README says (Node.js worker threads)', { timeout: 120_000 }, async () => {
+  writeFileSync(join(dir, 'threads.mjs'), file('threads.mjs'));
+  const { stdout } = await run(process.execPath, ['threads.mjs']);
+  const said = /It prints `(\d+ threads;[^`]+)`/.exec(readme)[1];
+  assert.equal(stdout.trim(), said);
+});
+
 test('README: ESM only (require fails with the documented code; import() from CommonJS works)', { timeout: 60_000 }, async () => {
   const err = await run(process.execPath, ['-e', "require('tokenprune')"]).then(() => null, (e) => e);
   assert.ok(err, 'require() of the package worked');

@@ -384,3 +384,149 @@ export async function runAdapterChecks(kind) {
   }
   return results;
 }
+
+// ---------------------------------------------------------------------------------------------
+// The CPU engine's threads (issue 14.4), on a cross-origin isolated page.
+
+/** Pools for the threads: sizes around the tile and thread counts, zero rows, duplicates. */
+function threadPools() {
+  const pool = (n, d, seed) => Float32Array.from({ length: n * d }, (_, i) => Math.sin((i + seed) * 12.9898) * 43758.5453 % 1);
+  const out = [];
+  for (const [n, d, k] of [[2, 3, 1], [3, 8, 2], [5, 7, 2], [130, 17, 13], [300, 37, 30], [1030, 9, 103]]) {
+    const x = pool(n, d, n);
+    if (n > 4) {
+      x.fill(0, 2 * d, 3 * d); // a zero row
+      x.copyWithin(4 * d, d, 2 * d); // row 4 duplicates row 1
+    }
+    out.push({ x, n, d, k });
+  }
+  // all rows equal: every similarity ties
+  out.push({ x: new Float32Array(40 * 6).fill(0.5), n: 40, d: 6, k: 5 });
+  return out;
+}
+
+const sameResult = (a, b) => same(a.kept, b.kept) && same(a.order, b.order) && same(a.scores, b.scores) && JSON.stringify(a.notes) === JSON.stringify(b.notes);
+
+export async function runThreadChecks() {
+  const results = [];
+  const threadsJs = await import('/node_modules/tokenprune/src/threads.js');
+  results.push(await check('threads: split calls equal one thread (DivPrune dense and streaming, IDPruner Gram; N below, not divisible by, the thread count; zero rows, duplicates, ties)', async () => {
+    assert(crossOriginIsolated, 'the page is not cross-origin isolated');
+    const one = await Pruner.create({ backends: ['cpu'], threads: 1 });
+    assert(one.threads === 1 && one.threadsReason === null, `threads: 1 -> ${one.threads} (${one.threadsReason})`);
+    threadsJs.setSplitAllForTests(true);
+    let calls = 0;
+    try {
+      for (const t of [2, 3, 4]) {
+        const p = await Pruner.create({ backends: ['cpu'], threads: t });
+        assert(p.threads === t && p.threadsReason === null, `threads: ${t} -> ${p.threads} (${p.threadsReason})`);
+        for (const { x, n, d, k } of threadPools()) {
+          const imp = Float32Array.from({ length: n }, (_, i) => Math.cos(i * 3.7));
+          for (const opts of [
+            { n, d, keep: k },
+            { n, d, method: 'idpruner', importance: imp, keep: k },
+            { n, d, method: 'idpruner', importance: imp, keep: k, parallelK: 4 },
+            { n, d, keep: n }, // K = N: nothing to split
+            { n, d, keepRatio: 0 }, // K = 0: nothing to split
+          ]) {
+            const [a, b] = [await one.prune(x, opts), await p.prune(x, opts)];
+            const what = `threads ${t}, ${JSON.stringify({ ...opts, importance: undefined })}`;
+            assert(sameResult(a, b), `${what}: ${[...b.order]} vs ${[...a.order]}`);
+            assert(a.threads === 1, `${what}: one thread ran ${a.threads}`);
+            const split = opts.keep !== undefined && opts.keep < n && n >= 2;
+            assert(split ? b.threads >= 1 && b.threads <= t : b.threads === 1, `${what}: ran on ${b.threads} threads`);
+            if (n >= 300 && split) assert(b.threads === t, `${what}: ran on ${b.threads} threads`);
+            calls++;
+          }
+        }
+        // DivPrune's streaming path (tiles over the wasm engine's 128 MB): only the seed is split.
+        const n = 6000, d = 8;
+        const big = Float32Array.from({ length: n * d }, (_, i) => Math.sin(i * 0.7) + (i % 13) * 0.01);
+        const [a, b] = [await one.prune(big, { n, d, keep: 12 }), await p.prune(big, { n, d, keep: 12 })];
+        assert(sameResult(a, b) && b.threads === t, `streaming 6000 x 8 on ${t} threads differs (${b.threads})`);
+        p.free();
+      }
+    } finally {
+      threadsJs.setSplitAllForTests(false);
+    }
+    one.free();
+    return `${calls} calls on 2, 3 and 4 threads equal one thread`;
+  }));
+
+  results.push(await check("threads: 'auto' splits 576 x 1024 across the cores, small pools run in one thread, worker: true too", async () => {
+    const cores = navigator.hardwareConcurrency;
+    const p = await Pruner.create({ backends: ['cpu'] });
+    assert(p.threads === Math.min(cores, 256), `auto: ${p.threads} threads on ${cores} cores (${p.threadsReason})`);
+    const n = 576, d = 1024;
+    const x = Float32Array.from({ length: n * d }, (_, i) => Math.sin(i * 0.001 + (i % d) * 0.37));
+    const one = await Pruner.create({ backends: ['cpu'], threads: 1 });
+    const [a, b] = [await one.prune(x, { n, d, keepRatio: 0.1 }), await p.prune(x, { n, d, keepRatio: 0.1 })];
+    assert(sameResult(a, b), '576 x 1024 differs');
+    assert(b.threads === (cores > 1 ? p.threads : 1), `576 x 1024 ran on ${b.threads} threads`);
+    const small = await p.prune(x.subarray(0, 64 * 16), { n: 64, d: 16, keep: 6 });
+    assert(small.threads === 1, `64 x 16 ran on ${small.threads} threads`);
+    const w = await Pruner.create({ backends: ['cpu'], worker: true, threads: 2 });
+    assert(w.threads === 2, `worker: true, threads: 2 -> ${w.threads} (${w.threadsReason})`);
+    const c = await w.prune(x, { n, d, keepRatio: 0.1 });
+    assert(sameResult(a, c) && c.threads === 2, `worker: true differs or ran on ${c.threads} threads`);
+    const g = await Pruner.create({ backends: ['cpu'], threads: 2 });
+    await rejects(g.prune(x, { n, d, keep: 577 }), 'keep count 577 exceeds N = 576');
+    assert(sameResult(a, await g.prune(x, { n, d, keepRatio: 0.1 })), 'after a bad call');
+    const auto = p.threads;
+    for (const q of [p, one, w, g]) q.free();
+    return `${cores} cores: auto = ${auto} threads; 576 x 1024 on ${b.threads}, 64 x 16 on ${small.threads}`;
+  }));
+
+  results.push(await check('threads: bad values are a clear Error', async () => {
+    const out = [];
+    for (const bad of [0, -1, 1.5, 257, NaN, '2', 'all', null, {}, true]) {
+      out.push(await rejects(Pruner.create({ backends: ['cpu'], threads: bad }), "options.threads must be 'auto' or an integer from 1 to 256"));
+    }
+    await rejects(Pruner.create({ thread: 2 }), 'options.thread is not an option (did you mean threads?)');
+    return out[0];
+  }));
+
+  results.push(await check('threads: a thread that traps or dies mid-call rejects with an Error; the pruner goes on in one thread', async () => {
+    const n = 300, d = 37;
+    const x = Float32Array.from({ length: n * d }, (_, i) => Math.sin(i * 0.37));
+    const one = await Pruner.create({ backends: ['cpu'], threads: 1 });
+    const want = await one.prune(x, { n, d, keep: 30 });
+    const out = [];
+    threadsJs.setSplitAllForTests(true);
+    try {
+      for (const [mode, cause] of [['trap', 'the wasm module trapped'], ['crash', 'the worker stopped']]) {
+        const p = await Pruner.create({ backends: ['cpu'], threads: 2 });
+        threadsJs.failNextShareForTests(mode);
+        const msg = await rejects(p.prune(x, { n, d, keep: 30 }), 'a CPU thread failed during prune()');
+        assert(msg.includes(cause), `${mode}: '${msg}' lacks '${cause}'`);
+        assert(p.threads === 1 && /a CPU thread failed/.test(p.threadsReason ?? ''), `${mode}: after: ${p.threads} threads (${p.threadsReason})`);
+        const r = await p.prune(x, { n, d, keep: 30 });
+        assert(sameResult(r, want) && r.threads === 1, `${mode}: after the failure the pruner differs`);
+        p.free();
+        out.push(msg);
+      }
+    } finally {
+      threadsJs.setSplitAllForTests(false);
+      threadsJs.failNextShareForTests(null);
+    }
+    one.free();
+    return out.join(' | ');
+  }));
+  return results;
+}
+
+/** On a page that is not cross-origin isolated. */
+export async function runPlainThreadCheck() {
+  return [await check('threads: a page that is not cross-origin isolated runs in one thread, and says why', async () => {
+    assert(!crossOriginIsolated, 'this page is cross-origin isolated');
+    const p = await Pruner.create({ backends: ['cpu'], threads: 4 });
+    assert(p.threads === 1 && /not cross-origin isolated/.test(p.threadsReason ?? ''), `${p.threads} threads (${p.threadsReason})`);
+    const n = 576, d = 256;
+    const x = Float32Array.from({ length: n * d }, (_, i) => Math.sin(i * 0.37));
+    const r = await p.prune(x, { n, d, keep: 58 });
+    assert(r.threads === 1 && r.kept.length === 58, `ran on ${r.threads} threads`);
+    const why = p.threadsReason;
+    p.free();
+    return why;
+  })];
+}
