@@ -282,70 +282,34 @@ struct MethodCase {
 const EMBED: usize = 768;
 const TEXT_TOKENS: usize = 32;
 
+/// A method case (a `const fn` so the table reads one case per line).
+const fn mcase(
+    name: &'static str,
+    kind: Kind,
+    grid: (usize, usize, usize),
+    d: usize,
+    budget: Budget,
+) -> MethodCase {
+    MethodCase {
+        name,
+        kind,
+        grid,
+        d,
+        budget,
+    }
+}
+
+#[rustfmt::skip]
 const METHOD_CASES: &[MethodCase] = &[
-    MethodCase {
-        name: "CDPruner 576x4096 K=64",
-        kind: Kind::CdPruner,
-        grid: (1, 24, 24),
-        d: 4096,
-        budget: Budget::Count(64),
-    },
-    MethodCase {
-        name: "CDPruner 576x4096 K=128",
-        kind: Kind::CdPruner,
-        grid: (1, 24, 24),
-        d: 4096,
-        budget: Budget::Count(128),
-    },
-    MethodCase {
-        name: "CDPruner 576x4096 K=192",
-        kind: Kind::CdPruner,
-        grid: (1, 24, 24),
-        d: 4096,
-        budget: Budget::Count(192),
-    },
-    MethodCase {
-        name: "CDPruner 2304x4096 K=256",
-        kind: Kind::CdPruner,
-        grid: (1, 48, 48),
-        d: 4096,
-        budget: Budget::Count(256),
-    },
-    MethodCase {
-        name: "cdpruner-openvino 576x4096 K=128",
-        kind: Kind::CdPrunerOpenVino,
-        grid: (1, 24, 24),
-        d: 4096,
-        budget: Budget::Count(128),
-    },
-    MethodCase {
-        name: "EVS 16x14x14x1152 keep 25%",
-        kind: Kind::Evs,
-        grid: (16, 14, 14),
-        d: 1152,
-        budget: Budget::KeepRatio(0.25),
-    },
-    MethodCase {
-        name: "EVS 64x27x27x1152 keep 25%",
-        kind: Kind::Evs,
-        grid: (64, 27, 27),
-        d: 1152,
-        budget: Budget::KeepRatio(0.25),
-    },
-    MethodCase {
-        name: "VidCom2 16x14x14x1152 keep 25%",
-        kind: Kind::VidCom2,
-        grid: (16, 14, 14),
-        d: 1152,
-        budget: Budget::KeepRatio(0.25),
-    },
-    MethodCase {
-        name: "VidCom2 64x27x27x1152 keep 25%",
-        kind: Kind::VidCom2,
-        grid: (64, 27, 27),
-        d: 1152,
-        budget: Budget::KeepRatio(0.25),
-    },
+    mcase("CDPruner 576x4096 K=64", Kind::CdPruner, (1, 24, 24), 4096, Budget::Count(64)),
+    mcase("CDPruner 576x4096 K=128", Kind::CdPruner, (1, 24, 24), 4096, Budget::Count(128)),
+    mcase("CDPruner 576x4096 K=192", Kind::CdPruner, (1, 24, 24), 4096, Budget::Count(192)),
+    mcase("CDPruner 2304x4096 K=256", Kind::CdPruner, (1, 48, 48), 4096, Budget::Count(256)),
+    mcase("cdpruner-openvino 576x4096 K=128", Kind::CdPrunerOpenVino, (1, 24, 24), 4096, Budget::Count(128)),
+    mcase("EVS 16x14x14x1152 keep 25%", Kind::Evs, (16, 14, 14), 1152, Budget::KeepRatio(0.25)),
+    mcase("EVS 64x27x27x1152 keep 25%", Kind::Evs, (64, 27, 27), 1152, Budget::KeepRatio(0.25)),
+    mcase("VidCom2 16x14x14x1152 keep 25%", Kind::VidCom2, (16, 14, 14), 1152, Budget::KeepRatio(0.25)),
+    mcase("VidCom2 64x27x27x1152 keep 25%", Kind::VidCom2, (64, 27, 27), 1152, Budget::KeepRatio(0.25)),
 ];
 
 impl MethodCase {
