@@ -318,7 +318,7 @@ impl MethodCase {
     }
 
     fn skipped(&self, quick: bool) -> bool {
-        quick && (self.n() > 1000 || self.grid.0 > 16)
+        quick && self.n() > 4000
     }
 }
 
