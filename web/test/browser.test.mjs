@@ -121,6 +121,7 @@ async function result(backend, name) {
 const CHECKS = [
   'backend',
   'conformance v01_divprune', 'conformance v02_divprune', 'conformance v05_idpruner', 'conformance v06_idpruner', 'conformance v10_divprune',
+  'conformance v11_cdpruner', 'conformance v12_cdpruner', 'conformance v14_evs', 'conformance v15_evs', 'conformance v16_vidcom2', 'conformance v17_vidcom2', 'conformance v18_vidcom2_vllm',
   'f16 input (Uint16Array bits) equals f32 of the same values',
   'grid coords and gather',
   'keptSetFigures equals a brute force, and rejects bad indices',

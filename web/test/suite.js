@@ -77,6 +77,28 @@ export async function runSuite(expectBackend) {
     }));
   }
 
+  // The instruction-aware and video methods through the JS options (v11-v18, all but the
+  // tie-aware v13): the official kept sets on this backend.
+  for (const id of ['v11_cdpruner', 'v12_cdpruner', 'v14_evs', 'v15_evs', 'v16_vidcom2', 'v17_vidcom2', 'v18_vidcom2_vllm']) {
+    results.push(await check(`conformance ${id}`, async () => {
+      const c = await (await fetch(`/data/${id}.json`)).json();
+      feats[c.features] ??= (await npy(c.features)).data;
+      const opts = { n: c.n, d: c.d };
+      if (c.method === 'cdpruner') {
+        Object.assign(opts, { method: 'cdpruner', keep: c.keep, imageEmbeds: (await npy(c.image_embeds)).data, textEmbeds: (await npy(c.text_embeds)).data });
+      } else {
+        Object.assign(opts, { method: c.method === 'evs' ? 'evs' : 'vidcom2', grid: c.grid_thw_merged });
+        if (c.q !== undefined) opts.pruneRatio = c.q; else opts.keepRatio = c.base_scale;
+        if (c.method !== 'evs') opts.count = c.method === 'vidcom2_vllm' ? 'exact' : 'official';
+      }
+      const r = await pruner.prune(feats[c.features], opts);
+      assert(r.backend === expectBackend, `ran on ${r.backend}`);
+      assert(same([...r.kept], c.expected.sorted), `kept set differs (${r.kept.length} kept, expected ${c.expected.sorted.length})`);
+      if (c.expected.selection_order) assert(same([...r.order], c.expected.selection_order), 'selection order differs');
+      return `${r.kept.length} kept as upstream, ${r.elapsedMs.toFixed(1)} ms`;
+    }));
+  }
+
   const n = 64, d = 24;
   const x = Float32Array.from({ length: n * d }, (_, i) => Math.sin(i * 12.9898) * 43758.5453 % 1);
   const imp = Float32Array.from({ length: n }, (_, i) => Math.cos(i * 3.7));
