@@ -853,3 +853,90 @@ fn a_batch_mixing_the_new_methods_equals_each_alone() {
         assert_eq!(a.notes, b.notes, "{}", a.method);
     }
 }
+
+// ---- The GPU leftovers: checks on a caller's buffer, shared devices, split submissions ----
+
+/// NaN and infinities in a caller's buffer are found on the GPU (normalize.wgsl) and rejected
+/// with the error host features get, naming the first bad row and column, on every kind of
+/// submission and both paths; the engine stays usable and a clean buffer still works.
+#[test]
+fn non_finite_features_in_a_gpu_buffer_are_rejected_like_host_input() {
+    let Some(g) = gpu() else { return };
+    let (n, d) = (96, 20);
+    let x = random_matrix(n, d, 31);
+    let a = random_matrix(n, 1, 32);
+    let t = random_matrix(1, d, 33);
+    let grid = Grid::new(6, 4, 4);
+    let methods = [
+        (Method::DivPrune, Budget::Count(9)),
+        (Method::IdPruner(IdPruner::new(&a)), Budget::Count(9)),
+        (cdpruner(Relevance::Raw(&a), 2), Budget::Count(9)),
+        (openvino(&t, 0.5, false, Split::Halves), Budget::Count(21)),
+        (Method::Evs, Budget::PruneRatio(0.5)),
+        (
+            Method::VidCom2 {
+                count: CountMode::Exact,
+            },
+            Budget::KeepRatio(0.3),
+        ),
+    ];
+    let streaming = g.with_options(GpuOptions {
+        stream_threshold_bytes: 0,
+        ..Default::default()
+    });
+    // (bad values placed: (row, column, value)), the error expected: the lowest position.
+    let cases: [(&[(usize, usize, f32)], &str); 3] = [
+        (&[(40, 7, f32::NAN)], "(NaN) at row 40, column 7"),
+        (
+            &[(77, 0, f32::NAN), (13, 19, f32::INFINITY)],
+            "(inf) at row 13, column 19",
+        ),
+        (
+            &[(95, 19, f32::NEG_INFINITY)],
+            "(-inf) at row 95, column 19",
+        ),
+    ];
+    let offset = 1028;
+    for (bad, want) in cases {
+        let mut y = x.clone();
+        for &(r, c, v) in bad {
+            y[r * d + c] = v;
+        }
+        // The host check says the same.
+        let host_err = Tokens::new(&y, n, d).unwrap_err().to_string();
+        assert!(host_err.ends_with(want), "{host_err}");
+        let buf = features_buffer(g, offset, &y);
+        for engine in [g, &streaming] {
+            let pruner = Pruner::from_gpu(engine.clone());
+            for (m, budget) in methods {
+                let on = DeviceTokens::new(&buf, offset, n, d)
+                    .unwrap()
+                    .with_grid(grid)
+                    .unwrap();
+                let err = pruner
+                    .prune_blocking(&Request::new(on, m, budget).unwrap())
+                    .expect_err(m.name());
+                assert!(
+                    matches!(err, tokenprune::Error::NonFinite { .. }),
+                    "{}: {err}",
+                    m.name()
+                );
+                assert_eq!(err.to_string(), host_err, "{}", m.name());
+            }
+        }
+    }
+    // A clean buffer on the same engine: the host result.
+    let clean = features_buffer(g, offset, &x);
+    let pruner = Pruner::from_gpu(g.clone());
+    for (m, budget) in methods {
+        let on = DeviceTokens::new(&clean, offset, n, d)
+            .unwrap()
+            .with_grid(grid)
+            .unwrap();
+        let sel = pruner
+            .prune_blocking(&Request::new(on, m, budget).unwrap())
+            .unwrap();
+        let host = run(&pruner, &x, n, d, Some(grid), m, budget);
+        assert_eq!(sel.order, host.order, "{}", m.name());
+    }
+}

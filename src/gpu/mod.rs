@@ -44,6 +44,7 @@ use kernels::MethodCode;
 use layout::{DppSpec, PoolSpec, VideoSpec};
 use pipelines::Pipelines;
 use plan::{Caps, DppShape, Shape, VideoShape};
+use readback::PoolResult;
 use record::{Buffers, DppBuffers, Kit, Recorder, VideoBuffers};
 
 pub use context::{adapters, AdapterSummary, ENV_ADAPTER, ENV_BACKEND};
@@ -400,7 +401,7 @@ impl GpuEngine {
             let chunk: Vec<&GpuJob> = greedy[range.clone()].iter().map(|(_, j)| j).collect();
             let (picks, ms) = self.execute(&chunk).await?;
             for ((i, _), p) in greedy[range].iter().zip(picks) {
-                outcomes[*i] = Some(Outcome::Ran(Output::Picks(p)));
+                outcomes[*i] = Some(Outcome::ran(p.map(Output::Picks)));
             }
             gpu_ms = gpu_ms.zip(ms).map(|(a, b)| a + b);
         }
@@ -418,7 +419,7 @@ impl GpuEngine {
             let chunk: Vec<&DppJob> = dpp[range.clone()].iter().map(|(_, j)| j).collect();
             let (picks, ms) = self.execute_dpp(&chunk).await?;
             for ((i, _), p) in dpp[range].iter().zip(picks) {
-                outcomes[*i] = Some(Outcome::Ran(Output::Picks(p)));
+                outcomes[*i] = Some(Outcome::ran(p.map(Output::Picks)));
             }
             gpu_ms = gpu_ms.zip(ms).map(|(a, b)| a + b);
         }
@@ -436,7 +437,7 @@ impl GpuEngine {
             let chunk: Vec<&VideoJob> = video[range.clone()].iter().map(|(_, j)| j).collect();
             let (scores, ms) = self.execute_video(&chunk).await?;
             for ((i, _), v) in video[range].iter().zip(scores) {
-                outcomes[*i] = Some(Outcome::Ran(Output::Scores(v)));
+                outcomes[*i] = Some(Outcome::ran(v.map(Output::Scores)));
             }
             gpu_ms = gpu_ms.zip(ms).map(|(a, b)| a + b);
         }
@@ -472,15 +473,15 @@ impl GpuEngine {
         let inner = &*self.inner;
         let queries = inner.timestamps.then(|| self.query_set());
         let outcome: Result<Vec<u8>> = async {
-            let caught = {
+            let (index, caught) = {
                 let scopes = Scopes::push(&inner.device);
-                inner.queue.submit([record(queries.as_ref())]);
-                scopes.pop()
+                let index = inner.queue.submit([record(queries.as_ref())]);
+                (index, scopes.pop())
             };
             if let Some(e) = caught.await {
                 return Err(context::backend_error("running the kernels", &e));
             }
-            readback::read(inner, readback, size).await
+            readback::read(inner, readback, size, index).await
         }
         .await;
         if let (Some(q), Ok(mut list)) = (queries, inner.queries.lock()) {
@@ -496,7 +497,7 @@ impl GpuEngine {
 
     /// Runs one greedy submission: buffers from the pool, upload, record, submit, read back.
     /// The buffers go back to the pool whatever happened, so an error does not leak them.
-    async fn execute(&self, jobs: &[&GpuJob<'_>]) -> Result<(Vec<Picks>, Option<f64>)> {
+    async fn execute(&self, jobs: &[&GpuJob<'_>]) -> Result<(Vec<PoolResult<Picks>>, Option<f64>)> {
         let inner = &*self.inner;
         let _in_flight = inner.pool.enter();
         let specs: Vec<PoolSpec> = jobs.iter().map(|j| j.spec).collect();
@@ -528,7 +529,10 @@ impl GpuEngine {
     }
 
     /// Runs one DPP submission (as [`Self::execute`]).
-    async fn execute_dpp(&self, jobs: &[&DppJob<'_>]) -> Result<(Vec<Picks>, Option<f64>)> {
+    async fn execute_dpp(
+        &self,
+        jobs: &[&DppJob<'_>],
+    ) -> Result<(Vec<PoolResult<Picks>>, Option<f64>)> {
         let inner = &*self.inner;
         let _in_flight = inner.pool.enter();
         let specs: Vec<DppSpec> = jobs.iter().map(|j| j.spec).collect();
@@ -553,7 +557,7 @@ impl GpuEngine {
     async fn execute_video(
         &self,
         jobs: &[&VideoJob<'_>],
-    ) -> Result<(Vec<VideoScores>, Option<f64>)> {
+    ) -> Result<(Vec<PoolResult<VideoScores>>, Option<f64>)> {
         let inner = &*self.inner;
         let _in_flight = inner.pool.enter();
         let specs: Vec<VideoSpec> = jobs.iter().map(|j| j.spec).collect();

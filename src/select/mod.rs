@@ -24,8 +24,8 @@ mod rules;
 pub(crate) mod video;
 
 pub(crate) use job::{
-    Dpp, DppForm, DppRelevance, DppReport, Greedy, Job, Mmr, Outcome, Output, Picks, Scoring,
-    VideoScores, Work,
+    BadValue, Dpp, DppForm, DppRelevance, DppReport, Greedy, Job, Mmr, Outcome, Output, Picks,
+    Scoring, VideoScores, Work,
 };
 pub(crate) use rules::{keep_count, nominal_keep, zero_row_note};
 
@@ -217,6 +217,7 @@ pub(crate) async fn prune_batch(
                             fell_back.get_or_insert(why);
                             o
                         }
+                        Outcome::NonFinite(bad) => return Err(bad.error(*start)),
                     };
                     ran.push((*start, output));
                 }
