@@ -940,3 +940,49 @@ fn non_finite_features_in_a_gpu_buffer_are_rejected_like_host_input() {
         assert_eq!(sel.order, host.order, "{}", m.name());
     }
 }
+
+/// Two engines on one caller's device, and concurrent calls on each: every call waits for its
+/// own submission only (not the whole device) and still reads its own results.
+#[test]
+fn two_engines_sharing_a_callers_device_called_concurrently() {
+    let Some(g) = gpu() else { return };
+    let (device, queue) = g.device();
+    let engines: Vec<GpuEngine> = (0..2)
+        .map(|_| {
+            pollster::block_on(GpuEngine::from_device(
+                device.clone(),
+                queue.clone(),
+                GpuOptions::default(),
+            ))
+            .unwrap()
+        })
+        .collect();
+    let inputs: Vec<(usize, usize, Vec<f32>)> = [(120, 24), (64, 40), (200, 8), (33, 17)]
+        .iter()
+        .enumerate()
+        .map(|(i, &(n, d))| (n, d, random_matrix(n, d, 50 + i as u64)))
+        .collect();
+    fn request((n, d, x): &(usize, usize, Vec<f32>)) -> Request<'_> {
+        let tokens = Tokens::new(x, *n, *d).unwrap();
+        Request::new(tokens, Method::DivPrune, Budget::Count(n / 4)).unwrap()
+    }
+    // One call at a time on the shared engine.
+    let alone = Pruner::from_gpu(g.clone());
+    let expected: Vec<Selection> = inputs
+        .iter()
+        .map(|i| alone.prune_blocking(&request(i)).unwrap())
+        .collect();
+    std::thread::scope(|s| {
+        for t in 0..4 {
+            let (engine, inputs, expected) = (&engines[t % 2], &inputs, &expected);
+            s.spawn(move || {
+                let pruner = Pruner::from_gpu(engine.clone());
+                for round in 0..6 {
+                    let i = (t + round) % inputs.len();
+                    let sel = pruner.prune_blocking(&request(&inputs[i])).unwrap();
+                    assert_eq!(sel.order, expected[i].order, "thread {t}, input {i}");
+                }
+            });
+        }
+    });
+}
