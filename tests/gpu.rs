@@ -986,3 +986,88 @@ fn two_engines_sharing_a_callers_device_called_concurrently() {
         }
     });
 }
+
+/// Bind groups (and uniform tables) are made once per buffer generation: 100 calls of one
+/// shape class (N varying below the warm-up's, every kind of submission, both paths) create
+/// no bind group and allocate nothing; a larger call grows the buffers and makes new ones.
+#[test]
+fn bind_groups_are_made_once_per_buffer_generation() {
+    if gpu().is_none() {
+        return;
+    }
+    let engine = GpuEngine::new_blocking(GpuOptions::default()).unwrap();
+    let streaming = engine.with_options(GpuOptions {
+        stream_threshold_bytes: 0,
+        ..Default::default()
+    });
+    let (dense, stream) = (
+        Pruner::from_gpu(engine.clone()),
+        Pruner::from_gpu(streaming),
+    );
+    let d = 24;
+    let x = random_matrix(512, d, 61);
+    let a = random_matrix(512, 1, 62);
+    let t = random_matrix(1, d, 63);
+    let call = |n: usize, i: usize| {
+        let tokens = Tokens::new(&x[..n * d], n, d).unwrap();
+        let grid = Grid::new(n / 8, 2, 4);
+        let (m, budget) = match i % 6 {
+            0 => (Method::DivPrune, Budget::Count(n / 8)),
+            1 => (
+                Method::IdPruner(IdPruner::new(&a[..n]).parallel_k(2)),
+                Budget::Count(n / 8),
+            ),
+            2 => (cdpruner(Relevance::Raw(&a[..n]), 1), Budget::Count(n / 8)),
+            3 => (
+                openvino(&t, 0.5, false, Split::Halves),
+                Budget::Count(n / 8),
+            ),
+            4 => (Method::Evs, Budget::KeepRatio(0.25)),
+            _ => (
+                Method::VidCom2 {
+                    count: CountMode::Exact,
+                },
+                Budget::KeepRatio(0.25),
+            ),
+        };
+        let req = Request::new(tokens.with_grid(grid).unwrap(), m, budget).unwrap();
+        let p = if (i / 6) % 2 == 0 { &dense } else { &stream };
+        let sel = p.prune_blocking(&req).unwrap();
+        assert!(matches!(sel.backend, Backend::Gpu(_)), "{}", m.name());
+        sel
+    };
+    // Warm-up: the largest shape of the class on every kind of submission and path, then one
+    // round of the calls below (the pool may hand a smaller call another free buffer of a
+    // role: each such set of buffers is bound once).
+    let n_of = |r: usize| 128 - 8 * (r % 4);
+    for i in 0..12 {
+        call(128, i);
+    }
+    for r in 0..12 {
+        call(n_of(r), r);
+    }
+    let (groups, bytes) = (engine.bind_groups_created(), engine.allocated_bytes());
+    assert!(groups > 0);
+    let first = call(120, 0);
+    for r in 0..100 {
+        let n = n_of(r);
+        let sel = call(n, r);
+        if n == 120 && r % 12 == 0 {
+            assert_eq!(sel, first, "repeated call {r}");
+        }
+    }
+    assert_eq!(engine.allocated_bytes(), bytes, "100 calls allocated");
+    assert_eq!(
+        engine.bind_groups_created(),
+        groups,
+        "100 calls made bind groups"
+    );
+    // Four times the tokens: larger buffers, a new generation, new bind groups (then flat).
+    call(512, 0);
+    let grown = engine.bind_groups_created();
+    assert!(engine.allocated_bytes() > bytes && grown > groups);
+    for _ in 0..5 {
+        call(512, 0);
+    }
+    assert_eq!(engine.bind_groups_created(), grown);
+}

@@ -37,7 +37,7 @@ use crate::error::{Error, Result};
 use crate::method::Method;
 use crate::select::{Job, Outcome, Output, Picks, VideoScores};
 use crate::selection::Backend;
-use buffers::BufferPool;
+use buffers::{BindCache, BufferPool};
 use context::{ErrorSink, Scopes};
 use jobs::{classify, greedy_chunks, one_source, source, DppJob, GpuJob, GpuWork, VideoJob};
 use kernels::MethodCode;
@@ -116,6 +116,7 @@ pub(crate) struct Inner {
     timestamps: bool,
     pipes: Pipelines,
     pool: BufferPool,
+    binds: BindCache,
     queries: Mutex<Vec<wgpu::QuerySet>>,
     dummy: wgpu::Buffer,
     errors: Arc<ErrorSink>,
@@ -214,6 +215,7 @@ impl GpuEngine {
                 info,
                 pipes,
                 pool: BufferPool::default(),
+                binds: BindCache::default(),
                 queries: Mutex::new(Vec::new()),
                 dummy,
                 errors,
@@ -450,15 +452,27 @@ impl GpuEngine {
             .collect()
     }
 
-    /// What every encode function needs.
-    fn kit(&self) -> Kit<'_> {
+    /// What every encode function needs (`source`: the caller's buffer the features are
+    /// read from). Made after the submission's buffers are taken: its generation covers them.
+    fn kit<'a>(&'a self, source: Option<&'a wgpu::Buffer>) -> Kit<'a> {
         let inner = &*self.inner;
         Kit {
             device: &inner.device,
             pipes: &inner.pipes,
             dummy: &inner.dummy,
             max_workgroups: inner.limits.max_compute_workgroups_per_dimension,
+            max_binding: inner.limits.max_storage_buffer_binding_size as u64,
+            binds: &inner.binds,
+            generation: inner.pool.generation(),
+            source,
         }
+    }
+
+    /// Bind groups this engine (and its clones) ever created. They are made once per buffer
+    /// generation and reused: repeated calls whose buffers the pool already holds create
+    /// none (a figure for tests and diagnostics).
+    pub fn bind_groups_created(&self) -> u64 {
+        self.inner.binds.created()
     }
 
     /// One submission: `record` uploads and records the command buffer (given the query set
@@ -508,12 +522,12 @@ impl GpuEngine {
         let sizes = (layout.sizes.readback, layout.sizes.ts_off);
         let result = self
             .submit(&bufs.readback, sizes, |queries| {
-                record::upload(&inner.queue, &layout, jobs, &bufs);
+                let kit = self.kit(jobs.iter().find_map(|j| j.device));
+                record::upload(&inner.queue, &kit, &layout, jobs, &bufs);
                 let recorder = Recorder {
-                    kit: self.kit(),
+                    kit,
                     layout: &layout,
                     bufs: &bufs,
-                    source: jobs.iter().find_map(|j| j.device),
                 };
                 record::record(&recorder, queries)
             })
@@ -543,9 +557,9 @@ impl GpuEngine {
         let sizes = (layout.sizes.readback, layout.sizes.ts_off);
         let result = self
             .submit(&bufs.readback, sizes, |queries| {
-                record::upload_dpp(&inner.queue, &layout, jobs, &bufs);
-                let source = jobs.iter().find_map(|j| j.device);
-                record::record_dpp(&self.kit(), &layout, &bufs, source, queries)
+                let kit = self.kit(jobs.iter().find_map(|j| j.device));
+                record::upload_dpp(&inner.queue, &kit, &layout, jobs, &bufs);
+                record::record_dpp(&kit, &layout, &bufs, queries)
             })
             .await;
         bufs.give(&inner.pool);
@@ -569,8 +583,8 @@ impl GpuEngine {
         let result = self
             .submit(&bufs.readback, sizes, |queries| {
                 record::upload_video(&inner.queue, &layout, jobs, &bufs);
-                let source = jobs.iter().find_map(|j| j.device);
-                record::record_video(&self.kit(), &layout, &bufs, source, queries)
+                let kit = self.kit(jobs.iter().find_map(|j| j.device));
+                record::record_video(&kit, &layout, &bufs, queries)
             })
             .await;
         bufs.give(&inner.pool);

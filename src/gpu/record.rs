@@ -3,7 +3,7 @@
 //! ([`Layout`] for the greedy jobs, [`DppLayout`], [`VideoLayout`]) and dispatches. Each kind
 //! of job is its own submission (one command buffer, one compute pass).
 
-use super::buffers::{BufferPool, Role};
+use super::buffers::{BindCache, BufferPool, Role};
 use super::jobs::{DppJob, GpuJob, VideoJob};
 use super::kernels::{
     KernelId, PoolEntry, RoundsEntry, StepEntry, COLS, STEP_STRIDE, STREAM_GROUP, TILE, WG,
@@ -76,7 +76,13 @@ impl Buffers {
 }
 
 /// Writes the pool table, the host features, the importance pairs and the step table.
-pub(crate) fn upload(queue: &wgpu::Queue, layout: &Layout, jobs: &[&GpuJob], b: &Buffers) {
+pub(crate) fn upload(
+    queue: &wgpu::Queue,
+    kit: &Kit,
+    layout: &Layout,
+    jobs: &[&GpuJob],
+    b: &Buffers,
+) {
     queue.write_buffer(&b.pools, 0, bytemuck::cast_slice(&layout.table));
     let mut off = 0u64;
     for job in jobs {
@@ -109,7 +115,7 @@ pub(crate) fn upload(queue: &wgpu::Queue, layout: &Layout, jobs: &[&GpuJob], b: 
             steps[at..at + std::mem::size_of::<StepEntry>()]
                 .copy_from_slice(bytemuck::bytes_of(&e));
         }
-        queue.write_buffer(&b.steps, 0, &steps);
+        kit.write_uniform(queue, &b.steps, &steps);
     }
 }
 
@@ -230,7 +236,13 @@ impl VideoBuffers {
 /// Writes the DPP pool table, the rounds table, the host features, the text vectors and the
 /// given relevance (into each pool's relevance slots of the state buffer, which the kernel
 /// does not clear).
-pub(crate) fn upload_dpp(queue: &wgpu::Queue, l: &DppLayout, jobs: &[&DppJob], b: &DppBuffers) {
+pub(crate) fn upload_dpp(
+    queue: &wgpu::Queue,
+    kit: &Kit,
+    l: &DppLayout,
+    jobs: &[&DppJob],
+    b: &DppBuffers,
+) {
     queue.write_buffer(&b.pools, 0, bytemuck::cast_slice(&l.table));
     let mut rounds = vec![0u8; l.sizes.rounds as usize];
     for (i, &(first, end)) in l.rounds.iter().enumerate() {
@@ -242,7 +254,7 @@ pub(crate) fn upload_dpp(queue: &wgpu::Queue, l: &DppLayout, jobs: &[&DppJob], b
         let at = i * STEP_STRIDE as usize;
         rounds[at..at + std::mem::size_of::<RoundsEntry>()].copy_from_slice(bytemuck::bytes_of(&e));
     }
-    queue.write_buffer(&b.rounds, 0, &rounds);
+    kit.write_uniform(queue, &b.rounds, &rounds);
     for (i, job) in jobs.iter().enumerate() {
         if let (Some(data), Some(at)) = (job.host, l.features_at[i]) {
             queue.write_buffer(&b.input, at, bytemuck::cast_slice(data));
@@ -294,29 +306,51 @@ fn table_range(pools: &wgpu::Buffer, first: usize, count: usize) -> wgpu::Bindin
 /// The features to normalise: the caller's buffer (its aligned range) when the pools read
 /// theirs in place, else the input buffer.
 fn features<'a>(
-    source: Option<&'a wgpu::Buffer>,
+    kit: &Kit<'a>,
     range: Option<(u64, u64)>,
     input: &'a wgpu::Buffer,
-    input_size: u64,
 ) -> wgpu::BindingResource<'a> {
-    match (source, range) {
+    match (kit.source, range) {
         (Some(buf), Some((base, size))) => bind(buf, base, size),
-        _ => bind(input, 0, input_size),
+        _ => kit.whole(input),
     }
 }
 
-/// What every encode function needs: the device, the pipelines, a spare buffer and the
-/// dispatch limit.
+/// What every encode function needs: the device, the pipelines, a spare buffer, the dispatch
+/// and binding limits, and the bind group cache of the buffers' generation.
 pub(crate) struct Kit<'a> {
     pub device: &'a wgpu::Device,
     pub pipes: &'a Pipelines,
     /// A small buffer bound where a kernel's binding is unused (similarity `nearest`'s S).
     pub dummy: &'a wgpu::Buffer,
     pub max_workgroups: u32,
+    /// The device's `max_storage_buffer_binding_size`.
+    pub max_binding: u64,
+    pub binds: &'a BindCache,
+    /// The pool's generation once this submission's buffers were taken.
+    pub generation: u64,
+    /// The caller's buffer the features are read from, if any (never cached: the cache must
+    /// not keep a caller's buffer alive).
+    pub source: Option<&'a wgpu::Buffer>,
 }
 
 impl Kit<'_> {
-    /// A bind group for kernel `id`: `resources` in its table's binding order.
+    /// A whole pooled buffer as a binding (up to the device's binding limit): the same
+    /// binding whatever the call's sizes, so its bind groups are reused across calls.
+    fn whole<'b>(&self, buffer: &'b wgpu::Buffer) -> wgpu::BindingResource<'b> {
+        let size = buffer.size().min(self.max_binding) / 4 * 4;
+        bind(buffer, 0, size)
+    }
+
+    /// Writes a uniform table unless this generation already wrote exactly these bytes.
+    fn write_uniform(&self, queue: &wgpu::Queue, buffer: &wgpu::Buffer, bytes: &[u8]) {
+        if self.binds.uniform_changed(self.generation, buffer, bytes) {
+            queue.write_buffer(buffer, 0, bytes);
+        }
+    }
+
+    /// The bind group for kernel `id` with `resources` in its table's binding order: from
+    /// the generation's cache, made once per set of buffers and ranges.
     fn group(&self, id: KernelId, resources: Vec<wgpu::BindingResource>) -> wgpu::BindGroup {
         let bindings = id.kernel().bindings;
         debug_assert_eq!(
@@ -326,18 +360,29 @@ impl Kit<'_> {
             id.label(),
             bindings.iter().map(|b| b.name).collect::<Vec<_>>()
         );
-        let entries: Vec<wgpu::BindGroupEntry> = resources
-            .into_iter()
-            .enumerate()
-            .map(|(i, resource)| wgpu::BindGroupEntry {
-                binding: i as u32,
-                resource,
+        let ranges: Vec<_> = resources
+            .iter()
+            .filter_map(|r| match r {
+                wgpu::BindingResource::Buffer(b) => Some((b.buffer.clone(), b.offset, b.size)),
+                _ => None,
             })
             .collect();
-        self.device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some(&id.label()),
-            layout: &self.pipes[id].layout,
-            entries: &entries,
+        let cache = !ranges.iter().any(|(b, ..)| Some(b) == self.source);
+        let key = (id.label(), ranges);
+        self.binds.group(self.generation, key, cache, || {
+            let entries: Vec<wgpu::BindGroupEntry> = resources
+                .into_iter()
+                .enumerate()
+                .map(|(i, resource)| wgpu::BindGroupEntry {
+                    binding: i as u32,
+                    resource,
+                })
+                .collect();
+            self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some(&id.label()),
+                layout: &self.pipes[id].layout,
+                entries: &entries,
+            })
         })
     }
 
@@ -367,14 +412,12 @@ pub(crate) struct Recorder<'a> {
     pub kit: Kit<'a>,
     pub layout: &'a Layout,
     pub bufs: &'a Buffers,
-    /// The caller's buffer holding device features, when the pools read theirs in place.
-    pub source: Option<&'a wgpu::Buffer>,
 }
 
 impl Recorder<'_> {
     /// The pool table, whole.
     fn pools_all(&self) -> wgpu::BindingResource<'_> {
-        bind(&self.bufs.pools, 0, self.layout.sizes.pools)
+        self.kit.whole(&self.bufs.pools)
     }
 
     /// The streaming pools' part of the pool table.
@@ -444,10 +487,10 @@ pub(crate) fn encode_select(r: &Recorder, pass: &mut wgpu::ComputePass) {
     }
     let binds = vec![
         r.pools_all(),
-        bind(&b.sim, 0, l.sizes.sim),
-        bind(&b.state, 0, l.sizes.state),
-        bind(&b.imp, 0, l.sizes.imp),
-        bind(&b.out, 0, l.sizes.out),
+        r.kit.whole(&b.sim),
+        r.kit.whole(&b.state),
+        r.kit.whole(&b.imp),
+        r.kit.whole(&b.out),
     ];
     r.kit
         .run(pass, KernelId::Select, binds, [l.dense.len() as u32, 1, 1]);
@@ -464,11 +507,11 @@ pub(crate) fn encode_stream(r: &Recorder, pass: &mut wgpu::ComputePass) {
         KernelId::Stream,
         vec![
             r.pools_stream(),
-            bind(&b.norm, 0, l.sizes.norm),
-            bind(&b.state, 0, l.sizes.state),
-            bind(&b.imp, 0, l.sizes.imp),
-            bind(&b.out, 0, l.sizes.out),
-            bind(&b.partials, 0, l.sizes.partials),
+            r.kit.whole(&b.norm),
+            r.kit.whole(&b.state),
+            r.kit.whole(&b.imp),
+            r.kit.whole(&b.out),
+            r.kit.whole(&b.partials),
             bind(&b.steps, 0, std::mem::size_of::<StepEntry>() as u64),
         ],
     );
@@ -490,9 +533,8 @@ pub(crate) fn encode_dpp(
     l: &DppLayout,
     b: &DppBuffers,
 ) {
-    let s = &l.sizes;
-    let pools = table_range(&b.pools, 0, l.pools);
-    let (u, state) = (bind(&b.norm, 0, s.norm), bind(&b.state, 0, s.state));
+    let pools = kit.whole(&b.pools);
+    let (u, state) = (kit.whole(&b.norm), kit.whole(&b.state));
     if id == KernelId::DppRelevance {
         let (x, y) = kit.grid(l.nmax.div_ceil(STREAM_GROUP));
         kit.run(pass, id, vec![pools, u, state], [x, y, l.pools as u32]);
@@ -502,9 +544,9 @@ pub(crate) fn encode_dpp(
         pools,
         u,
         state,
-        bind(&b.sim, 0, s.sim),
-        bind(&b.chol, 0, s.chol),
-        bind(&b.out, 0, s.out),
+        kit.whole(&b.sim),
+        kit.whole(&b.chol),
+        kit.whole(&b.out),
         bind(&b.rounds, 0, std::mem::size_of::<RoundsEntry>() as u64),
     ];
     let group = kit.group(KernelId::Dpp, binds);
@@ -522,13 +564,8 @@ pub(crate) fn encode_evs(
     l: &VideoLayout,
     b: &VideoBuffers,
 ) {
-    let s = &l.sizes;
     let (x, y) = kit.grid(l.nmax.div_ceil(STREAM_GROUP));
-    let binds = vec![
-        bind(&b.pools, 0, s.pools),
-        bind(&b.norm, 0, s.norm),
-        bind(&b.out, 0, s.out),
-    ];
+    let binds = vec![kit.whole(&b.pools), kit.whole(&b.norm), kit.whole(&b.out)];
     kit.run(pass, KernelId::Evs, binds, [x, y, l.table.len() as u32]);
 }
 
@@ -542,8 +579,7 @@ pub(crate) fn encode_vidcom2_channels(
     b: &VideoBuffers,
     src: wgpu::BindingResource,
 ) {
-    let s = &l.sizes;
-    let (pools, stats) = (bind(&b.pools, 0, s.pools), bind(&b.stats, 0, s.stats));
+    let (pools, stats) = (kit.whole(&b.pools), kit.whole(&b.stats));
     let count = l.table.len() as u32;
     if id == KernelId::VidCom2Variance {
         kit.run(
@@ -571,16 +607,11 @@ pub(crate) fn encode_vidcom2_centres(
     l: &VideoLayout,
     b: &VideoBuffers,
 ) {
-    let s = &l.sizes;
-    let binds = vec![
-        bind(&b.pools, 0, s.pools),
-        bind(&b.stats, 0, s.stats),
-        bind(&b.cent, 0, s.cent),
-    ];
+    let binds = vec![kit.whole(&b.pools), kit.whole(&b.stats), kit.whole(&b.cent)];
     let count = l.table.len() as u32;
     if id == KernelId::VidCom2Frames {
         let mut binds = binds;
-        binds.push(bind(&b.norm, 0, s.norm));
+        binds.push(kit.whole(&b.norm));
         kit.run(pass, id, binds, [l.kcmax.div_ceil(COLS), l.fmax, count]);
     } else {
         kit.run(pass, id, binds, [l.kcmax.div_ceil(WG), 1, count]);
@@ -595,13 +626,12 @@ pub(crate) fn encode_vidcom2_scores(
     l: &VideoLayout,
     b: &VideoBuffers,
 ) {
-    let s = &l.sizes;
     let (x, y) = kit.grid(l.nmax.div_ceil(STREAM_GROUP));
     let binds = vec![
-        bind(&b.pools, 0, s.pools),
-        bind(&b.norm, 0, s.norm),
-        bind(&b.cent, 0, s.cent),
-        bind(&b.out, 0, s.out),
+        kit.whole(&b.pools),
+        kit.whole(&b.norm),
+        kit.whole(&b.cent),
+        kit.whole(&b.out),
     ];
     kit.run(
         pass,
@@ -658,15 +688,15 @@ pub(crate) fn record(r: &Recorder, queries: Option<&wgpu::QuerySet>) -> wgpu::Co
     enc.clear_buffer(&b.out, 0, Some(l.sizes.out));
     {
         let mut pass = begin(&mut enc, queries);
-        let norm = || bind(&b.norm, 0, l.sizes.norm);
+        let norm = || kit.whole(&b.norm);
         encode_normalize(
             kit,
             &mut pass,
             NormalizeRun {
                 pools: r.pools_all(),
-                src: features(r.source, l.device_range, &b.input, l.sizes.input),
+                src: features(kit, l.device_range, &b.input),
                 u: norm(),
-                out: bind(&b.out, 0, l.sizes.out),
+                out: kit.whole(&b.out),
                 chan: bind(kit.dummy, 0, 256),
                 rows: l.nmax,
                 count: l.table.len() as u32,
@@ -676,8 +706,8 @@ pub(crate) fn record(r: &Recorder, queries: Option<&wgpu::QuerySet>) -> wgpu::Co
             let run = SimilarityRun {
                 pools: r.pools_all(),
                 u: norm(),
-                sim: bind(&b.sim, 0, l.sizes.sim),
-                nn: bind(&b.state, 0, l.sizes.state),
+                sim: kit.whole(&b.sim),
+                nn: kit.whole(&b.state),
                 n,
                 count: l.dense.len(),
             };
@@ -689,7 +719,7 @@ pub(crate) fn record(r: &Recorder, queries: Option<&wgpu::QuerySet>) -> wgpu::Co
                 pools: r.pools_stream(),
                 u: norm(),
                 sim: bind(kit.dummy, 0, 256),
-                nn: bind(&b.state, 0, l.sizes.state),
+                nn: kit.whole(&b.state),
                 n,
                 count: l.stream.len(),
             };
@@ -714,7 +744,6 @@ pub(crate) fn record_dpp(
     kit: &Kit,
     l: &DppLayout,
     b: &DppBuffers,
-    source: Option<&wgpu::Buffer>,
     queries: Option<&wgpu::QuerySet>,
 ) -> wgpu::CommandBuffer {
     let s = &l.sizes;
@@ -722,34 +751,29 @@ pub(crate) fn record_dpp(
     enc.clear_buffer(&b.out, 0, Some(s.out));
     {
         let mut pass = begin(&mut enc, queries);
-        let norm = || bind(&b.norm, 0, s.norm);
+        let norm = || kit.whole(&b.norm);
         let rows = |pools, src, rows, count| NormalizeRun {
             pools,
             src,
             u: norm(),
-            out: bind(&b.out, 0, s.out),
+            out: kit.whole(&b.out),
             chan: bind(kit.dummy, 0, 256),
             rows,
             count,
         };
-        let src = features(source, l.device_range, &b.input, s.input);
-        let run = rows(
-            table_range(&b.pools, 0, l.pools),
-            src,
-            l.nmax,
-            l.pools as u32,
-        );
+        let src = features(kit, l.device_range, &b.input);
+        let run = rows(kit.whole(&b.pools), src, l.nmax, l.pools as u32);
         encode_normalize(kit, &mut pass, run);
         if l.texts > 0 {
             let texts = table_range(&b.pools, l.text_start, l.texts);
-            let run = rows(texts, bind(&b.input, 0, s.input), 1, l.texts as u32);
+            let run = rows(texts, kit.whole(&b.input), 1, l.texts as u32);
             encode_normalize(kit, &mut pass, run);
         }
         if let Some(n) = l.n_dense_max {
             let run = SimilarityRun {
-                pools: table_range(&b.pools, 0, l.pools),
+                pools: kit.whole(&b.pools),
                 u: norm(),
-                sim: bind(&b.sim, 0, s.sim),
+                sim: kit.whole(&b.sim),
                 nn: bind(kit.dummy, 0, 256),
                 n,
                 count: l.dense,
@@ -778,7 +802,6 @@ pub(crate) fn record_video(
     kit: &Kit,
     l: &VideoLayout,
     b: &VideoBuffers,
-    source: Option<&wgpu::Buffer>,
     queries: Option<&wgpu::QuerySet>,
 ) -> wgpu::CommandBuffer {
     let s = &l.sizes;
@@ -787,18 +810,18 @@ pub(crate) fn record_video(
     enc.clear_buffer(&b.cent, 0, Some(s.cent));
     {
         let mut pass = begin(&mut enc, queries);
-        let src = || features(source, l.device_range, &b.input, s.input);
+        let src = || features(kit, l.device_range, &b.input);
         let vidcom2 = l.cmax > 0;
         if vidcom2 {
             encode_vidcom2_channels(kit, &mut pass, KernelId::VidCom2Variance, l, b, src());
             encode_vidcom2_channels(kit, &mut pass, KernelId::VidCom2Choose, l, b, src());
         }
         let run = NormalizeRun {
-            pools: bind(&b.pools, 0, s.pools),
+            pools: kit.whole(&b.pools),
             src: src(),
-            u: bind(&b.norm, 0, s.norm),
-            out: bind(&b.out, 0, s.out),
-            chan: bind(&b.stats, 0, s.stats),
+            u: kit.whole(&b.norm),
+            out: kit.whole(&b.out),
+            chan: kit.whole(&b.stats),
             rows: l.nmax,
             count: l.table.len() as u32,
         };
