@@ -1071,3 +1071,47 @@ fn bind_groups_are_made_once_per_buffer_generation() {
     }
     assert_eq!(engine.bind_groups_created(), grown);
 }
+
+/// Each selection carries its call's GPU time: measured (timestamp queries, which lavapipe
+/// has) for kernels that ran, shared by a batch, `None` where no kernel ran for it or on the
+/// CPU engine; the engine's last-call figure agrees.
+#[test]
+fn every_selection_carries_its_calls_gpu_time() {
+    let Some(g) = gpu() else { return };
+    let engine = GpuEngine::new_blocking(GpuOptions::default()).unwrap();
+    let pruner = Pruner::from_gpu(engine.clone());
+    let (n, d) = (100, 16);
+    let x = random_matrix(n, d, 71);
+    let grid = Grid::new(4, 5, 5);
+    let tokens = Tokens::new(&x, n, d).unwrap().with_grid(grid).unwrap();
+    let req = |m, b| Request::new(tokens, m, b).unwrap();
+    let sel = pruner
+        .prune_blocking(&req(Method::DivPrune, Budget::Count(10)))
+        .unwrap();
+    assert_eq!(sel.gpu_ms.is_some(), g.has_timestamps(), "{:?}", sel.gpu_ms);
+    assert_eq!(sel.gpu_ms, engine.last_gpu_time_ms());
+    if let Some(ms) = sel.gpu_ms {
+        assert!(ms > 0.0 && ms.is_finite(), "{ms}");
+    }
+    let batch = pruner
+        .prune_batch_blocking(&[
+            req(Method::DivPrune, Budget::Count(10)),
+            req(Method::Evs, Budget::Count(10)),
+            req(Method::Uniform, Budget::Count(10)),
+            req(Method::DivPrune, Budget::Count(n)),
+        ])
+        .unwrap();
+    assert_eq!(batch[0].gpu_ms, batch[1].gpu_ms);
+    assert_eq!(batch[0].gpu_ms, engine.last_gpu_time_ms());
+    assert_eq!(
+        (batch[2].gpu_ms, batch[3].gpu_ms),
+        (None, None),
+        "no kernel ran"
+    );
+    let cpu = Pruner::cpu().prune_blocking(&req(Method::DivPrune, Budget::Count(10)));
+    assert_eq!(cpu.unwrap().gpu_ms, None);
+    // The timing is not part of the result.
+    let mut other = sel.clone();
+    other.gpu_ms = Some(1e9);
+    assert_eq!(other, sel);
+}

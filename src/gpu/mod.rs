@@ -377,8 +377,8 @@ impl GpuEngine {
     /// Runs jobs: every job that fits this device's limits in as few submissions as they
     /// allow (each a single command buffer; greedy, DPP and video jobs in separate ones); the
     /// others come back as [`Outcome::Misfit`] for the select layer to fall back. Records the
-    /// GPU time.
-    pub(crate) async fn run(&self, jobs: &[Job<'_>]) -> Result<Vec<Outcome>> {
+    /// GPU time (returned, and kept for [`Self::last_gpu_time_ms`]).
+    pub(crate) async fn run(&self, jobs: &[Job<'_>]) -> Result<(Vec<Outcome>, Option<f64>)> {
         self.set_gpu_time(None);
         check_lost(&self.inner)?;
         if let Some(e) = self.inner.errors.take() {
@@ -443,13 +443,13 @@ impl GpuEngine {
             }
             gpu_ms = gpu_ms.zip(ms).map(|(a, b)| a + b);
         }
-        if ran {
-            self.set_gpu_time(gpu_ms);
-        }
-        outcomes
+        let gpu_ms = gpu_ms.filter(|_| ran);
+        self.set_gpu_time(gpu_ms);
+        let outcomes = outcomes
             .into_iter()
             .map(|o| o.ok_or_else(|| Error::Backend("internal: a job was not run".into())))
-            .collect()
+            .collect::<Result<_>>()?;
+        Ok((outcomes, gpu_ms))
     }
 
     /// What every encode function needs (`source`: the caller's buffer the features are
