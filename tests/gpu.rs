@@ -1115,3 +1115,59 @@ fn every_selection_carries_its_calls_gpu_time() {
     other.gpu_ms = Some(1e9);
     assert_eq!(other, sel);
 }
+
+/// A per-submission work cap of 1 puts every streaming step and every DPP dispatch in a
+/// submission of its own: the selections equal the one-submission run's exactly.
+#[test]
+fn long_selections_split_over_many_submissions_select_the_same() {
+    if gpu().is_none() {
+        return;
+    }
+    let engine = GpuEngine::new_blocking(GpuOptions::default()).unwrap();
+    let streaming = GpuOptions {
+        stream_threshold_bytes: 0,
+        ..Default::default()
+    };
+    let one = |o: &GpuOptions| Pruner::from_gpu(engine.with_options(o.clone()));
+    let split = |o: &GpuOptions| {
+        one(&GpuOptions {
+            submission_work: 1,
+            ..o.clone()
+        })
+    };
+    let (n, d) = (300, 24);
+    let x = random_matrix(n, d, 81);
+    let a = random_matrix(n, 1, 82);
+    let tokens = Tokens::new(&x, n, d).unwrap();
+    for options in [GpuOptions::default(), streaming] {
+        for (m, budget) in [
+            (Method::DivPrune, Budget::Count(40)),
+            (
+                Method::IdPruner(IdPruner::new(&a).parallel_k(3)),
+                Budget::Count(40),
+            ),
+            (cdpruner(Relevance::Raw(&a), 1), Budget::Count(192)),
+        ] {
+            let req = Request::new(tokens, m, budget).unwrap();
+            let whole = one(&options).prune_blocking(&req).unwrap();
+            let before = engine.submissions();
+            let parts = split(&options).prune_blocking(&req).unwrap();
+            let made = engine.submissions() - before;
+            let what = format!(
+                "{} (stream threshold {})",
+                m.name(),
+                options.stream_threshold_bytes
+            );
+            assert_eq!(parts, whole, "{what}");
+            let streamed = options.stream_threshold_bytes == 0 && !matches!(m, Method::CdPruner(_));
+            if streamed {
+                // K + 1 steps, one submission each.
+                assert_eq!(made, 41, "{what}");
+            } else if matches!(m, Method::CdPruner(_)) {
+                assert!(made > 1, "{what}: {made} submissions");
+            } else {
+                assert_eq!(made, 1, "{what}: the dense path is one submission");
+            }
+        }
+    }
+}

@@ -52,6 +52,10 @@ pub use context::{adapters, AdapterSummary, ENV_ADAPTER, ENV_BACKEND};
 /// Default [`GpuOptions::stream_threshold_bytes`]: 1 GiB.
 pub const DEFAULT_STREAM_THRESHOLD: u64 = 1 << 30;
 
+/// Default [`GpuOptions::submission_work`]: 2^33 multiply-adds, well under a second on an
+/// integrated GPU, a few milliseconds on a data-centre one.
+pub const DEFAULT_SUBMISSION_WORK: u64 = 1 << 33;
+
 /// The GPU engine's settings.
 #[derive(Debug, Clone)]
 pub struct GpuOptions {
@@ -65,6 +69,12 @@ pub struct GpuOptions {
     /// large batches into more chunks (one submission each) and send large pools to the
     /// streaming path sooner.
     pub max_binding_bytes: Option<u64>,
+    /// Estimated multiply-adds one submission may hold (default
+    /// [`DEFAULT_SUBMISSION_WORK`]). A selection with more (the streaming path's K GEMVs,
+    /// CDPruner's rounds) is split over several submissions, each waited for by the GPU in
+    /// turn, so no single one runs long enough for a watchdog (Windows TDR: 2 s; browsers: a
+    /// few seconds) to reset the device. Tests set 1 to force one dispatch per submission.
+    pub submission_work: u64,
 }
 
 impl Default for GpuOptions {
@@ -72,6 +82,7 @@ impl Default for GpuOptions {
         GpuOptions {
             stream_threshold_bytes: DEFAULT_STREAM_THRESHOLD,
             max_binding_bytes: None,
+            submission_work: DEFAULT_SUBMISSION_WORK,
         }
     }
 }
@@ -117,6 +128,7 @@ pub(crate) struct Inner {
     pipes: Pipelines,
     pool: BufferPool,
     binds: BindCache,
+    submissions: std::sync::atomic::AtomicU64,
     queries: Mutex<Vec<wgpu::QuerySet>>,
     dummy: wgpu::Buffer,
     errors: Arc<ErrorSink>,
@@ -216,6 +228,7 @@ impl GpuEngine {
                 pipes,
                 pool: BufferPool::default(),
                 binds: BindCache::default(),
+                submissions: Default::default(),
                 queries: Mutex::new(Vec::new()),
                 dummy,
                 errors,
@@ -468,6 +481,14 @@ impl GpuEngine {
         }
     }
 
+    /// Submissions this engine (and its clones) ever made: one per call and kind of job, more
+    /// where a long selection is split ([`GpuOptions::submission_work`]).
+    pub fn submissions(&self) -> u64 {
+        self.inner
+            .submissions
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Bind groups this engine (and its clones) ever created. They are made once per buffer
     /// generation and reused: repeated calls whose buffers the pool already holds create
     /// none (a figure for tests and diagnostics).
@@ -482,16 +503,26 @@ impl GpuEngine {
         &self,
         readback: &wgpu::Buffer,
         (size, ts_off): (u64, u64),
-        record: impl FnOnce(Option<&wgpu::QuerySet>) -> wgpu::CommandBuffer,
+        record: impl FnOnce(Option<&wgpu::QuerySet>) -> Vec<wgpu::CommandBuffer>,
     ) -> Result<(Vec<u8>, Option<f64>)> {
         let inner = &*self.inner;
         let queries = inner.timestamps.then(|| self.query_set());
         let outcome: Result<Vec<u8>> = async {
             let (index, caught) = {
                 let scopes = Scopes::push(&inner.device);
-                let index = inner.queue.submit([record(queries.as_ref())]);
+                // One submission per command buffer (plan::submissions), in order; the
+                // readback waits for the last.
+                let mut index = None;
+                for cb in record(queries.as_ref()) {
+                    index = Some(inner.queue.submit([cb]));
+                    inner
+                        .submissions
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
                 (index, scopes.pop())
             };
+            let index =
+                index.ok_or_else(|| Error::Backend("internal: nothing was recorded".into()))?;
             if let Some(e) = caught.await {
                 return Err(context::backend_error("running the kernels", &e));
             }
@@ -524,10 +555,13 @@ impl GpuEngine {
             .submit(&bufs.readback, sizes, |queries| {
                 let kit = self.kit(jobs.iter().find_map(|j| j.device));
                 record::upload(&inner.queue, &kit, &layout, jobs, &bufs);
+                let shapes: Vec<_> = layout.stream.iter().map(|&i| specs[i].shape).collect();
+                let costs = plan::stream_costs(&shapes, layout.kmax);
                 let recorder = Recorder {
                     kit,
                     layout: &layout,
                     bufs: &bufs,
+                    segments: plan::submissions(&self.caps(), &costs),
                 };
                 record::record(&recorder, queries)
             })
@@ -559,7 +593,10 @@ impl GpuEngine {
             .submit(&bufs.readback, sizes, |queries| {
                 let kit = self.kit(jobs.iter().find_map(|j| j.device));
                 record::upload_dpp(&inner.queue, &kit, &layout, jobs, &bufs);
-                record::record_dpp(&kit, &layout, &bufs, queries)
+                let pools: Vec<_> = specs.iter().map(|s| (s.shape, s.path)).collect();
+                let costs = plan::dpp_costs(&pools, &layout.rounds);
+                let segments = plan::submissions(&self.caps(), &costs);
+                record::record_dpp(&kit, &layout, &bufs, &segments, queries)
             })
             .await;
         bufs.give(&inner.pool);

@@ -30,20 +30,29 @@ pub(crate) async fn read(
     if let Some(e) = caught.await {
         return Err(context::backend_error("reading the results back", &e));
     }
+    // A wait that fails (e.g. the submission never reached a device that is gone) is a
+    // lost device, as a failed mapping is.
     #[cfg(target_arch = "wasm32")]
-    let _ = submission;
+    let waited: Option<String> = {
+        let _ = submission;
+        None
+    };
     #[cfg(not(target_arch = "wasm32"))]
-    inner
+    let waited = inner
         .device
         .poll(wgpu::PollType::Wait {
             submission_index: Some(submission),
             timeout: None,
         })
-        .map_err(|e| Error::Backend(format!("waiting for the GPU: {e}")))?;
-    let failed = match rx.await {
-        Some(Ok(())) => None,
-        Some(Err(e)) => Some(format!("reading the results back failed ({e})")),
-        None => Some("reading the results back was abandoned".to_string()),
+        .err()
+        .map(|e| format!("waiting for the GPU failed ({e})"));
+    let failed = match waited {
+        Some(w) => Some(w),
+        None => match rx.await {
+            Some(Ok(())) => None,
+            Some(Err(e)) => Some(format!("reading the results back failed ({e})")),
+            None => Some("reading the results back was abandoned".to_string()),
+        },
     };
     if let Some(what) = failed {
         let extra = inner.errors.take();

@@ -412,6 +412,9 @@ pub(crate) struct Recorder<'a> {
     pub kit: Kit<'a>,
     pub layout: &'a Layout,
     pub bufs: &'a Buffers,
+    /// The streaming steps of each submission (`plan::submissions`; one range `0..=kmax`
+    /// when everything fits one).
+    pub segments: Vec<std::ops::Range<usize>>,
 }
 
 impl Recorder<'_> {
@@ -498,9 +501,13 @@ pub(crate) fn encode_select(r: &Recorder, pass: &mut wgpu::ComputePass) {
 
 /// stream.wgsl: steps 0..=K of every streaming pool, one dispatch per step (the step number
 /// from the step table at a dynamic offset), all in this pass.
-pub(crate) fn encode_stream(r: &Recorder, pass: &mut wgpu::ComputePass) {
+pub(crate) fn encode_stream(
+    r: &Recorder,
+    pass: &mut wgpu::ComputePass,
+    steps: std::ops::Range<usize>,
+) {
     let (l, b) = (r.layout, r.bufs);
-    if l.stream.is_empty() {
+    if l.stream.is_empty() || steps.is_empty() {
         return;
     }
     let group = r.kit.group(
@@ -517,7 +524,7 @@ pub(crate) fn encode_stream(r: &Recorder, pass: &mut wgpu::ComputePass) {
     );
     let parts = l.stream.iter().map(|&i| l.table[l.slot_of[i]].parts).max();
     pass.set_pipeline(&r.kit.pipes[KernelId::Stream].pipeline);
-    for t in 0..=l.kmax {
+    for t in steps {
         pass.set_bind_group(0, &group, &[(t as u64 * STEP_STRIDE) as u32]);
         pass.dispatch_workgroups(parts.unwrap_or(1), l.stream.len() as u32, 1);
     }
@@ -532,6 +539,7 @@ pub(crate) fn encode_dpp(
     id: KernelId,
     l: &DppLayout,
     b: &DppBuffers,
+    dispatches: std::ops::Range<usize>,
 ) {
     let pools = kit.whole(&b.pools);
     let (u, state) = (kit.whole(&b.norm), kit.whole(&b.state));
@@ -551,7 +559,7 @@ pub(crate) fn encode_dpp(
     ];
     let group = kit.group(KernelId::Dpp, binds);
     pass.set_pipeline(&kit.pipes[KernelId::Dpp].pipeline);
-    for i in 0..l.rounds.len() {
+    for i in dispatches {
         pass.set_bind_group(0, &group, &[(i as u64 * STEP_STRIDE) as u32]);
         pass.dispatch_workgroups(l.pools as u32, 1, 1);
     }
@@ -641,16 +649,22 @@ pub(crate) fn encode_vidcom2_scores(
     );
 }
 
-/// A command encoder and its one compute pass (timestamps around it where supported).
+/// A compute pass of submission `i` of `count`: the first pass writes the begin timestamp,
+/// the last the end one (where supported).
 fn begin<'e>(
     enc: &'e mut wgpu::CommandEncoder,
     queries: Option<&'e wgpu::QuerySet>,
+    (i, count): (usize, usize),
 ) -> wgpu::ComputePass<'e> {
-    let timestamp_writes = queries.map(|q| wgpu::ComputePassTimestampWrites {
-        query_set: q,
-        beginning_of_pass_write_index: Some(0),
-        end_of_pass_write_index: Some(1),
-    });
+    let (first, last) = (i == 0, i + 1 == count);
+    let timestamp_writes =
+        queries
+            .filter(|_| first || last)
+            .map(|q| wgpu::ComputePassTimestampWrites {
+                query_set: q,
+                beginning_of_pass_write_index: first.then_some(0),
+                end_of_pass_write_index: last.then_some(1),
+            });
     enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
         label: Some("tokenprune"),
         timestamp_writes,
@@ -679,15 +693,18 @@ fn encoder(device: &wgpu::Device) -> wgpu::CommandEncoder {
     })
 }
 
-/// Records a greedy submission: clears, one compute pass (normalise, similarity, select,
-/// streaming), and the copy of the results (and timestamps) into the readback buffer.
-pub(crate) fn record(r: &Recorder, queries: Option<&wgpu::QuerySet>) -> wgpu::CommandBuffer {
+/// Records a greedy run, one command buffer per submission: clears and the first compute
+/// pass (normalise, similarity, select, nearest neighbours, the first streaming steps), then
+/// one pass per later range of streaming steps ([`Recorder::segments`]); the last copies the
+/// results (and timestamps) into the readback buffer.
+pub(crate) fn record(r: &Recorder, queries: Option<&wgpu::QuerySet>) -> Vec<wgpu::CommandBuffer> {
     let (l, b, kit) = (r.layout, r.bufs, &r.kit);
+    let count = r.segments.len();
     let mut enc = encoder(kit.device);
     enc.clear_buffer(&b.state, 0, Some(l.sizes.state));
     enc.clear_buffer(&b.out, 0, Some(l.sizes.out));
     {
-        let mut pass = begin(&mut enc, queries);
+        let mut pass = begin(&mut enc, queries, (0, count));
         let norm = || kit.whole(&b.norm);
         encode_normalize(
             kit,
@@ -725,32 +742,43 @@ pub(crate) fn record(r: &Recorder, queries: Option<&wgpu::QuerySet>) -> wgpu::Co
             };
             encode_similarity(kit, &mut pass, KernelId::SimilarityNearest, run);
         }
-        encode_stream(r, &mut pass);
+        encode_stream(r, &mut pass, r.segments[0].clone());
+    }
+    let mut out = Vec::with_capacity(count);
+    for (i, steps) in r.segments.iter().enumerate().skip(1) {
+        out.push(enc.finish());
+        enc = encoder(kit.device);
+        let mut pass = begin(&mut enc, queries, (i, count));
+        encode_stream(r, &mut pass, steps.clone());
     }
     let ts = l.sizes.ts_off;
-    finish(
+    out.push(finish(
         enc,
         queries,
         b.resolve.as_ref(),
         (&b.out, l.sizes.out),
         (&b.readback, ts),
-    )
+    ));
+    out
 }
 
-/// Records a DPP submission: one compute pass of normalize.wgsl (the pools, then the text
-/// rows), similarity.wgsl `dense` (the pools that store S), dpp.wgsl `relevance` (text
-/// relevance) and `greedy`.
+/// Records a DPP run, one command buffer per submission: the first compute pass runs
+/// normalize.wgsl (the pools, then the text rows), similarity.wgsl `dense` (the pools that
+/// store S), dpp.wgsl `relevance` (text relevance) and the first `greedy` dispatches; each
+/// later range of dispatches (`segments`, `plan::submissions`) is a pass of its own.
 pub(crate) fn record_dpp(
     kit: &Kit,
     l: &DppLayout,
     b: &DppBuffers,
+    segments: &[std::ops::Range<usize>],
     queries: Option<&wgpu::QuerySet>,
-) -> wgpu::CommandBuffer {
+) -> Vec<wgpu::CommandBuffer> {
     let s = &l.sizes;
+    let count = segments.len();
     let mut enc = encoder(kit.device);
     enc.clear_buffer(&b.out, 0, Some(s.out));
     {
-        let mut pass = begin(&mut enc, queries);
+        let mut pass = begin(&mut enc, queries, (0, count));
         let norm = || kit.whole(&b.norm);
         let rows = |pools, src, rows, count| NormalizeRun {
             pools,
@@ -781,17 +809,25 @@ pub(crate) fn record_dpp(
             encode_similarity(kit, &mut pass, KernelId::SimilarityDense, run);
         }
         if l.texts > 0 {
-            encode_dpp(kit, &mut pass, KernelId::DppRelevance, l, b);
+            encode_dpp(kit, &mut pass, KernelId::DppRelevance, l, b, 0..0);
         }
-        encode_dpp(kit, &mut pass, KernelId::Dpp, l, b);
+        encode_dpp(kit, &mut pass, KernelId::Dpp, l, b, segments[0].clone());
     }
-    finish(
+    let mut out = Vec::with_capacity(count);
+    for (i, range) in segments.iter().enumerate().skip(1) {
+        out.push(enc.finish());
+        enc = encoder(kit.device);
+        let mut pass = begin(&mut enc, queries, (i, count));
+        encode_dpp(kit, &mut pass, KernelId::Dpp, l, b, range.clone());
+    }
+    out.push(finish(
         enc,
         queries,
         b.resolve.as_ref(),
         (&b.out, s.out),
         (&b.readback, s.ts_off),
-    )
+    ));
+    out
 }
 
 /// Records a video submission: one compute pass of vidcom2_channels.wgsl (`variance`,
@@ -803,13 +839,13 @@ pub(crate) fn record_video(
     l: &VideoLayout,
     b: &VideoBuffers,
     queries: Option<&wgpu::QuerySet>,
-) -> wgpu::CommandBuffer {
+) -> Vec<wgpu::CommandBuffer> {
     let s = &l.sizes;
     let mut enc = encoder(kit.device);
     enc.clear_buffer(&b.out, 0, Some(s.out));
     enc.clear_buffer(&b.cent, 0, Some(s.cent));
     {
-        let mut pass = begin(&mut enc, queries);
+        let mut pass = begin(&mut enc, queries, (0, 1));
         let src = || features(kit, l.device_range, &b.input);
         let vidcom2 = l.cmax > 0;
         if vidcom2 {
@@ -835,11 +871,11 @@ pub(crate) fn record_video(
             encode_vidcom2_scores(kit, &mut pass, l, b);
         }
     }
-    finish(
+    vec![finish(
         enc,
         queries,
         b.resolve.as_ref(),
         (&b.out, s.out),
         (&b.readback, s.ts_off),
-    )
+    )]
 }
