@@ -100,7 +100,7 @@ pub enum GpuPath {
     /// The N x N similarity matrix is stored; all K picks in one dispatch.
     Dense,
     /// One similarity row per pick: DivPrune and IDPruner in K + 1 dispatches of one
-    /// command buffer; CDPruner recomputes its kernel rows inside its one dispatch.
+    /// command buffer; CDPruner recomputes its kernel entries in each of its rounds.
     Streaming,
     /// EVS and VidCom2: per-token scores on the GPU, the selection on the host.
     Scores,
