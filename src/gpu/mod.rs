@@ -474,7 +474,7 @@ impl GpuEngine {
             pipes: &inner.pipes,
             dummy: &inner.dummy,
             max_workgroups: inner.limits.max_compute_workgroups_per_dimension,
-            max_binding: inner.limits.max_storage_buffer_binding_size as u64,
+            max_binding: inner.limits.max_storage_buffer_binding_size,
             binds: &inner.binds,
             generation: inner.pool.generation(),
             source,
