@@ -885,7 +885,8 @@ fn non_finite_features_in_a_gpu_buffer_are_rejected_like_host_input() {
         ..Default::default()
     });
     // (bad values placed: (row, column, value)), the error expected: the lowest position.
-    let cases: [(&[(usize, usize, f32)], &str); 3] = [
+    type Bad = [(usize, usize, f32)];
+    let cases: [(&Bad, &str); 3] = [
         (&[(40, 7, f32::NAN)], "(NaN) at row 40, column 7"),
         (
             &[(77, 0, f32::NAN), (13, 19, f32::INFINITY)],
@@ -1031,7 +1032,11 @@ fn bind_groups_are_made_once_per_buffer_generation() {
             ),
         };
         let req = Request::new(tokens.with_grid(grid).unwrap(), m, budget).unwrap();
-        let p = if (i / 6) % 2 == 0 { &dense } else { &stream };
+        let p = if (i / 6).is_multiple_of(2) {
+            &dense
+        } else {
+            &stream
+        };
         let sel = p.prune_blocking(&req).unwrap();
         assert!(matches!(sel.backend, Backend::Gpu(_)), "{}", m.name());
         sel
