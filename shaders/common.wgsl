@@ -38,8 +38,11 @@ struct Pool {
     // vidcom2_*.wgsl: per-channel statistics in `stats`; the centres in `cent` (vec4s).
     stat_off: u32,
     cent_off: u32,
+    // normalize.wgsl: the word of `out` recording the pool's first non-finite source value
+    // (features read from a caller's buffer), or NO_OFFSET (host features, checked on the host).
+    bad_off: u32,
     // To 128 bytes (pool table ranges bind at 256-byte offsets).
-    pad: array<u32, 7>,
+    pad: array<u32, 6>,
 }
 
 fn better(sa: f32, ia: u32, sb: f32, ib: u32) -> bool {

@@ -23,6 +23,14 @@
 // low-variance channels, `chan_off` != NO_OFFSET) element i of a row is source column
 // chan[chan_off + i], so the row normalised is the gathered one, as on the CPU.
 //
+// Features read from a caller's buffer (`bad_off` != NO_OFFSET) are checked for NaN and
+// infinities first, as the host checks `Tokens` (src/tokens.rs, `Tokens::new`): every raw
+// source value of the row (all `stride` columns, also those a channel map skips) is tested on
+// its exponent bits (immune to fast-math assumptions), and the first bad one is recorded as
+// `~(position * 4 + class)` with atomicMax (so the lowest position wins; 0 = none), position
+// = row * stride + column within the pool, class 0 NaN, 1 +inf, 2 -inf. The host turns it into
+// the same error as host input (readback.rs).
+//
 // Dispatch: (x, y, z) = (rows split over x and y, pool). row = wid.x + wid.y * num_workgroups.x.
 
 @group(0) @binding(0) var<storage, read> pools: array<Pool>;
@@ -99,6 +107,21 @@ fn denominator(method: u32, ss: f32, s1: f32, s2: f32) -> f32 {
     }
 }
 
+// Records the first non-finite value of the raw source row `row` (see the header).
+fn check_finite(pool: Pool, base: u32, row: u32, lid: u32) {
+    for (var i = lid; i < pool.stride; i += WG) {
+        let b = bitcast<u32>(src[base + i]);
+        if ((b & 0x7f800000u) == 0x7f800000u) {
+            var kind = 0u;
+            if ((b & 0x007fffffu) == 0u) {
+                kind = select(1u, 2u, (b & 0x80000000u) != 0u);
+            }
+            let code = (row * pool.stride + i) * 4u + kind;
+            atomicMax(&out[pool.bad_off], ~code);
+        }
+    }
+}
+
 @compute @workgroup_size(WG)
 fn main(
     @builtin(workgroup_id) wid: vec3<u32>,
@@ -114,6 +137,9 @@ fn main(
     let d4 = pool.d4;
     let map = pool.chan_off;
     let base = pool.src_off + row * pool.stride;
+    if (pool.bad_off != NO_OFFSET) {
+        check_finite(pool, base, row, lid);
+    }
 
     // Largest magnitude (max is exact in any order).
     var m = 0.0;

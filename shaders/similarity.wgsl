@@ -51,6 +51,58 @@ fn flush_fold(lid: u32, first: u32) {
     }
 }
 
+// Stores a 64 x 64 tile of S (and, off the diagonal, its mirror) with coalesced writes: 16
+// rows at a time go through `fold` (invocations (tx, ty) with ty / 4 == q hold rows 16q..
+// 16q+16 of the tile), then consecutive invocations write consecutive addresses of each row.
+// The mirror stages 16 columns at a time, transposed, and writes them as rows of S. The
+// values are the accumulators themselves, so S is bit-identical to per-invocation stores.
+// p = (row0, col0, tx, ty). Every barrier is reached by the whole workgroup (q, mirror and
+// the loop bounds are workgroup-uniform).
+fn store_tile(pool: Pool, acc: array<vec4<f32>, 4>, p: vec4<u32>, mirror: bool, lid: u32) {
+    let n = pool.n;
+    let so = pool.sim_off;
+    let row0 = p.x;
+    let col0 = p.y;
+    let tx = p.z;
+    let ty = p.w;
+    for (var q = 0u; q < 4u; q += 1u) {
+        if (ty / 4u == q) {
+            for (var i = 0u; i < 4u; i += 1u) {
+                for (var j = 0u; j < 4u; j += 1u) {
+                    fold[((ty % 4u) * 4u + i) * TILE + tx * 4u + j] = acc[i][j];
+                }
+            }
+        }
+        workgroupBarrier();
+        for (var e = lid; e < SUB * TILE; e += WG) {
+            let r = row0 + q * SUB + e / TILE;
+            let c = col0 + e % TILE;
+            if (r < n && c < n) {
+                sim[so + r * n + c] = fold[e];
+            }
+        }
+        workgroupBarrier();
+        if (mirror) {
+            if (tx / 4u == q) {
+                for (var i = 0u; i < 4u; i += 1u) {
+                    for (var j = 0u; j < 4u; j += 1u) {
+                        fold[((tx % 4u) * 4u + j) * TILE + ty * 4u + i] = acc[i][j];
+                    }
+                }
+            }
+            workgroupBarrier();
+            for (var e = lid; e < SUB * TILE; e += WG) {
+                let c = col0 + q * SUB + e / TILE;
+                let r = row0 + e % TILE;
+                if (r < n && c < n) {
+                    sim[so + c * n + r] = fold[e];
+                }
+            }
+            workgroupBarrier();
+        }
+    }
+}
+
 fn tile(wid: vec3<u32>, lid: u32, store: bool) {
     let pool = pools[wid.z];
     let n = pool.n;
@@ -114,19 +166,7 @@ fn tile(wid: vec3<u32>, lid: u32, store: bool) {
     let r_base = row0 + ty * 4u;
     let c_base = col0 + tx * 4u;
     if (store) {
-        let so = pool.sim_off;
-        for (var i = 0u; i < 4u; i += 1u) {
-            let r = r_base + i;
-            for (var j = 0u; j < 4u; j += 1u) {
-                let c = c_base + j;
-                if (r < n && c < n) {
-                    sim[so + r * n + c] = acc[i][j];
-                    if (ct != rt) {
-                        sim[so + c * n + r] = acc[i][j];
-                    }
-                }
-            }
-        }
+        store_tile(pool, acc, vec4<u32>(row0, col0, tx, ty), ct != rt, lid);
     }
     if (!fold_nn) {
         return;

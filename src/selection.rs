@@ -21,8 +21,9 @@ impl std::fmt::Display for Backend {
     }
 }
 
-/// The tokens kept from one pool.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+/// The tokens kept from one pool. Two selections are equal when everything but
+/// [`Selection::gpu_ms`] (a timing, not part of the result) is.
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct Selection {
     /// The method that ran.
     pub method: &'static str,
@@ -45,6 +46,21 @@ pub struct Selection {
     pub backend: Backend,
     /// Things worth knowing about this run (zero-norm rows, fallbacks, ...).
     pub notes: Vec<String>,
+    /// GPU time of the engine call that computed this selection, in milliseconds, from
+    /// timestamp queries around its compute passes (summed over its submissions). A batch is
+    /// one call: its selections carry the same figure. `None` on the CPU engine, where the
+    /// adapter has no timestamp queries, and where no kernel ran for this selection (K = N,
+    /// the baselines, a fallback to the CPU engine).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gpu_ms: Option<f64>,
+}
+
+impl PartialEq for Selection {
+    fn eq(&self, o: &Self) -> bool {
+        (self.method, self.n, self.d) == (o.method, o.n, o.d)
+            && (&self.order, &self.kept, &self.scores) == (&o.order, &o.kept, &o.scores)
+            && (&self.coords, &self.backend, &self.notes) == (&o.coords, &o.backend, &o.notes)
+    }
 }
 
 impl Selection {

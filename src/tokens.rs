@@ -168,8 +168,9 @@ impl<'a> Tokens<'a> {
 
 /// Features already on the GPU: `n` rows of `d` f32 values, row-major, at byte `offset` of a
 /// wgpu buffer created with `BufferUsages::STORAGE` on the device of the [`crate::Pruner`] that
-/// prunes them. No upload, no copy: the normalisation kernel reads the buffer in place. The
-/// values are never read on the host, so they are not checked for NaN/inf.
+/// prunes them. No upload, no copy: the normalisation kernel reads the buffer in place and
+/// checks every value for NaN/inf there (the call fails with [`Error::NonFinite`] naming the
+/// row and column, as host [`Tokens`] do).
 #[cfg(feature = "gpu")]
 #[derive(Debug, Clone, Copy)]
 pub struct DeviceTokens<'a> {

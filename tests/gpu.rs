@@ -853,3 +853,326 @@ fn a_batch_mixing_the_new_methods_equals_each_alone() {
         assert_eq!(a.notes, b.notes, "{}", a.method);
     }
 }
+
+// ---- The GPU leftovers: checks on a caller's buffer, shared devices, split submissions ----
+
+/// NaN and infinities in a caller's buffer are found on the GPU (normalize.wgsl) and rejected
+/// with the error host features get, naming the first bad row and column, on every kind of
+/// submission and both paths; the engine stays usable and a clean buffer still works.
+#[test]
+fn non_finite_features_in_a_gpu_buffer_are_rejected_like_host_input() {
+    let Some(g) = gpu() else { return };
+    let (n, d) = (96, 20);
+    let x = random_matrix(n, d, 31);
+    let a = random_matrix(n, 1, 32);
+    let t = random_matrix(1, d, 33);
+    let grid = Grid::new(6, 4, 4);
+    let methods = [
+        (Method::DivPrune, Budget::Count(9)),
+        (Method::IdPruner(IdPruner::new(&a)), Budget::Count(9)),
+        (cdpruner(Relevance::Raw(&a), 2), Budget::Count(9)),
+        (openvino(&t, 0.5, false, Split::Halves), Budget::Count(21)),
+        (Method::Evs, Budget::PruneRatio(0.5)),
+        (
+            Method::VidCom2 {
+                count: CountMode::Exact,
+            },
+            Budget::KeepRatio(0.3),
+        ),
+    ];
+    let streaming = g.with_options(GpuOptions {
+        stream_threshold_bytes: 0,
+        ..Default::default()
+    });
+    // (bad values placed: (row, column, value)), the error expected: the lowest position.
+    type Bad = [(usize, usize, f32)];
+    let cases: [(&Bad, &str); 3] = [
+        (&[(40, 7, f32::NAN)], "(NaN) at row 40, column 7"),
+        (
+            &[(77, 0, f32::NAN), (13, 19, f32::INFINITY)],
+            "(inf) at row 13, column 19",
+        ),
+        (
+            &[(95, 19, f32::NEG_INFINITY)],
+            "(-inf) at row 95, column 19",
+        ),
+    ];
+    let offset = 1028;
+    for (bad, want) in cases {
+        let mut y = x.clone();
+        for &(r, c, v) in bad {
+            y[r * d + c] = v;
+        }
+        // The host check says the same.
+        let host_err = Tokens::new(&y, n, d).unwrap_err().to_string();
+        assert!(host_err.ends_with(want), "{host_err}");
+        let buf = features_buffer(g, offset, &y);
+        for engine in [g, &streaming] {
+            let pruner = Pruner::from_gpu(engine.clone());
+            for (m, budget) in methods {
+                let on = DeviceTokens::new(&buf, offset, n, d)
+                    .unwrap()
+                    .with_grid(grid)
+                    .unwrap();
+                let err = pruner
+                    .prune_blocking(&Request::new(on, m, budget).unwrap())
+                    .expect_err(m.name());
+                assert!(
+                    matches!(err, tokenprune::Error::NonFinite { .. }),
+                    "{}: {err}",
+                    m.name()
+                );
+                assert_eq!(err.to_string(), host_err, "{}", m.name());
+            }
+        }
+    }
+    // A clean buffer on the same engine: the host result.
+    let clean = features_buffer(g, offset, &x);
+    let pruner = Pruner::from_gpu(g.clone());
+    for (m, budget) in methods {
+        let on = DeviceTokens::new(&clean, offset, n, d)
+            .unwrap()
+            .with_grid(grid)
+            .unwrap();
+        let sel = pruner
+            .prune_blocking(&Request::new(on, m, budget).unwrap())
+            .unwrap();
+        let host = run(&pruner, &x, n, d, Some(grid), m, budget);
+        assert_eq!(sel.order, host.order, "{}", m.name());
+    }
+}
+
+/// Two engines on one caller's device, and concurrent calls on each: every call waits for its
+/// own submission only (not the whole device) and still reads its own results.
+#[test]
+fn two_engines_sharing_a_callers_device_called_concurrently() {
+    let Some(g) = gpu() else { return };
+    let (device, queue) = g.device();
+    let engines: Vec<GpuEngine> = (0..2)
+        .map(|_| {
+            pollster::block_on(GpuEngine::from_device(
+                device.clone(),
+                queue.clone(),
+                GpuOptions::default(),
+            ))
+            .unwrap()
+        })
+        .collect();
+    let inputs: Vec<(usize, usize, Vec<f32>)> = [(120, 24), (64, 40), (200, 8), (33, 17)]
+        .iter()
+        .enumerate()
+        .map(|(i, &(n, d))| (n, d, random_matrix(n, d, 50 + i as u64)))
+        .collect();
+    fn request((n, d, x): &(usize, usize, Vec<f32>)) -> Request<'_> {
+        let tokens = Tokens::new(x, *n, *d).unwrap();
+        Request::new(tokens, Method::DivPrune, Budget::Count(n / 4)).unwrap()
+    }
+    // One call at a time on the shared engine.
+    let alone = Pruner::from_gpu(g.clone());
+    let expected: Vec<Selection> = inputs
+        .iter()
+        .map(|i| alone.prune_blocking(&request(i)).unwrap())
+        .collect();
+    std::thread::scope(|s| {
+        for t in 0..4 {
+            let (engine, inputs, expected) = (&engines[t % 2], &inputs, &expected);
+            s.spawn(move || {
+                let pruner = Pruner::from_gpu(engine.clone());
+                for round in 0..6 {
+                    let i = (t + round) % inputs.len();
+                    let sel = pruner.prune_blocking(&request(&inputs[i])).unwrap();
+                    assert_eq!(sel.order, expected[i].order, "thread {t}, input {i}");
+                }
+            });
+        }
+    });
+}
+
+/// Bind groups (and uniform tables) are made once per buffer generation: 100 calls of one
+/// shape class (N varying below the warm-up's, every kind of submission, both paths) create
+/// no bind group and allocate nothing; a larger call grows the buffers and makes new ones.
+#[test]
+fn bind_groups_are_made_once_per_buffer_generation() {
+    if gpu().is_none() {
+        return;
+    }
+    let engine = GpuEngine::new_blocking(GpuOptions::default()).unwrap();
+    let streaming = engine.with_options(GpuOptions {
+        stream_threshold_bytes: 0,
+        ..Default::default()
+    });
+    let (dense, stream) = (
+        Pruner::from_gpu(engine.clone()),
+        Pruner::from_gpu(streaming),
+    );
+    let d = 24;
+    let x = random_matrix(512, d, 61);
+    let a = random_matrix(512, 1, 62);
+    let t = random_matrix(1, d, 63);
+    let call = |n: usize, i: usize| {
+        let tokens = Tokens::new(&x[..n * d], n, d).unwrap();
+        let grid = Grid::new(n / 8, 2, 4);
+        let (m, budget) = match i % 6 {
+            0 => (Method::DivPrune, Budget::Count(n / 8)),
+            1 => (
+                Method::IdPruner(IdPruner::new(&a[..n]).parallel_k(2)),
+                Budget::Count(n / 8),
+            ),
+            2 => (cdpruner(Relevance::Raw(&a[..n]), 1), Budget::Count(n / 8)),
+            3 => (
+                openvino(&t, 0.5, false, Split::Halves),
+                Budget::Count(n / 8),
+            ),
+            4 => (Method::Evs, Budget::KeepRatio(0.25)),
+            _ => (
+                Method::VidCom2 {
+                    count: CountMode::Exact,
+                },
+                Budget::KeepRatio(0.25),
+            ),
+        };
+        let req = Request::new(tokens.with_grid(grid).unwrap(), m, budget).unwrap();
+        let p = if (i / 6).is_multiple_of(2) {
+            &dense
+        } else {
+            &stream
+        };
+        let sel = p.prune_blocking(&req).unwrap();
+        assert!(matches!(sel.backend, Backend::Gpu(_)), "{}", m.name());
+        sel
+    };
+    // Warm-up: the largest shape of the class on every kind of submission and path, then one
+    // round of the calls below (the pool may hand a smaller call another free buffer of a
+    // role: each such set of buffers is bound once).
+    let n_of = |r: usize| 128 - 8 * (r % 4);
+    for i in 0..12 {
+        call(128, i);
+    }
+    for r in 0..12 {
+        call(n_of(r), r);
+    }
+    let (groups, bytes) = (engine.bind_groups_created(), engine.allocated_bytes());
+    assert!(groups > 0);
+    let first = call(120, 0);
+    for r in 0..100 {
+        let n = n_of(r);
+        let sel = call(n, r);
+        if n == 120 && r % 12 == 0 {
+            assert_eq!(sel, first, "repeated call {r}");
+        }
+    }
+    assert_eq!(engine.allocated_bytes(), bytes, "100 calls allocated");
+    assert_eq!(
+        engine.bind_groups_created(),
+        groups,
+        "100 calls made bind groups"
+    );
+    // Four times the tokens: larger buffers, a new generation, new bind groups (then flat).
+    call(512, 0);
+    let grown = engine.bind_groups_created();
+    assert!(engine.allocated_bytes() > bytes && grown > groups);
+    for _ in 0..5 {
+        call(512, 0);
+    }
+    assert_eq!(engine.bind_groups_created(), grown);
+}
+
+/// Each selection carries its call's GPU time: measured (timestamp queries, which lavapipe
+/// has) for kernels that ran, shared by a batch, `None` where no kernel ran for it or on the
+/// CPU engine; the engine's last-call figure agrees.
+#[test]
+fn every_selection_carries_its_calls_gpu_time() {
+    let Some(g) = gpu() else { return };
+    let engine = GpuEngine::new_blocking(GpuOptions::default()).unwrap();
+    let pruner = Pruner::from_gpu(engine.clone());
+    let (n, d) = (100, 16);
+    let x = random_matrix(n, d, 71);
+    let grid = Grid::new(4, 5, 5);
+    let tokens = Tokens::new(&x, n, d).unwrap().with_grid(grid).unwrap();
+    let req = |m, b| Request::new(tokens, m, b).unwrap();
+    let sel = pruner
+        .prune_blocking(&req(Method::DivPrune, Budget::Count(10)))
+        .unwrap();
+    assert_eq!(sel.gpu_ms.is_some(), g.has_timestamps(), "{:?}", sel.gpu_ms);
+    assert_eq!(sel.gpu_ms, engine.last_gpu_time_ms());
+    if let Some(ms) = sel.gpu_ms {
+        assert!(ms > 0.0 && ms.is_finite(), "{ms}");
+    }
+    let batch = pruner
+        .prune_batch_blocking(&[
+            req(Method::DivPrune, Budget::Count(10)),
+            req(Method::Evs, Budget::Count(10)),
+            req(Method::Uniform, Budget::Count(10)),
+            req(Method::DivPrune, Budget::Count(n)),
+        ])
+        .unwrap();
+    assert_eq!(batch[0].gpu_ms, batch[1].gpu_ms);
+    assert_eq!(batch[0].gpu_ms, engine.last_gpu_time_ms());
+    assert_eq!(
+        (batch[2].gpu_ms, batch[3].gpu_ms),
+        (None, None),
+        "no kernel ran"
+    );
+    let cpu = Pruner::cpu().prune_blocking(&req(Method::DivPrune, Budget::Count(10)));
+    assert_eq!(cpu.unwrap().gpu_ms, None);
+    // The timing is not part of the result.
+    let mut other = sel.clone();
+    other.gpu_ms = Some(1e9);
+    assert_eq!(other, sel);
+}
+
+/// A per-submission work cap of 1 puts every streaming step and every DPP dispatch in a
+/// submission of its own: the selections equal the one-submission run's exactly.
+#[test]
+fn long_selections_split_over_many_submissions_select_the_same() {
+    if gpu().is_none() {
+        return;
+    }
+    let engine = GpuEngine::new_blocking(GpuOptions::default()).unwrap();
+    let streaming = GpuOptions {
+        stream_threshold_bytes: 0,
+        ..Default::default()
+    };
+    let one = |o: &GpuOptions| Pruner::from_gpu(engine.with_options(o.clone()));
+    let split = |o: &GpuOptions| {
+        one(&GpuOptions {
+            submission_work: 1,
+            ..o.clone()
+        })
+    };
+    let (n, d) = (300, 24);
+    let x = random_matrix(n, d, 81);
+    let a = random_matrix(n, 1, 82);
+    let tokens = Tokens::new(&x, n, d).unwrap();
+    for options in [GpuOptions::default(), streaming] {
+        for (m, budget) in [
+            (Method::DivPrune, Budget::Count(40)),
+            (
+                Method::IdPruner(IdPruner::new(&a).parallel_k(3)),
+                Budget::Count(40),
+            ),
+            (cdpruner(Relevance::Raw(&a), 1), Budget::Count(192)),
+        ] {
+            let req = Request::new(tokens, m, budget).unwrap();
+            let whole = one(&options).prune_blocking(&req).unwrap();
+            let before = engine.submissions();
+            let parts = split(&options).prune_blocking(&req).unwrap();
+            let made = engine.submissions() - before;
+            let what = format!(
+                "{} (stream threshold {})",
+                m.name(),
+                options.stream_threshold_bytes
+            );
+            assert_eq!(parts, whole, "{what}");
+            let streamed = options.stream_threshold_bytes == 0 && !matches!(m, Method::CdPruner(_));
+            if streamed {
+                // K + 1 steps, one submission each.
+                assert_eq!(made, 41, "{what}");
+            } else if matches!(m, Method::CdPruner(_)) {
+                assert!(made > 1, "{what}: {made} submissions");
+            } else {
+                assert_eq!(made, 1, "{what}: the dense path is one submission");
+            }
+        }
+    }
+}

@@ -144,6 +144,9 @@ fn result_json(s: &Selection) -> Value {
     if !s.notes.is_empty() {
         v["notes"] = json!(s.notes);
     }
+    if let Some(ms) = s.gpu_ms {
+        v["gpu_ms"] = json!(ms);
+    }
     v
 }
 

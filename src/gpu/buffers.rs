@@ -6,6 +6,11 @@
 //! as many buffers per role as calls were ever in flight at once (at least two). Sizes are
 //! rounded up to a power of two (the size class); a taken buffer is the smallest free one of
 //! its role that is large enough.
+//!
+//! Every buffer the pool creates starts a new **generation**. Bind groups (and the contents of
+//! the uniform tables) depend only on which buffers a call holds, so [`BindCache`] keeps them
+//! for the current generation: repeated calls of one shape class create none, and the cache
+//! starts over (dropping its references to replaced buffers) when the pool grows.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -66,6 +71,8 @@ pub(crate) struct BufferPool {
     /// Calls holding buffers now, and the most there ever were at once.
     busy: AtomicUsize,
     peak: AtomicUsize,
+    /// Buffers ever created: the generation of the pool's contents.
+    generation: std::sync::atomic::AtomicU64,
 }
 
 /// One call holding buffers of the pool (see [`BufferPool::enter`]).
@@ -122,6 +129,7 @@ impl BufferPool {
         let size = size_class(size, max_buffer);
         self.created
             .fetch_add(size, std::sync::atomic::Ordering::Relaxed);
+        self.generation.fetch_add(1, Ordering::AcqRel);
         device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("tokenprune pool"),
             size,
@@ -145,9 +153,111 @@ impl BufferPool {
         }
     }
 
+    /// The generation: how many buffers the pool has created (read after taking a call's
+    /// buffers, it covers them).
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
     /// Bytes of every buffer the pool ever created.
     pub(crate) fn created_bytes(&self) -> u64 {
         self.created.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+/// What a bind group is made of: the kernel's label and each binding's (buffer, offset, size).
+type BindKey = (String, Vec<(wgpu::Buffer, u64, Option<wgpu::BufferSize>)>);
+
+/// Bind groups and uniform table contents of the pool's current generation (see the module
+/// header). Entries of an older generation are dropped when a newer one is first seen; a call
+/// that took its buffers before the pool grew gets uncached bind groups.
+#[derive(Debug, Default)]
+pub(crate) struct BindCache {
+    state: Mutex<CacheState>,
+    /// Bind groups ever created through the cache (cached or not).
+    created: std::sync::atomic::AtomicU64,
+}
+
+#[derive(Debug, Default)]
+struct CacheState {
+    generation: u64,
+    groups: HashMap<BindKey, wgpu::BindGroup>,
+    uniforms: HashMap<wgpu::Buffer, Vec<u8>>,
+}
+
+/// At most this many bind groups per generation (different batch structures bind different
+/// ranges of the pool table); past it the cache starts over.
+const MAX_GROUPS: usize = 512;
+
+impl CacheState {
+    /// Starts over when `generation` is newer; false when it is older (do not cache).
+    fn at(&mut self, generation: u64) -> bool {
+        if generation > self.generation {
+            self.generation = generation;
+            self.groups.clear();
+            self.uniforms.clear();
+        }
+        generation == self.generation
+    }
+}
+
+impl BindCache {
+    /// The bind group for `key` in `generation`, made by `make` when it is not cached yet;
+    /// `cache = false` (a caller's buffer is bound) always makes a new one.
+    pub(crate) fn group(
+        &self,
+        generation: u64,
+        key: BindKey,
+        cache: bool,
+        make: impl FnOnce() -> wgpu::BindGroup,
+    ) -> wgpu::BindGroup {
+        if cache {
+            if let Ok(mut st) = self.state.lock() {
+                if st.at(generation) {
+                    if let Some(g) = st.groups.get(&key) {
+                        return g.clone();
+                    }
+                    let g = self.make(make);
+                    if st.groups.len() >= MAX_GROUPS {
+                        st.groups.clear();
+                    }
+                    st.groups.insert(key, g.clone());
+                    return g;
+                }
+            }
+        }
+        self.make(make)
+    }
+
+    fn make(&self, make: impl FnOnce() -> wgpu::BindGroup) -> wgpu::BindGroup {
+        self.created.fetch_add(1, Ordering::Relaxed);
+        make()
+    }
+
+    /// Whether `buffer` must be written with `bytes`: false when this generation already
+    /// wrote exactly them (the uniform tables repeat from call to call).
+    pub(crate) fn uniform_changed(
+        &self,
+        generation: u64,
+        buffer: &wgpu::Buffer,
+        bytes: &[u8],
+    ) -> bool {
+        let Ok(mut st) = self.state.lock() else {
+            return true;
+        };
+        if !st.at(generation) {
+            return true;
+        }
+        if st.uniforms.get(buffer).is_some_and(|b| b == bytes) {
+            return false;
+        }
+        st.uniforms.insert(buffer.clone(), bytes.to_vec());
+        true
+    }
+
+    /// Bind groups created so far.
+    pub(crate) fn created(&self) -> u64 {
+        self.created.load(Ordering::Relaxed)
     }
 }
 

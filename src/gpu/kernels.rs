@@ -144,7 +144,11 @@ pub(crate) struct PoolEntry {
     pub w: f32,
     pub stat_off: u32,
     pub cent_off: u32,
-    pub pad: [u32; 7],
+    /// normalize.wgsl: the word of `out` where the first non-finite feature of a pool read
+    /// from a caller's buffer is recorded, or [`NO_OFFSET`] (host features, validated on the
+    /// host).
+    pub bad_off: u32,
+    pub pad: [u32; 6],
 }
 
 impl Default for PoolEntry {
@@ -153,6 +157,7 @@ impl Default for PoolEntry {
         PoolEntry {
             chan_off: NO_OFFSET,
             t_off: NO_OFFSET,
+            bad_off: NO_OFFSET,
             sim_off: 0,
             ..Zeroable::zeroed()
         }
@@ -191,7 +196,7 @@ macro_rules! members {
 #[cfg(test)]
 pub(crate) const POOL_MEMBERS: &[(&str, usize)] = members!(PoolEntry: n, k, method, pk, d, d4,
     src_off, u_off, row0, cache_off, sim_off, out_off, parts, iters, part_off, om, stride,
-    chan_off, frame_len, frames, c_off, t_off, w, stat_off, cent_off, pad);
+    chan_off, frame_len, frames, c_off, t_off, w, stat_off, cent_off, bad_off, pad);
 /// `(name, byte offset)` of every member of [`StepEntry`].
 #[cfg(test)]
 pub(crate) const STEP_MEMBERS: &[(&str, usize)] = members!(StepEntry: t, pstride, pad0, pad1);

@@ -145,6 +145,9 @@ pub(crate) fn layout(pools: &[PoolSpec], storage_align: u64) -> Layout {
         out_off += b[Bytes::OUT] / 4;
         part_off += parts as u64;
     }
+    for (i, p) in pools.iter().enumerate() {
+        bad_word(&mut table[slot_of[i]], p.device_offset, &mut out_off);
+    }
     let rows = row0;
     for e in &mut table {
         // IDPruner's score cache sits after every pool's state.
@@ -187,6 +190,15 @@ pub(crate) fn layout(pools: &[PoolSpec], storage_align: u64) -> Layout {
         stream,
         device_range,
         sizes,
+    }
+}
+
+/// Gives a pool that reads a caller's buffer its word of `out` (after every pool's results)
+/// where normalize.wgsl records the first non-finite feature; host pools keep NO_OFFSET.
+fn bad_word(e: &mut PoolEntry, device_offset: Option<u64>, out: &mut u64) {
+    if device_offset.is_some() {
+        e.bad_off = *out as u32;
+        *out += 1;
     }
 }
 
@@ -318,6 +330,9 @@ pub(crate) fn dpp_layout(pools: &[DppSpec], storage_align: u64) -> DppLayout {
         state += 3 * n;
         chol += k.saturating_sub(1) * n;
         out += 1 + 2 * k + DPP_REPORT;
+    }
+    for (i, p) in pools.iter().enumerate() {
+        bad_word(&mut table[slot_of[i]], p.device_offset, &mut out);
     }
     // The text rows, and a scratch word for their (ignored) zero-row counts.
     let scratch = out;
@@ -470,6 +485,9 @@ pub(crate) fn video_layout(pools: &[VideoSpec], storage_align: u64) -> VideoLayo
         norm += n * w4;
         out += if s.vidcom2 { 1 + 2 * n } else { 1 + n };
     }
+    for (e, p) in table.iter_mut().zip(pools) {
+        bad_word(e, p.device_offset, &mut out);
+    }
     let vid = || pools.iter().filter(|p| p.shape.vidcom2);
     let out_bytes = binding(out * 4);
     let ts_off = out_bytes.div_ceil(8) * 8;
@@ -556,5 +574,21 @@ mod tests {
         assert_eq!(l.device_range, Some((768, 232 + 240)));
         assert_eq!(l.table[0].src_off, 58);
         assert_eq!(l.sizes.input, 4, "nothing uploaded");
+        // 1 + 2K result words, then the word for the first non-finite feature.
+        assert_eq!((l.table[0].out_off, l.table[0].bad_off), (0, 7));
+        assert_eq!(l.sizes.out, 8 * 4);
+    }
+
+    #[test]
+    fn only_pools_on_a_callers_buffer_get_a_non_finite_word() {
+        let host = spec(10, 6, 3, GpuPath::Dense);
+        let l = layout(&[host], 256);
+        assert_eq!(l.table[0].bad_off, NO_OFFSET);
+        let mut dev = spec(10, 6, 3, GpuPath::Streaming);
+        dev.shape.host = false;
+        dev.device_offset = Some(0);
+        let l = layout(&[dev, host], 256);
+        let t = |i: usize| l.table[l.slot_of[i]];
+        assert_eq!((t(0).bad_off, t(1).bad_off), (14, NO_OFFSET));
     }
 }

@@ -37,19 +37,24 @@ use crate::error::{Error, Result};
 use crate::method::Method;
 use crate::select::{Job, Outcome, Output, Picks, VideoScores};
 use crate::selection::Backend;
-use buffers::BufferPool;
+use buffers::{BindCache, BufferPool};
 use context::{ErrorSink, Scopes};
 use jobs::{classify, greedy_chunks, one_source, source, DppJob, GpuJob, GpuWork, VideoJob};
 use kernels::MethodCode;
 use layout::{DppSpec, PoolSpec, VideoSpec};
 use pipelines::Pipelines;
 use plan::{Caps, DppShape, Shape, VideoShape};
+use readback::PoolResult;
 use record::{Buffers, DppBuffers, Kit, Recorder, VideoBuffers};
 
 pub use context::{adapters, AdapterSummary, ENV_ADAPTER, ENV_BACKEND};
 
 /// Default [`GpuOptions::stream_threshold_bytes`]: 1 GiB.
 pub const DEFAULT_STREAM_THRESHOLD: u64 = 1 << 30;
+
+/// Default [`GpuOptions::submission_work`]: 2^33 multiply-adds, well under a second on an
+/// integrated GPU, a few milliseconds on a data-centre one.
+pub const DEFAULT_SUBMISSION_WORK: u64 = 1 << 33;
 
 /// The GPU engine's settings.
 #[derive(Debug, Clone)]
@@ -64,6 +69,12 @@ pub struct GpuOptions {
     /// large batches into more chunks (one submission each) and send large pools to the
     /// streaming path sooner.
     pub max_binding_bytes: Option<u64>,
+    /// Estimated multiply-adds one submission may hold (default
+    /// [`DEFAULT_SUBMISSION_WORK`]). A selection with more (the streaming path's K GEMVs,
+    /// CDPruner's rounds) is split over several submissions, each waited for by the GPU in
+    /// turn, so no single one runs long enough for a watchdog (Windows TDR: 2 s; browsers: a
+    /// few seconds) to reset the device. Tests set 1 to force one dispatch per submission.
+    pub submission_work: u64,
 }
 
 impl Default for GpuOptions {
@@ -71,6 +82,7 @@ impl Default for GpuOptions {
         GpuOptions {
             stream_threshold_bytes: DEFAULT_STREAM_THRESHOLD,
             max_binding_bytes: None,
+            submission_work: DEFAULT_SUBMISSION_WORK,
         }
     }
 }
@@ -115,6 +127,8 @@ pub(crate) struct Inner {
     timestamps: bool,
     pipes: Pipelines,
     pool: BufferPool,
+    binds: BindCache,
+    submissions: std::sync::atomic::AtomicU64,
     queries: Mutex<Vec<wgpu::QuerySet>>,
     dummy: wgpu::Buffer,
     errors: Arc<ErrorSink>,
@@ -213,6 +227,8 @@ impl GpuEngine {
                 info,
                 pipes,
                 pool: BufferPool::default(),
+                binds: BindCache::default(),
+                submissions: Default::default(),
                 queries: Mutex::new(Vec::new()),
                 dummy,
                 errors,
@@ -374,8 +390,8 @@ impl GpuEngine {
     /// Runs jobs: every job that fits this device's limits in as few submissions as they
     /// allow (each a single command buffer; greedy, DPP and video jobs in separate ones); the
     /// others come back as [`Outcome::Misfit`] for the select layer to fall back. Records the
-    /// GPU time.
-    pub(crate) async fn run(&self, jobs: &[Job<'_>]) -> Result<Vec<Outcome>> {
+    /// GPU time (returned, and kept for [`Self::last_gpu_time_ms`]).
+    pub(crate) async fn run(&self, jobs: &[Job<'_>]) -> Result<(Vec<Outcome>, Option<f64>)> {
         self.set_gpu_time(None);
         check_lost(&self.inner)?;
         if let Some(e) = self.inner.errors.take() {
@@ -400,7 +416,7 @@ impl GpuEngine {
             let chunk: Vec<&GpuJob> = greedy[range.clone()].iter().map(|(_, j)| j).collect();
             let (picks, ms) = self.execute(&chunk).await?;
             for ((i, _), p) in greedy[range].iter().zip(picks) {
-                outcomes[*i] = Some(Outcome::Ran(Output::Picks(p)));
+                outcomes[*i] = Some(Outcome::ran(p.map(Output::Picks)));
             }
             gpu_ms = gpu_ms.zip(ms).map(|(a, b)| a + b);
         }
@@ -418,7 +434,7 @@ impl GpuEngine {
             let chunk: Vec<&DppJob> = dpp[range.clone()].iter().map(|(_, j)| j).collect();
             let (picks, ms) = self.execute_dpp(&chunk).await?;
             for ((i, _), p) in dpp[range].iter().zip(picks) {
-                outcomes[*i] = Some(Outcome::Ran(Output::Picks(p)));
+                outcomes[*i] = Some(Outcome::ran(p.map(Output::Picks)));
             }
             gpu_ms = gpu_ms.zip(ms).map(|(a, b)| a + b);
         }
@@ -436,28 +452,48 @@ impl GpuEngine {
             let chunk: Vec<&VideoJob> = video[range.clone()].iter().map(|(_, j)| j).collect();
             let (scores, ms) = self.execute_video(&chunk).await?;
             for ((i, _), v) in video[range].iter().zip(scores) {
-                outcomes[*i] = Some(Outcome::Ran(Output::Scores(v)));
+                outcomes[*i] = Some(Outcome::ran(v.map(Output::Scores)));
             }
             gpu_ms = gpu_ms.zip(ms).map(|(a, b)| a + b);
         }
-        if ran {
-            self.set_gpu_time(gpu_ms);
-        }
-        outcomes
+        let gpu_ms = gpu_ms.filter(|_| ran);
+        self.set_gpu_time(gpu_ms);
+        let outcomes = outcomes
             .into_iter()
             .map(|o| o.ok_or_else(|| Error::Backend("internal: a job was not run".into())))
-            .collect()
+            .collect::<Result<_>>()?;
+        Ok((outcomes, gpu_ms))
     }
 
-    /// What every encode function needs.
-    fn kit(&self) -> Kit<'_> {
+    /// What every encode function needs (`source`: the caller's buffer the features are
+    /// read from). Made after the submission's buffers are taken: its generation covers them.
+    fn kit<'a>(&'a self, source: Option<&'a wgpu::Buffer>) -> Kit<'a> {
         let inner = &*self.inner;
         Kit {
             device: &inner.device,
             pipes: &inner.pipes,
             dummy: &inner.dummy,
             max_workgroups: inner.limits.max_compute_workgroups_per_dimension,
+            max_binding: inner.limits.max_storage_buffer_binding_size,
+            binds: &inner.binds,
+            generation: inner.pool.generation(),
+            source,
         }
+    }
+
+    /// Submissions this engine (and its clones) ever made: one per call and kind of job, more
+    /// where a long selection is split ([`GpuOptions::submission_work`]).
+    pub fn submissions(&self) -> u64 {
+        self.inner
+            .submissions
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Bind groups this engine (and its clones) ever created. They are made once per buffer
+    /// generation and reused: repeated calls whose buffers the pool already holds create
+    /// none (a figure for tests and diagnostics).
+    pub fn bind_groups_created(&self) -> u64 {
+        self.inner.binds.created()
     }
 
     /// One submission: `record` uploads and records the command buffer (given the query set
@@ -467,20 +503,30 @@ impl GpuEngine {
         &self,
         readback: &wgpu::Buffer,
         (size, ts_off): (u64, u64),
-        record: impl FnOnce(Option<&wgpu::QuerySet>) -> wgpu::CommandBuffer,
+        record: impl FnOnce(Option<&wgpu::QuerySet>) -> Vec<wgpu::CommandBuffer>,
     ) -> Result<(Vec<u8>, Option<f64>)> {
         let inner = &*self.inner;
         let queries = inner.timestamps.then(|| self.query_set());
         let outcome: Result<Vec<u8>> = async {
-            let caught = {
+            let (index, caught) = {
                 let scopes = Scopes::push(&inner.device);
-                inner.queue.submit([record(queries.as_ref())]);
-                scopes.pop()
+                // One submission per command buffer (plan::submissions), in order; the
+                // readback waits for the last.
+                let mut index = None;
+                for cb in record(queries.as_ref()) {
+                    index = Some(inner.queue.submit([cb]));
+                    inner
+                        .submissions
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+                (index, scopes.pop())
             };
+            let index =
+                index.ok_or_else(|| Error::Backend("internal: nothing was recorded".into()))?;
             if let Some(e) = caught.await {
                 return Err(context::backend_error("running the kernels", &e));
             }
-            readback::read(inner, readback, size).await
+            readback::read(inner, readback, size, index).await
         }
         .await;
         if let (Some(q), Ok(mut list)) = (queries, inner.queries.lock()) {
@@ -496,7 +542,7 @@ impl GpuEngine {
 
     /// Runs one greedy submission: buffers from the pool, upload, record, submit, read back.
     /// The buffers go back to the pool whatever happened, so an error does not leak them.
-    async fn execute(&self, jobs: &[&GpuJob<'_>]) -> Result<(Vec<Picks>, Option<f64>)> {
+    async fn execute(&self, jobs: &[&GpuJob<'_>]) -> Result<(Vec<PoolResult<Picks>>, Option<f64>)> {
         let inner = &*self.inner;
         let _in_flight = inner.pool.enter();
         let specs: Vec<PoolSpec> = jobs.iter().map(|j| j.spec).collect();
@@ -507,12 +553,15 @@ impl GpuEngine {
         let sizes = (layout.sizes.readback, layout.sizes.ts_off);
         let result = self
             .submit(&bufs.readback, sizes, |queries| {
-                record::upload(&inner.queue, &layout, jobs, &bufs);
+                let kit = self.kit(jobs.iter().find_map(|j| j.device));
+                record::upload(&inner.queue, &kit, &layout, jobs, &bufs);
+                let shapes: Vec<_> = layout.stream.iter().map(|&i| specs[i].shape).collect();
+                let costs = plan::stream_costs(&shapes, layout.kmax);
                 let recorder = Recorder {
-                    kit: self.kit(),
+                    kit,
                     layout: &layout,
                     bufs: &bufs,
-                    source: jobs.iter().find_map(|j| j.device),
+                    segments: plan::submissions(&self.caps(), &costs),
                 };
                 record::record(&recorder, queries)
             })
@@ -528,7 +577,10 @@ impl GpuEngine {
     }
 
     /// Runs one DPP submission (as [`Self::execute`]).
-    async fn execute_dpp(&self, jobs: &[&DppJob<'_>]) -> Result<(Vec<Picks>, Option<f64>)> {
+    async fn execute_dpp(
+        &self,
+        jobs: &[&DppJob<'_>],
+    ) -> Result<(Vec<PoolResult<Picks>>, Option<f64>)> {
         let inner = &*self.inner;
         let _in_flight = inner.pool.enter();
         let specs: Vec<DppSpec> = jobs.iter().map(|j| j.spec).collect();
@@ -539,9 +591,12 @@ impl GpuEngine {
         let sizes = (layout.sizes.readback, layout.sizes.ts_off);
         let result = self
             .submit(&bufs.readback, sizes, |queries| {
-                record::upload_dpp(&inner.queue, &layout, jobs, &bufs);
-                let source = jobs.iter().find_map(|j| j.device);
-                record::record_dpp(&self.kit(), &layout, &bufs, source, queries)
+                let kit = self.kit(jobs.iter().find_map(|j| j.device));
+                record::upload_dpp(&inner.queue, &kit, &layout, jobs, &bufs);
+                let pools: Vec<_> = specs.iter().map(|s| (s.shape, s.path)).collect();
+                let costs = plan::dpp_costs(&pools, &layout.rounds);
+                let segments = plan::submissions(&self.caps(), &costs);
+                record::record_dpp(&kit, &layout, &bufs, &segments, queries)
             })
             .await;
         bufs.give(&inner.pool);
@@ -553,7 +608,7 @@ impl GpuEngine {
     async fn execute_video(
         &self,
         jobs: &[&VideoJob<'_>],
-    ) -> Result<(Vec<VideoScores>, Option<f64>)> {
+    ) -> Result<(Vec<PoolResult<VideoScores>>, Option<f64>)> {
         let inner = &*self.inner;
         let _in_flight = inner.pool.enter();
         let specs: Vec<VideoSpec> = jobs.iter().map(|j| j.spec).collect();
@@ -565,8 +620,8 @@ impl GpuEngine {
         let result = self
             .submit(&bufs.readback, sizes, |queries| {
                 record::upload_video(&inner.queue, &layout, jobs, &bufs);
-                let source = jobs.iter().find_map(|j| j.device);
-                record::record_video(&self.kit(), &layout, &bufs, source, queries)
+                let kit = self.kit(jobs.iter().find_map(|j| j.device));
+                record::record_video(&kit, &layout, &bufs, queries)
             })
             .await;
         bufs.give(&inner.pool);

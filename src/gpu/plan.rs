@@ -27,6 +27,8 @@ pub(crate) struct Caps {
     pub storage_align: u64,
     /// [`GpuOptions::stream_threshold_bytes`].
     pub stream_threshold: u64,
+    /// [`GpuOptions::submission_work`]: estimated multiply-adds one submission may hold.
+    pub submission_work: u64,
 }
 
 impl Caps {
@@ -44,6 +46,7 @@ impl Caps {
             max_workgroups: limits.max_compute_workgroups_per_dimension,
             storage_align: limits.min_storage_buffer_offset_alignment as u64,
             stream_threshold: options.stream_threshold_bytes,
+            submission_work: options.submission_work.max(1),
         }
     }
 }
@@ -328,6 +331,58 @@ pub(crate) fn dpp_rounds(pools: &[(DppShape, GpuPath)]) -> Vec<(u32, u32)> {
     out
 }
 
+/// Cuts a run of dispatches, of estimated work `costs` (multiply-adds), into submissions:
+/// consecutive ranges each within `caps.submission_work` (a dispatch above it runs alone), so
+/// no submission keeps the GPU busy long enough for a watchdog (Windows TDR: 2 s; browsers: a
+/// few seconds) to reset it.
+pub(crate) fn submissions(caps: &Caps, costs: &[u64]) -> Vec<Range<usize>> {
+    let mut out = Vec::new();
+    let (mut first, mut acc) = (0usize, 0u64);
+    for (i, &c) in costs.iter().enumerate() {
+        if i > first && acc.saturating_add(c) > caps.submission_work {
+            out.push(first..i);
+            (first, acc) = (i, 0);
+        }
+        acc = acc.saturating_add(c);
+    }
+    if first < costs.len() || out.is_empty() {
+        out.push(first..costs.len());
+    }
+    out
+}
+
+/// Estimated work of the streaming steps `0..=kmax`: step t computes one similarity row (a
+/// GEMV of N D) of every streaming pool still picking (t <= K).
+pub(crate) fn stream_costs(pools: &[Shape], kmax: usize) -> Vec<u64> {
+    (0..=kmax)
+        .map(|t| {
+            pools
+                .iter()
+                .filter(|s| t <= s.k)
+                .map(|s| s.n as u64 * s.d as u64)
+                .sum()
+        })
+        .collect()
+}
+
+/// Estimated work of each DPP dispatch `(first, end)`: per pool and round, every token's
+/// kernel entry (D from a recomputed row, 1 from S) and Cholesky update over t vectors.
+pub(crate) fn dpp_costs(pools: &[(DppShape, GpuPath)], rounds: &[(u32, u32)]) -> Vec<u64> {
+    rounds
+        .iter()
+        .map(|&(first, end)| {
+            let mut w = 0u64;
+            for (s, p) in pools {
+                let entry = if *p == GpuPath::Dense { 1 } else { s.d as u64 };
+                for t in first as usize..(end as usize).min(s.k + 1) {
+                    w = w.saturating_add(s.n as u64 * (2 + t as u64 + entry));
+                }
+            }
+            w
+        })
+        .collect()
+}
+
 /// What each entry of [`dpp_bytes`] holds.
 pub(crate) const DPP_BUFFERS: [&str; 6] = [
     "features and text",
@@ -490,7 +545,56 @@ mod tests {
             max_workgroups: 65535,
             storage_align: 256,
             stream_threshold: 1 << 30,
+            submission_work: super::super::DEFAULT_SUBMISSION_WORK,
         }
+    }
+
+    #[test]
+    fn long_runs_are_cut_into_submissions_within_the_work_cap() {
+        let mut c = caps(1 << 30);
+        c.submission_work = 10;
+        assert_eq!(
+            submissions(&c, &[4, 4, 4, 4, 20, 1, 9]),
+            vec![0..2, 2..4, 4..5, 5..7]
+        );
+        assert_eq!(submissions(&c, &[]), vec![0..0]);
+        assert_eq!(submissions(&c, &[3]), vec![0..1]);
+        // A cap of 1: every dispatch its own submission.
+        c.submission_work = 1;
+        assert_eq!(submissions(&c, &[5, 5, 5]), vec![0..1, 1..2, 2..3]);
+        // The default keeps a 4608 x 1024 streaming selection (K = 461) to a few submissions.
+        c.submission_work = super::super::DEFAULT_SUBMISSION_WORK;
+        let costs = stream_costs(&[shape(4608, 461, MethodCode::DivPrune)], 461);
+        assert_eq!(costs[0], 4608 * 64);
+        assert_eq!(submissions(&c, &costs).len(), 1);
+        let big = Shape {
+            d: 4096,
+            ..shape(65536, 6553, MethodCode::DivPrune)
+        };
+        // 2^28 per step, 32 steps per submission: 6554 steps in 205.
+        assert_eq!(submissions(&c, &stream_costs(&[big], 6553)).len(), 205);
+    }
+
+    #[test]
+    fn stream_and_dpp_work_estimates() {
+        let a = shape(100, 2, MethodCode::DivPrune);
+        let b = shape(10, 0, MethodCode::IdPruner);
+        // Step 0 both pools, steps 1-2 only the first.
+        assert_eq!(stream_costs(&[a, b], 2), vec![7040, 6400, 6400]);
+        let dpp = |n, d, k| DppShape {
+            n,
+            d,
+            k,
+            text: false,
+            host: true,
+        };
+        let pools = [
+            (dpp(10, 8, 2), GpuPath::Streaming),
+            (dpp(4, 8, 1), GpuPath::Dense),
+        ];
+        // Rounds 0..2 then 2..3: pool 1 runs rounds 0..=1 only.
+        let w = dpp_costs(&pools, &[(0, 2), (2, 3)]);
+        assert_eq!(w, vec![10 * (10 + 11) + 4 * (3 + 4), 10 * 12]);
     }
 
     fn shape(n: usize, k: usize, method: MethodCode) -> Shape {

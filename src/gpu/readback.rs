@@ -2,17 +2,24 @@
 //! faulty adapter must not hand back a wrong selection) and the GPU time.
 
 use super::context::{self, Scopes};
-use super::kernels::MethodCode;
+use super::kernels::{MethodCode, PoolEntry, NO_OFFSET};
 use super::layout::{DppLayout, Layout, VideoLayout};
 use super::plan::DPP_REPORT;
 use super::{check_lost, Inner};
 use crate::error::{Error, Result};
-use crate::select::{DppReport, Picks, VideoScores};
+use crate::select::{BadValue, DppReport, Picks, VideoScores};
 
-/// Maps `buffer` and copies its first `size` bytes out. A mapping that fails or is abandoned
-/// means the device is lost (the engine's own buffers are always mappable): the engine is
-/// marked lost so later calls fail at once.
-pub(crate) async fn read(inner: &Inner, buffer: &wgpu::Buffer, size: u64) -> Result<Vec<u8>> {
+/// Maps `buffer` and copies its first `size` bytes out, waiting (natively) for `submission`,
+/// the one that wrote it, not for the whole device: other work on a shared device (another
+/// engine, a renderer, a concurrent call) is not waited for. A mapping that fails or is
+/// abandoned means the device is lost (the engine's own buffers are always mappable): the
+/// engine is marked lost so later calls fail at once.
+pub(crate) async fn read(
+    inner: &Inner,
+    buffer: &wgpu::Buffer,
+    size: u64,
+    submission: wgpu::SubmissionIndex,
+) -> Result<Vec<u8>> {
     let slice = buffer.slice(0..size);
     let (tx, rx) = context::oneshot();
     let caught = {
@@ -23,15 +30,29 @@ pub(crate) async fn read(inner: &Inner, buffer: &wgpu::Buffer, size: u64) -> Res
     if let Some(e) = caught.await {
         return Err(context::backend_error("reading the results back", &e));
     }
+    // A wait that fails (e.g. the submission never reached a device that is gone) is a
+    // lost device, as a failed mapping is.
+    #[cfg(target_arch = "wasm32")]
+    let waited: Option<String> = {
+        let _ = submission;
+        None
+    };
     #[cfg(not(target_arch = "wasm32"))]
-    inner
+    let waited = inner
         .device
-        .poll(wgpu::PollType::wait_indefinitely())
-        .map_err(|e| Error::Backend(format!("waiting for the GPU: {e}")))?;
-    let failed = match rx.await {
-        Some(Ok(())) => None,
-        Some(Err(e)) => Some(format!("reading the results back failed ({e})")),
-        None => Some("reading the results back was abandoned".to_string()),
+        .poll(wgpu::PollType::Wait {
+            submission_index: Some(submission),
+            timeout: None,
+        })
+        .err()
+        .map(|e| format!("waiting for the GPU failed ({e})"));
+    let failed = match waited {
+        Some(w) => Some(w),
+        None => match rx.await {
+            Some(Ok(())) => None,
+            Some(Err(e)) => Some(format!("reading the results back failed ({e})")),
+            None => Some("reading the results back was abandoned".to_string()),
+        },
     };
     if let Some(what) = failed {
         let extra = inner.errors.take();
@@ -60,6 +81,33 @@ fn words(data: &[u8]) -> Vec<u32> {
 fn short() -> Error {
     Error::Backend("internal: results shorter than the layout".into())
 }
+
+/// The GPU twin of `Tokens::new`'s check: the first non-finite feature normalize.wgsl found
+/// in a pool read from a caller's buffer (`~(position * 4 + class)` in word `bad_off`, 0 when
+/// none); the select layer turns it into the error host features get.
+fn bad_value(words: &[u32], e: &PoolEntry) -> Result<Option<BadValue>> {
+    if e.bad_off == NO_OFFSET {
+        return Ok(None);
+    }
+    let w = *words.get(e.bad_off as usize).ok_or_else(short)?;
+    if w == 0 {
+        return Ok(None);
+    }
+    let (pos, class) = ((!w / 4) as usize, !w % 4);
+    let stride = e.stride.max(1) as usize;
+    Ok(Some(BadValue {
+        row: pos / stride,
+        column: pos % stride,
+        value: match class {
+            0 => f32::NAN,
+            1 => f32::INFINITY,
+            _ => f32::NEG_INFINITY,
+        },
+    }))
+}
+
+/// A pool's result, or the bad value its features hold.
+pub(crate) type PoolResult<T> = std::result::Result<T, BadValue>;
 
 /// The picks of one pool at `off`: `[zero-row count, order[K], score bits[K]]`. Every index
 /// must be in range and unique.
@@ -96,14 +144,17 @@ pub(crate) fn decode(
     ns: &[usize],
     data: &[u8],
     adapter: &str,
-) -> Result<Vec<Picks>> {
+) -> Result<Vec<PoolResult<Picks>>> {
     let words = words(data);
     ks.iter()
         .zip(ns)
         .enumerate()
         .map(|(i, (&k, &n))| {
-            let off = layout.table[layout.slot_of[i]].out_off as usize;
-            picks_at(&words, off, k, n, adapter)
+            let e = &layout.table[layout.slot_of[i]];
+            if let Some(bad) = bad_value(&words, e)? {
+                return Ok(Err(bad));
+            }
+            picks_at(&words, e.out_off as usize, k, n, adapter).map(Ok)
         })
         .collect()
 }
@@ -111,13 +162,20 @@ pub(crate) fn decode(
 /// Each DPP pool's picks and report: after the picks, `[picks before the DPP stopped
 /// (u32::MAX: it did not), the gain it stopped at (bits), picks at -FLT_MAX, equal
 /// relevance, picks made]` (the last must be K: every round ran).
-pub(crate) fn decode_dpp(layout: &DppLayout, data: &[u8], adapter: &str) -> Result<Vec<Picks>> {
+pub(crate) fn decode_dpp(
+    layout: &DppLayout,
+    data: &[u8],
+    adapter: &str,
+) -> Result<Vec<PoolResult<Picks>>> {
     let words = words(data);
     layout
         .slot_of
         .iter()
         .map(|&slot| {
             let e = &layout.table[slot];
+            if let Some(bad) = bad_value(&words, e)? {
+                return Ok(Err(bad));
+            }
             let (k, off) = (e.k as usize, e.out_off as usize);
             let mut p = picks_at(&words, off, k, e.n as usize, adapter)?;
             let rep = words
@@ -134,13 +192,16 @@ pub(crate) fn decode_dpp(layout: &DppLayout, data: &[u8], adapter: &str) -> Resu
                 degenerate: rep[2] as usize,
                 constant_relevance: rep[3] != 0,
             });
-            Ok(p)
+            Ok(Ok(p))
         })
         .collect()
 }
 
 /// Each video pool's scores: `[zero-row count, s[n]]`, VidCom2 then `g(video)[n]`.
-pub(crate) fn decode_video(layout: &VideoLayout, data: &[u8]) -> Result<Vec<VideoScores>> {
+pub(crate) fn decode_video(
+    layout: &VideoLayout,
+    data: &[u8],
+) -> Result<Vec<PoolResult<VideoScores>>> {
     let words = words(data);
     let floats = |a: usize, b: usize| -> Result<Vec<f32>> {
         let w = words.get(a..b).ok_or_else(short)?;
@@ -150,6 +211,9 @@ pub(crate) fn decode_video(layout: &VideoLayout, data: &[u8]) -> Result<Vec<Vide
         .table
         .iter()
         .map(|e| {
+            if let Some(bad) = bad_value(&words, e)? {
+                return Ok(Err(bad));
+            }
             let (n, off) = (e.n as usize, e.out_off as usize);
             let zero_rows = *words.get(off).ok_or_else(short)? as usize;
             let s = floats(off + 1, off + 1 + n)?;
@@ -158,11 +222,11 @@ pub(crate) fn decode_video(layout: &VideoLayout, data: &[u8]) -> Result<Vec<Vide
             } else {
                 Vec::new()
             };
-            Ok(VideoScores {
+            Ok(Ok(VideoScores {
                 s,
                 g_video,
                 zero_rows,
-            })
+            }))
         })
         .collect()
 }
@@ -214,12 +278,12 @@ mod tests {
         let p = decode(&l, &[2], &[5], &data, "x").unwrap();
         assert_eq!(
             p[0],
-            Picks {
+            Ok(Picks {
                 order: vec![4, 0],
                 scores: vec![0.5, 0.25],
                 zero_rows: 1,
                 dpp: None,
-            }
+            })
         );
     }
 
@@ -237,6 +301,29 @@ mod tests {
             );
         }
         assert!(decode(&l, &[2], &[5], &bytes(&[0, 1]), "x").is_err());
+    }
+
+    #[test]
+    fn a_non_finite_feature_is_the_host_inputs_error() {
+        let mut e = PoolEntry {
+            stride: 10,
+            bad_off: 2,
+            ..PoolEntry::default()
+        };
+        let bad = |w: u32, e: &PoolEntry| bad_value(&[0, 0, w], e).unwrap();
+        assert_eq!(bad(0, &e), None);
+        // Row 3, column 7 (position 37) held -inf; the job starts at row 100 of its request.
+        let b = bad(!(37 * 4 + 2), &e).unwrap();
+        assert_eq!(
+            b.error(100).to_string(),
+            "features has a non-finite value (-inf) at row 103, column 7"
+        );
+        let b = bad(!1, &e).unwrap();
+        assert_eq!((b.row, b.column, b.value), (0, 0, f32::INFINITY));
+        let b = bad(!(12 * 4), &e).unwrap();
+        assert!((b.row, b.column, b.value.is_nan()) == (1, 2, true));
+        e.bad_off = NO_OFFSET;
+        assert_eq!(bad(!1, &e), None);
     }
 
     #[test]

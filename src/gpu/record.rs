@@ -3,7 +3,7 @@
 //! ([`Layout`] for the greedy jobs, [`DppLayout`], [`VideoLayout`]) and dispatches. Each kind
 //! of job is its own submission (one command buffer, one compute pass).
 
-use super::buffers::{BufferPool, Role};
+use super::buffers::{BindCache, BufferPool, Role};
 use super::jobs::{DppJob, GpuJob, VideoJob};
 use super::kernels::{
     KernelId, PoolEntry, RoundsEntry, StepEntry, COLS, STEP_STRIDE, STREAM_GROUP, TILE, WG,
@@ -76,7 +76,13 @@ impl Buffers {
 }
 
 /// Writes the pool table, the host features, the importance pairs and the step table.
-pub(crate) fn upload(queue: &wgpu::Queue, layout: &Layout, jobs: &[&GpuJob], b: &Buffers) {
+pub(crate) fn upload(
+    queue: &wgpu::Queue,
+    kit: &Kit,
+    layout: &Layout,
+    jobs: &[&GpuJob],
+    b: &Buffers,
+) {
     queue.write_buffer(&b.pools, 0, bytemuck::cast_slice(&layout.table));
     let mut off = 0u64;
     for job in jobs {
@@ -109,7 +115,7 @@ pub(crate) fn upload(queue: &wgpu::Queue, layout: &Layout, jobs: &[&GpuJob], b: 
             steps[at..at + std::mem::size_of::<StepEntry>()]
                 .copy_from_slice(bytemuck::bytes_of(&e));
         }
-        queue.write_buffer(&b.steps, 0, &steps);
+        kit.write_uniform(queue, &b.steps, &steps);
     }
 }
 
@@ -230,7 +236,13 @@ impl VideoBuffers {
 /// Writes the DPP pool table, the rounds table, the host features, the text vectors and the
 /// given relevance (into each pool's relevance slots of the state buffer, which the kernel
 /// does not clear).
-pub(crate) fn upload_dpp(queue: &wgpu::Queue, l: &DppLayout, jobs: &[&DppJob], b: &DppBuffers) {
+pub(crate) fn upload_dpp(
+    queue: &wgpu::Queue,
+    kit: &Kit,
+    l: &DppLayout,
+    jobs: &[&DppJob],
+    b: &DppBuffers,
+) {
     queue.write_buffer(&b.pools, 0, bytemuck::cast_slice(&l.table));
     let mut rounds = vec![0u8; l.sizes.rounds as usize];
     for (i, &(first, end)) in l.rounds.iter().enumerate() {
@@ -242,7 +254,7 @@ pub(crate) fn upload_dpp(queue: &wgpu::Queue, l: &DppLayout, jobs: &[&DppJob], b
         let at = i * STEP_STRIDE as usize;
         rounds[at..at + std::mem::size_of::<RoundsEntry>()].copy_from_slice(bytemuck::bytes_of(&e));
     }
-    queue.write_buffer(&b.rounds, 0, &rounds);
+    kit.write_uniform(queue, &b.rounds, &rounds);
     for (i, job) in jobs.iter().enumerate() {
         if let (Some(data), Some(at)) = (job.host, l.features_at[i]) {
             queue.write_buffer(&b.input, at, bytemuck::cast_slice(data));
@@ -294,29 +306,51 @@ fn table_range(pools: &wgpu::Buffer, first: usize, count: usize) -> wgpu::Bindin
 /// The features to normalise: the caller's buffer (its aligned range) when the pools read
 /// theirs in place, else the input buffer.
 fn features<'a>(
-    source: Option<&'a wgpu::Buffer>,
+    kit: &Kit<'a>,
     range: Option<(u64, u64)>,
     input: &'a wgpu::Buffer,
-    input_size: u64,
 ) -> wgpu::BindingResource<'a> {
-    match (source, range) {
+    match (kit.source, range) {
         (Some(buf), Some((base, size))) => bind(buf, base, size),
-        _ => bind(input, 0, input_size),
+        _ => kit.whole(input),
     }
 }
 
-/// What every encode function needs: the device, the pipelines, a spare buffer and the
-/// dispatch limit.
+/// What every encode function needs: the device, the pipelines, a spare buffer, the dispatch
+/// and binding limits, and the bind group cache of the buffers' generation.
 pub(crate) struct Kit<'a> {
     pub device: &'a wgpu::Device,
     pub pipes: &'a Pipelines,
     /// A small buffer bound where a kernel's binding is unused (similarity `nearest`'s S).
     pub dummy: &'a wgpu::Buffer,
     pub max_workgroups: u32,
+    /// The device's `max_storage_buffer_binding_size`.
+    pub max_binding: u64,
+    pub binds: &'a BindCache,
+    /// The pool's generation once this submission's buffers were taken.
+    pub generation: u64,
+    /// The caller's buffer the features are read from, if any (never cached: the cache must
+    /// not keep a caller's buffer alive).
+    pub source: Option<&'a wgpu::Buffer>,
 }
 
 impl Kit<'_> {
-    /// A bind group for kernel `id`: `resources` in its table's binding order.
+    /// A whole pooled buffer as a binding (up to the device's binding limit): the same
+    /// binding whatever the call's sizes, so its bind groups are reused across calls.
+    fn whole<'b>(&self, buffer: &'b wgpu::Buffer) -> wgpu::BindingResource<'b> {
+        let size = buffer.size().min(self.max_binding) / 4 * 4;
+        bind(buffer, 0, size)
+    }
+
+    /// Writes a uniform table unless this generation already wrote exactly these bytes.
+    fn write_uniform(&self, queue: &wgpu::Queue, buffer: &wgpu::Buffer, bytes: &[u8]) {
+        if self.binds.uniform_changed(self.generation, buffer, bytes) {
+            queue.write_buffer(buffer, 0, bytes);
+        }
+    }
+
+    /// The bind group for kernel `id` with `resources` in its table's binding order: from
+    /// the generation's cache, made once per set of buffers and ranges.
     fn group(&self, id: KernelId, resources: Vec<wgpu::BindingResource>) -> wgpu::BindGroup {
         let bindings = id.kernel().bindings;
         debug_assert_eq!(
@@ -326,18 +360,29 @@ impl Kit<'_> {
             id.label(),
             bindings.iter().map(|b| b.name).collect::<Vec<_>>()
         );
-        let entries: Vec<wgpu::BindGroupEntry> = resources
-            .into_iter()
-            .enumerate()
-            .map(|(i, resource)| wgpu::BindGroupEntry {
-                binding: i as u32,
-                resource,
+        let ranges: Vec<_> = resources
+            .iter()
+            .filter_map(|r| match r {
+                wgpu::BindingResource::Buffer(b) => Some((b.buffer.clone(), b.offset, b.size)),
+                _ => None,
             })
             .collect();
-        self.device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some(&id.label()),
-            layout: &self.pipes[id].layout,
-            entries: &entries,
+        let cache = !ranges.iter().any(|(b, ..)| Some(b) == self.source);
+        let key = (id.label(), ranges);
+        self.binds.group(self.generation, key, cache, || {
+            let entries: Vec<wgpu::BindGroupEntry> = resources
+                .into_iter()
+                .enumerate()
+                .map(|(i, resource)| wgpu::BindGroupEntry {
+                    binding: i as u32,
+                    resource,
+                })
+                .collect();
+            self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some(&id.label()),
+                layout: &self.pipes[id].layout,
+                entries: &entries,
+            })
         })
     }
 
@@ -367,14 +412,15 @@ pub(crate) struct Recorder<'a> {
     pub kit: Kit<'a>,
     pub layout: &'a Layout,
     pub bufs: &'a Buffers,
-    /// The caller's buffer holding device features, when the pools read theirs in place.
-    pub source: Option<&'a wgpu::Buffer>,
+    /// The streaming steps of each submission (`plan::submissions`; one range `0..=kmax`
+    /// when everything fits one).
+    pub segments: Vec<std::ops::Range<usize>>,
 }
 
 impl Recorder<'_> {
     /// The pool table, whole.
     fn pools_all(&self) -> wgpu::BindingResource<'_> {
-        bind(&self.bufs.pools, 0, self.layout.sizes.pools)
+        self.kit.whole(&self.bufs.pools)
     }
 
     /// The streaming pools' part of the pool table.
@@ -444,10 +490,10 @@ pub(crate) fn encode_select(r: &Recorder, pass: &mut wgpu::ComputePass) {
     }
     let binds = vec![
         r.pools_all(),
-        bind(&b.sim, 0, l.sizes.sim),
-        bind(&b.state, 0, l.sizes.state),
-        bind(&b.imp, 0, l.sizes.imp),
-        bind(&b.out, 0, l.sizes.out),
+        r.kit.whole(&b.sim),
+        r.kit.whole(&b.state),
+        r.kit.whole(&b.imp),
+        r.kit.whole(&b.out),
     ];
     r.kit
         .run(pass, KernelId::Select, binds, [l.dense.len() as u32, 1, 1]);
@@ -455,26 +501,30 @@ pub(crate) fn encode_select(r: &Recorder, pass: &mut wgpu::ComputePass) {
 
 /// stream.wgsl: steps 0..=K of every streaming pool, one dispatch per step (the step number
 /// from the step table at a dynamic offset), all in this pass.
-pub(crate) fn encode_stream(r: &Recorder, pass: &mut wgpu::ComputePass) {
+pub(crate) fn encode_stream(
+    r: &Recorder,
+    pass: &mut wgpu::ComputePass,
+    steps: std::ops::Range<usize>,
+) {
     let (l, b) = (r.layout, r.bufs);
-    if l.stream.is_empty() {
+    if l.stream.is_empty() || steps.is_empty() {
         return;
     }
     let group = r.kit.group(
         KernelId::Stream,
         vec![
             r.pools_stream(),
-            bind(&b.norm, 0, l.sizes.norm),
-            bind(&b.state, 0, l.sizes.state),
-            bind(&b.imp, 0, l.sizes.imp),
-            bind(&b.out, 0, l.sizes.out),
-            bind(&b.partials, 0, l.sizes.partials),
+            r.kit.whole(&b.norm),
+            r.kit.whole(&b.state),
+            r.kit.whole(&b.imp),
+            r.kit.whole(&b.out),
+            r.kit.whole(&b.partials),
             bind(&b.steps, 0, std::mem::size_of::<StepEntry>() as u64),
         ],
     );
     let parts = l.stream.iter().map(|&i| l.table[l.slot_of[i]].parts).max();
     pass.set_pipeline(&r.kit.pipes[KernelId::Stream].pipeline);
-    for t in 0..=l.kmax {
+    for t in steps {
         pass.set_bind_group(0, &group, &[(t as u64 * STEP_STRIDE) as u32]);
         pass.dispatch_workgroups(parts.unwrap_or(1), l.stream.len() as u32, 1);
     }
@@ -489,10 +539,10 @@ pub(crate) fn encode_dpp(
     id: KernelId,
     l: &DppLayout,
     b: &DppBuffers,
+    dispatches: std::ops::Range<usize>,
 ) {
-    let s = &l.sizes;
-    let pools = table_range(&b.pools, 0, l.pools);
-    let (u, state) = (bind(&b.norm, 0, s.norm), bind(&b.state, 0, s.state));
+    let pools = kit.whole(&b.pools);
+    let (u, state) = (kit.whole(&b.norm), kit.whole(&b.state));
     if id == KernelId::DppRelevance {
         let (x, y) = kit.grid(l.nmax.div_ceil(STREAM_GROUP));
         kit.run(pass, id, vec![pools, u, state], [x, y, l.pools as u32]);
@@ -502,14 +552,14 @@ pub(crate) fn encode_dpp(
         pools,
         u,
         state,
-        bind(&b.sim, 0, s.sim),
-        bind(&b.chol, 0, s.chol),
-        bind(&b.out, 0, s.out),
+        kit.whole(&b.sim),
+        kit.whole(&b.chol),
+        kit.whole(&b.out),
         bind(&b.rounds, 0, std::mem::size_of::<RoundsEntry>() as u64),
     ];
     let group = kit.group(KernelId::Dpp, binds);
     pass.set_pipeline(&kit.pipes[KernelId::Dpp].pipeline);
-    for i in 0..l.rounds.len() {
+    for i in dispatches {
         pass.set_bind_group(0, &group, &[(i as u64 * STEP_STRIDE) as u32]);
         pass.dispatch_workgroups(l.pools as u32, 1, 1);
     }
@@ -522,13 +572,8 @@ pub(crate) fn encode_evs(
     l: &VideoLayout,
     b: &VideoBuffers,
 ) {
-    let s = &l.sizes;
     let (x, y) = kit.grid(l.nmax.div_ceil(STREAM_GROUP));
-    let binds = vec![
-        bind(&b.pools, 0, s.pools),
-        bind(&b.norm, 0, s.norm),
-        bind(&b.out, 0, s.out),
-    ];
+    let binds = vec![kit.whole(&b.pools), kit.whole(&b.norm), kit.whole(&b.out)];
     kit.run(pass, KernelId::Evs, binds, [x, y, l.table.len() as u32]);
 }
 
@@ -542,8 +587,7 @@ pub(crate) fn encode_vidcom2_channels(
     b: &VideoBuffers,
     src: wgpu::BindingResource,
 ) {
-    let s = &l.sizes;
-    let (pools, stats) = (bind(&b.pools, 0, s.pools), bind(&b.stats, 0, s.stats));
+    let (pools, stats) = (kit.whole(&b.pools), kit.whole(&b.stats));
     let count = l.table.len() as u32;
     if id == KernelId::VidCom2Variance {
         kit.run(
@@ -571,16 +615,11 @@ pub(crate) fn encode_vidcom2_centres(
     l: &VideoLayout,
     b: &VideoBuffers,
 ) {
-    let s = &l.sizes;
-    let binds = vec![
-        bind(&b.pools, 0, s.pools),
-        bind(&b.stats, 0, s.stats),
-        bind(&b.cent, 0, s.cent),
-    ];
+    let binds = vec![kit.whole(&b.pools), kit.whole(&b.stats), kit.whole(&b.cent)];
     let count = l.table.len() as u32;
     if id == KernelId::VidCom2Frames {
         let mut binds = binds;
-        binds.push(bind(&b.norm, 0, s.norm));
+        binds.push(kit.whole(&b.norm));
         kit.run(pass, id, binds, [l.kcmax.div_ceil(COLS), l.fmax, count]);
     } else {
         kit.run(pass, id, binds, [l.kcmax.div_ceil(WG), 1, count]);
@@ -595,13 +634,12 @@ pub(crate) fn encode_vidcom2_scores(
     l: &VideoLayout,
     b: &VideoBuffers,
 ) {
-    let s = &l.sizes;
     let (x, y) = kit.grid(l.nmax.div_ceil(STREAM_GROUP));
     let binds = vec![
-        bind(&b.pools, 0, s.pools),
-        bind(&b.norm, 0, s.norm),
-        bind(&b.cent, 0, s.cent),
-        bind(&b.out, 0, s.out),
+        kit.whole(&b.pools),
+        kit.whole(&b.norm),
+        kit.whole(&b.cent),
+        kit.whole(&b.out),
     ];
     kit.run(
         pass,
@@ -611,16 +649,22 @@ pub(crate) fn encode_vidcom2_scores(
     );
 }
 
-/// A command encoder and its one compute pass (timestamps around it where supported).
+/// A compute pass of submission `i` of `count`: the first pass writes the begin timestamp,
+/// the last the end one (where supported).
 fn begin<'e>(
     enc: &'e mut wgpu::CommandEncoder,
     queries: Option<&'e wgpu::QuerySet>,
+    (i, count): (usize, usize),
 ) -> wgpu::ComputePass<'e> {
-    let timestamp_writes = queries.map(|q| wgpu::ComputePassTimestampWrites {
-        query_set: q,
-        beginning_of_pass_write_index: Some(0),
-        end_of_pass_write_index: Some(1),
-    });
+    let (first, last) = (i == 0, i + 1 == count);
+    let timestamp_writes =
+        queries
+            .filter(|_| first || last)
+            .map(|q| wgpu::ComputePassTimestampWrites {
+                query_set: q,
+                beginning_of_pass_write_index: first.then_some(0),
+                end_of_pass_write_index: last.then_some(1),
+            });
     enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
         label: Some("tokenprune"),
         timestamp_writes,
@@ -649,24 +693,27 @@ fn encoder(device: &wgpu::Device) -> wgpu::CommandEncoder {
     })
 }
 
-/// Records a greedy submission: clears, one compute pass (normalise, similarity, select,
-/// streaming), and the copy of the results (and timestamps) into the readback buffer.
-pub(crate) fn record(r: &Recorder, queries: Option<&wgpu::QuerySet>) -> wgpu::CommandBuffer {
+/// Records a greedy run, one command buffer per submission: clears and the first compute
+/// pass (normalise, similarity, select, nearest neighbours, the first streaming steps), then
+/// one pass per later range of streaming steps ([`Recorder::segments`]); the last copies the
+/// results (and timestamps) into the readback buffer.
+pub(crate) fn record(r: &Recorder, queries: Option<&wgpu::QuerySet>) -> Vec<wgpu::CommandBuffer> {
     let (l, b, kit) = (r.layout, r.bufs, &r.kit);
+    let count = r.segments.len();
     let mut enc = encoder(kit.device);
     enc.clear_buffer(&b.state, 0, Some(l.sizes.state));
     enc.clear_buffer(&b.out, 0, Some(l.sizes.out));
     {
-        let mut pass = begin(&mut enc, queries);
-        let norm = || bind(&b.norm, 0, l.sizes.norm);
+        let mut pass = begin(&mut enc, queries, (0, count));
+        let norm = || kit.whole(&b.norm);
         encode_normalize(
             kit,
             &mut pass,
             NormalizeRun {
                 pools: r.pools_all(),
-                src: features(r.source, l.device_range, &b.input, l.sizes.input),
+                src: features(kit, l.device_range, &b.input),
                 u: norm(),
-                out: bind(&b.out, 0, l.sizes.out),
+                out: kit.whole(&b.out),
                 chan: bind(kit.dummy, 0, 256),
                 rows: l.nmax,
                 count: l.table.len() as u32,
@@ -676,8 +723,8 @@ pub(crate) fn record(r: &Recorder, queries: Option<&wgpu::QuerySet>) -> wgpu::Co
             let run = SimilarityRun {
                 pools: r.pools_all(),
                 u: norm(),
-                sim: bind(&b.sim, 0, l.sizes.sim),
-                nn: bind(&b.state, 0, l.sizes.state),
+                sim: kit.whole(&b.sim),
+                nn: kit.whole(&b.state),
                 n,
                 count: l.dense.len(),
             };
@@ -689,67 +736,72 @@ pub(crate) fn record(r: &Recorder, queries: Option<&wgpu::QuerySet>) -> wgpu::Co
                 pools: r.pools_stream(),
                 u: norm(),
                 sim: bind(kit.dummy, 0, 256),
-                nn: bind(&b.state, 0, l.sizes.state),
+                nn: kit.whole(&b.state),
                 n,
                 count: l.stream.len(),
             };
             encode_similarity(kit, &mut pass, KernelId::SimilarityNearest, run);
         }
-        encode_stream(r, &mut pass);
+        encode_stream(r, &mut pass, r.segments[0].clone());
+    }
+    let mut out = Vec::with_capacity(count);
+    for (i, steps) in r.segments.iter().enumerate().skip(1) {
+        out.push(enc.finish());
+        enc = encoder(kit.device);
+        let mut pass = begin(&mut enc, queries, (i, count));
+        encode_stream(r, &mut pass, steps.clone());
     }
     let ts = l.sizes.ts_off;
-    finish(
+    out.push(finish(
         enc,
         queries,
         b.resolve.as_ref(),
         (&b.out, l.sizes.out),
         (&b.readback, ts),
-    )
+    ));
+    out
 }
 
-/// Records a DPP submission: one compute pass of normalize.wgsl (the pools, then the text
-/// rows), similarity.wgsl `dense` (the pools that store S), dpp.wgsl `relevance` (text
-/// relevance) and `greedy`.
+/// Records a DPP run, one command buffer per submission: the first compute pass runs
+/// normalize.wgsl (the pools, then the text rows), similarity.wgsl `dense` (the pools that
+/// store S), dpp.wgsl `relevance` (text relevance) and the first `greedy` dispatches; each
+/// later range of dispatches (`segments`, `plan::submissions`) is a pass of its own.
 pub(crate) fn record_dpp(
     kit: &Kit,
     l: &DppLayout,
     b: &DppBuffers,
-    source: Option<&wgpu::Buffer>,
+    segments: &[std::ops::Range<usize>],
     queries: Option<&wgpu::QuerySet>,
-) -> wgpu::CommandBuffer {
+) -> Vec<wgpu::CommandBuffer> {
     let s = &l.sizes;
+    let count = segments.len();
     let mut enc = encoder(kit.device);
     enc.clear_buffer(&b.out, 0, Some(s.out));
     {
-        let mut pass = begin(&mut enc, queries);
-        let norm = || bind(&b.norm, 0, s.norm);
+        let mut pass = begin(&mut enc, queries, (0, count));
+        let norm = || kit.whole(&b.norm);
         let rows = |pools, src, rows, count| NormalizeRun {
             pools,
             src,
             u: norm(),
-            out: bind(&b.out, 0, s.out),
+            out: kit.whole(&b.out),
             chan: bind(kit.dummy, 0, 256),
             rows,
             count,
         };
-        let src = features(source, l.device_range, &b.input, s.input);
-        let run = rows(
-            table_range(&b.pools, 0, l.pools),
-            src,
-            l.nmax,
-            l.pools as u32,
-        );
+        let src = features(kit, l.device_range, &b.input);
+        let run = rows(kit.whole(&b.pools), src, l.nmax, l.pools as u32);
         encode_normalize(kit, &mut pass, run);
         if l.texts > 0 {
             let texts = table_range(&b.pools, l.text_start, l.texts);
-            let run = rows(texts, bind(&b.input, 0, s.input), 1, l.texts as u32);
+            let run = rows(texts, kit.whole(&b.input), 1, l.texts as u32);
             encode_normalize(kit, &mut pass, run);
         }
         if let Some(n) = l.n_dense_max {
             let run = SimilarityRun {
-                pools: table_range(&b.pools, 0, l.pools),
+                pools: kit.whole(&b.pools),
                 u: norm(),
-                sim: bind(&b.sim, 0, s.sim),
+                sim: kit.whole(&b.sim),
                 nn: bind(kit.dummy, 0, 256),
                 n,
                 count: l.dense,
@@ -757,17 +809,25 @@ pub(crate) fn record_dpp(
             encode_similarity(kit, &mut pass, KernelId::SimilarityDense, run);
         }
         if l.texts > 0 {
-            encode_dpp(kit, &mut pass, KernelId::DppRelevance, l, b);
+            encode_dpp(kit, &mut pass, KernelId::DppRelevance, l, b, 0..0);
         }
-        encode_dpp(kit, &mut pass, KernelId::Dpp, l, b);
+        encode_dpp(kit, &mut pass, KernelId::Dpp, l, b, segments[0].clone());
     }
-    finish(
+    let mut out = Vec::with_capacity(count);
+    for (i, range) in segments.iter().enumerate().skip(1) {
+        out.push(enc.finish());
+        enc = encoder(kit.device);
+        let mut pass = begin(&mut enc, queries, (i, count));
+        encode_dpp(kit, &mut pass, KernelId::Dpp, l, b, range.clone());
+    }
+    out.push(finish(
         enc,
         queries,
         b.resolve.as_ref(),
         (&b.out, s.out),
         (&b.readback, s.ts_off),
-    )
+    ));
+    out
 }
 
 /// Records a video submission: one compute pass of vidcom2_channels.wgsl (`variance`,
@@ -778,27 +838,26 @@ pub(crate) fn record_video(
     kit: &Kit,
     l: &VideoLayout,
     b: &VideoBuffers,
-    source: Option<&wgpu::Buffer>,
     queries: Option<&wgpu::QuerySet>,
-) -> wgpu::CommandBuffer {
+) -> Vec<wgpu::CommandBuffer> {
     let s = &l.sizes;
     let mut enc = encoder(kit.device);
     enc.clear_buffer(&b.out, 0, Some(s.out));
     enc.clear_buffer(&b.cent, 0, Some(s.cent));
     {
-        let mut pass = begin(&mut enc, queries);
-        let src = || features(source, l.device_range, &b.input, s.input);
+        let mut pass = begin(&mut enc, queries, (0, 1));
+        let src = || features(kit, l.device_range, &b.input);
         let vidcom2 = l.cmax > 0;
         if vidcom2 {
             encode_vidcom2_channels(kit, &mut pass, KernelId::VidCom2Variance, l, b, src());
             encode_vidcom2_channels(kit, &mut pass, KernelId::VidCom2Choose, l, b, src());
         }
         let run = NormalizeRun {
-            pools: bind(&b.pools, 0, s.pools),
+            pools: kit.whole(&b.pools),
             src: src(),
-            u: bind(&b.norm, 0, s.norm),
-            out: bind(&b.out, 0, s.out),
-            chan: bind(&b.stats, 0, s.stats),
+            u: kit.whole(&b.norm),
+            out: kit.whole(&b.out),
+            chan: kit.whole(&b.stats),
             rows: l.nmax,
             count: l.table.len() as u32,
         };
@@ -812,11 +871,11 @@ pub(crate) fn record_video(
             encode_vidcom2_scores(kit, &mut pass, l, b);
         }
     }
-    finish(
+    vec![finish(
         enc,
         queries,
         b.resolve.as_ref(),
         (&b.out, s.out),
         (&b.readback, s.ts_off),
-    )
+    )]
 }

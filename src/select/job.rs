@@ -142,4 +142,37 @@ pub(crate) enum Outcome {
     /// falls back to the CPU engine. Only the GPU engine produces it.
     #[cfg_attr(not(feature = "gpu"), allow(dead_code))]
     Misfit(String),
+    /// Its features (in a caller's GPU buffer, checked by the GPU) hold a NaN or an infinity:
+    /// the first one, in the job's rows.
+    NonFinite(BadValue),
+}
+
+/// A non-finite feature: row (within the job), column and value.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct BadValue {
+    pub row: usize,
+    pub column: usize,
+    pub value: f32,
+}
+
+impl BadValue {
+    /// The error host features with this value get (`Tokens::new`), the row counted from
+    /// the request's first row (`start`: the job's first row in its request).
+    pub fn error(&self, start: usize) -> crate::Error {
+        crate::Error::NonFinite {
+            what: "features",
+            at: format!("row {}, column {}", start + self.row, self.column),
+            value: self.value.to_string(),
+        }
+    }
+}
+
+impl Outcome {
+    /// `Ran`, or `NonFinite` for a job whose features hold a bad value.
+    pub fn ran(r: std::result::Result<Output, BadValue>) -> Self {
+        match r {
+            Ok(o) => Outcome::Ran(o),
+            Err(b) => Outcome::NonFinite(b),
+        }
+    }
 }

@@ -24,8 +24,8 @@ mod rules;
 pub(crate) mod video;
 
 pub(crate) use job::{
-    Dpp, DppForm, DppRelevance, DppReport, Greedy, Job, Mmr, Outcome, Output, Picks, Scoring,
-    VideoScores, Work,
+    BadValue, Dpp, DppForm, DppRelevance, DppReport, Greedy, Job, Mmr, Outcome, Output, Picks,
+    Scoring, VideoScores, Work,
 };
 pub(crate) use rules::{keep_count, nominal_keep, zero_row_note};
 
@@ -53,9 +53,10 @@ impl Engine<'_> {
         }
     }
 
-    async fn run(&self, jobs: &[Job<'_>]) -> Result<Vec<Outcome>> {
+    /// Every job's outcome, and the call's GPU time where measured.
+    async fn run(&self, jobs: &[Job<'_>]) -> Result<(Vec<Outcome>, Option<f64>)> {
         match self {
-            Engine::Cpu(c) => Ok(c.run(jobs)?.into_iter().map(Outcome::Ran).collect()),
+            Engine::Cpu(c) => Ok((c.run(jobs)?.into_iter().map(Outcome::Ran).collect(), None)),
             #[cfg(feature = "gpu")]
             Engine::Gpu(g) => g.run(jobs).await,
         }
@@ -194,7 +195,8 @@ pub(crate) async fn prune_batch(
             Plan::Done(..) => Vec::new(),
         })
         .collect();
-    let mut outcomes = engine.run(&jobs).await?.into_iter().zip(&jobs);
+    let (outcomes, gpu_ms) = engine.run(&jobs).await?;
+    let mut outcomes = outcomes.into_iter().zip(&jobs);
     let mut out = Vec::with_capacity(reqs.len());
     for (req, plan) in reqs.iter().zip(plans) {
         out.push(match plan {
@@ -217,6 +219,7 @@ pub(crate) async fn prune_batch(
                             fell_back.get_or_insert(why);
                             o
                         }
+                        Outcome::NonFinite(bad) => return Err(bad.error(*start)),
                     };
                     ran.push((*start, output));
                 }
@@ -224,7 +227,9 @@ pub(crate) async fn prune_batch(
                     Some(_) => Backend::Cpu,
                     None => backend.clone(),
                 };
+                let gpu = (fell_back.is_none()).then_some(gpu_ms).flatten();
                 let mut sel = finish_request(req, finish, notes, ran, backend)?;
+                sel.gpu_ms = gpu;
                 sel.notes
                     .extend(fell_back.map(|why| format!("ran on the CPU engine: {why}")));
                 sel
@@ -375,6 +380,7 @@ fn assemble(
         coords,
         backend,
         notes,
+        gpu_ms: None,
     }
 }
 
@@ -388,6 +394,7 @@ fn merge_frames(whole: &Request, parts: Vec<(usize, Selection)>) -> Selection {
     let mut order = Vec::new();
     let mut scores = Vec::new();
     let mut notes = Vec::new();
+    let gpu_ms = parts.first().and_then(|(_, s)| s.gpu_ms);
     for (start, part) in parts {
         order.extend(part.order.iter().map(|&i| i + start as u32));
         scores.extend(part.scores);
@@ -395,5 +402,7 @@ fn merge_frames(whole: &Request, parts: Vec<(usize, Selection)>) -> Selection {
             notes.push(format!("frame starting at token {start}: {note}"));
         }
     }
-    assemble(whole, order, scores, backend, notes)
+    let mut sel = assemble(whole, order, scores, backend, notes);
+    sel.gpu_ms = gpu_ms;
+    sel
 }
