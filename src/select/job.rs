@@ -143,7 +143,8 @@ pub(crate) enum Outcome {
     #[cfg_attr(not(feature = "gpu"), allow(dead_code))]
     Misfit(String),
     /// Its features (in a caller's GPU buffer, checked by the GPU) hold a NaN or an infinity:
-    /// the first one, in the job's rows.
+    /// the first one, in the job's rows. Only the GPU engine produces it.
+    #[cfg_attr(not(feature = "gpu"), allow(dead_code))]
     NonFinite(BadValue),
 }
 
@@ -167,6 +168,7 @@ impl BadValue {
     }
 }
 
+#[cfg_attr(not(feature = "gpu"), allow(dead_code))]
 impl Outcome {
     /// `Ran`, or `NonFinite` for a job whose features hold a bad value.
     pub fn ran(r: std::result::Result<Output, BadValue>) -> Self {

@@ -23,9 +23,11 @@ mod job;
 mod rules;
 pub(crate) mod video;
 
+#[cfg(feature = "gpu")]
+pub(crate) use job::BadValue;
 pub(crate) use job::{
-    BadValue, Dpp, DppForm, DppRelevance, DppReport, Greedy, Job, Mmr, Outcome, Output, Picks,
-    Scoring, VideoScores, Work,
+    Dpp, DppForm, DppRelevance, DppReport, Greedy, Job, Mmr, Outcome, Output, Picks, Scoring,
+    VideoScores, Work,
 };
 pub(crate) use rules::{keep_count, nominal_keep, zero_row_note};
 
