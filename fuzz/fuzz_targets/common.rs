@@ -48,7 +48,7 @@ pub fn check_selection(req: &Request, sel: &Selection) {
         (Some(g), Some(c)) => {
             assert_eq!(c.len(), k);
             for (&i, xyz) in sel.kept.iter().zip(c) {
-                assert_eq!(*xyz, g.coord(i as usize));
+                assert_eq!(*xyz, g.coord(i as usize).to_array());
                 assert!(
                     (xyz[0] as usize) < g.frames
                         && (xyz[1] as usize) < g.height
