@@ -12,12 +12,11 @@
 
 use std::rc::Rc;
 
-use js_sys::{Array, Float32Array, Object, Reflect, Uint16Array, Uint32Array};
+use js_sys::{Array, Float32Array, Int32Array, Object, Reflect, Uint16Array, Uint32Array};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
 use crate::cpu::normalize::NormPolicy;
-use crate::cpu::similarity::pair_count;
 use crate::cpu::split;
 use crate::schema::{self, Field, Kind, Surface, Value, Values};
 use crate::{
@@ -557,47 +556,54 @@ impl JsPruner {
                 split::plan(&req, threads as usize, limit, force)
             })
             .flatten();
-        Ok(Prepared { pool, plan })
+        Ok(Prepared {
+            pool,
+            plan,
+            mine: None,
+        })
     }
 
-    /// Runs a prepared pool to completion: with the threads' shares (`parts`: one
-    /// `similarityPart()` result per share of the plan, in order), or alone (`null`).
+    /// Runs a prepared pool to completion: alone (`shared` null), or joining what the workers
+    /// computed (`shared`: `{ nns, tiles }`, each worker's nearest-neighbour maxima and the
+    /// tiles region they wrote their tiles into, both on shared memory) with this thread's
+    /// own part ([`Prepared::compute_share`]).
     #[wasm_bindgen(js_name = runPrepared)]
-    pub fn run_prepared(&self, prepared: Prepared, parts: JsValue) -> Result<JsValue, JsValue> {
+    pub fn run_prepared(
+        &self,
+        mut prepared: Prepared,
+        shared: JsValue,
+    ) -> Result<JsValue, JsValue> {
+        let mine = prepared.mine.take();
         let (req, per_frame) = prepared.pool.request()?;
-        let (Some(plan), false) = (&prepared.plan, parts.is_null() || parts.is_undefined()) else {
+        let (Some(plan), false) = (&prepared.plan, shared.is_null() || shared.is_undefined())
+        else {
             return now(run_one(&self.inner, &req, per_frame))?;
         };
         let bad = || {
             js_err(Error::Backend(
-                "internal: the threads' shares do not fit the plan".into(),
+                "internal: the threads' parts do not fit the plan".into(),
             ))
         };
-        let tokens = req.tokens().ok_or_else(bad)?;
-        let (mut nns, mut tiles) = (Vec::new(), Vec::new());
-        let mut zero_rows = None;
-        for i in 0..plan.shares.len() as u32 {
-            let p = Reflect::get(&parts, &JsValue::from(i)).map_err(|_| bad())?;
-            let get = |k: &str| Reflect::get(&p, &JsValue::from_str(k)).ok();
-            let array = |k: &str| {
-                get(k)
-                    .and_then(|v| v.dyn_into::<Float32Array>().ok())
-                    .ok_or_else(bad)
-            };
-            zero_rows = get("zeroRows").and_then(|v| v.as_f64());
-            nns.push(array("nn")?.to_vec());
-            tiles.push(array("tiles")?);
-        }
-        let zero_rows = zero_rows.ok_or_else(bad)? as usize;
-        let nns: Vec<&[f32]> = nns.iter().map(|v| &v[..]).collect();
-        // Each thread's tiles straight from its array into place.
-        let fill = |i: usize, out: &mut [f32]| {
-            let t = &tiles[i];
-            (t.length() as usize == out.len())
-                .then(|| t.copy_to(out))
+        let (tokens, mine) = (req.tokens().ok_or_else(bad)?, mine.ok_or_else(bad)?);
+        let get = |k: &str| Reflect::get(&shared, &JsValue::from_str(k)).map_err(|_| bad());
+        let nns: Vec<Vec<f32>> = Array::from(&get("nns")?)
+            .iter()
+            .map(|v| v.dyn_into::<Float32Array>().map(|a| a.to_vec()))
+            .collect::<Result<_, _>>()
+            .map_err(|_| bad())?;
+        let tiles = get("tiles")?
+            .dyn_into::<Float32Array>()
+            .map_err(|_| bad())?;
+        let others: Vec<&[f32]> = nns.iter().map(|v| &v[..]).collect();
+        // The tiles this thread lacks, run by run, straight from shared memory into place.
+        let size = plan.tile_len() as u32;
+        let fill = |r: std::ops::Range<usize>, out: &mut [f32]| {
+            let (a, b) = (r.start as u32 * size, r.end as u32 * size);
+            (b <= tiles.length() && out.len() == (b - a) as usize)
+                .then(|| tiles.subarray(a, b).copy_to(out))
                 .is_some()
         };
-        let given = split::join(plan, tokens, &nns, fill, zero_rows).ok_or_else(bad)?;
+        let given = split::join(plan, tokens, mine, &others, fill).ok_or_else(bad)?;
         split::with_given(given, || now(run_one(&self.inner, &req, per_frame)))?
     }
 
@@ -629,6 +635,8 @@ impl JsPruner {
 pub struct Prepared {
     pool: Pool,
     plan: Option<split::Plan>,
+    /// This thread's part of the split ([`Prepared::compute_share`]).
+    mine: Option<split::Mine>,
 }
 
 fn policy_name(p: NormPolicy) -> &'static str {
@@ -641,8 +649,8 @@ fn policy_name(p: NormPolicy) -> &'static str {
 #[wasm_bindgen]
 impl Prepared {
     /// The split, or `null` when the call runs in one thread: `{ policy, n, d, block,
-    /// keepTiles, shares: [[first tile, tile count], ...] }`; each share goes to one thread's
-    /// [`similarity_part`].
+    /// keepTiles, threads, tiles, tileLen }` (`tiles` tiles of `tileLen` values, taken by
+    /// `threads` threads, this one included, from one shared counter).
     #[wasm_bindgen(getter)]
     pub fn plan(&self) -> JsValue {
         let Some(p) = &self.plan else {
@@ -650,23 +658,43 @@ impl Prepared {
         };
         let o = Object::new();
         set(&o, "policy", JsValue::from_str(policy_name(p.policy)));
-        set(&o, "n", JsValue::from_f64(p.n as f64));
-        set(&o, "d", JsValue::from_f64(p.d as f64));
-        set(&o, "block", JsValue::from_f64(p.block as f64));
+        for (k, v) in [
+            ("n", p.n),
+            ("d", p.d),
+            ("block", p.block),
+            ("threads", p.threads),
+            ("tiles", p.tiles()),
+            ("tileLen", p.tile_len()),
+        ] {
+            set(&o, k, JsValue::from_f64(v as f64));
+        }
         set(&o, "keepTiles", JsValue::from_bool(p.keep_tiles));
-        let shares: Array = p
-            .shares
-            .iter()
-            .map(|r| -> JsValue {
-                Array::of2(
-                    &JsValue::from_f64(r.start as f64),
-                    &JsValue::from_f64(r.len() as f64),
-                )
-                .into()
-            })
-            .collect();
-        set(&o, "shares", shares.into());
         o.into()
+    }
+
+    /// This thread's part of the split, computed here while the workers compute theirs: tiles
+    /// taken from `counter` (an Int32Array on shared memory; `Atomics.add` on its element 0
+    /// hands out tile numbers) until none is left, kept in place for
+    /// [`JsPruner::run_prepared`].
+    #[wasm_bindgen(js_name = computeShare)]
+    pub fn compute_share(&mut self, counter: Int32Array) -> Result<(), JsValue> {
+        let (req, _) = self.pool.request()?;
+        let (Some(plan), Some(tokens)) = (&self.plan, req.tokens()) else {
+            return Err(param("computeShare(): this call is not split"));
+        };
+        let mine = split::Mine::work(tokens, plan, take_from(&counter));
+        self.mine = Some(mine);
+        Ok(())
+    }
+}
+
+/// The next tile number from a counter shared by every thread of a split (`None` when it
+/// cannot be read: then this thread takes no more tiles, the others take the rest).
+fn take_from(counter: &Int32Array) -> impl FnMut() -> Option<usize> + '_ {
+    move || {
+        js_sys::Atomics::add(counter, 0, 1)
+            .ok()
+            .and_then(|t| usize::try_from(t).ok())
     }
 }
 
@@ -678,21 +706,20 @@ fn field(o: &JsValue, k: &str) -> Result<f64, JsValue> {
         .ok_or_else(|| param(format!("share: {k} missing")))
 }
 
-/// One thread's share of a split similarity stage (run in each CPU thread's own instance of
-/// the module): the tokens normalised as `share.policy` says, and the tiles numbered
-/// `share.first .. share.first + share.count` of their similarity, computed by the CPU
-/// engine's own stage ([`split::part`]). Resolves to `{ nn, tiles, zeroRows }`: the share's
-/// nearest-neighbour maxima (Float32Array of N), its tiles (Float32Array, empty unless
-/// `share.keepTiles`) and the zero rows met.
+/// One worker's part of a split similarity stage (run in each CPU thread's own instance of
+/// the module): the tokens normalised as `share.policy` says, then tiles taken from
+/// `share.counter` (an Int32Array on shared memory, the counter the calling thread and every
+/// worker take tile numbers from) until none is left, each computed by the CPU engine's own
+/// kernel ([`split::work`]) and, when `share.keepTiles`, written to its place in
+/// `share.tiles` (a Float32Array of `tiles x block^2` values on shared memory). The maxima of
+/// the tiles taken go to `share.nn` (a Float32Array of N).
 #[wasm_bindgen(js_name = similarityPart)]
-pub fn similarity_part(features: JsValue, share: JsValue) -> Result<JsValue, JsValue> {
+pub fn similarity_part(features: JsValue, share: JsValue) -> Result<(), JsValue> {
     let (n, d) = (
         count(field(&share, "n")?, "n")?,
         count(field(&share, "d")?, "d")?,
     );
     let block = count(field(&share, "block")?, "block")?;
-    let first = count(field(&share, "first")?, "first")?;
-    let len = count(field(&share, "count")?, "count")?;
     let policy = match Reflect::get(&share, &"policy".into())
         .ok()
         .and_then(|v| v.as_string())
@@ -706,23 +733,56 @@ pub fn similarity_part(features: JsValue, share: JsValue) -> Result<JsValue, JsV
         .ok()
         .and_then(|v| v.as_bool())
         .unwrap_or(false);
-    if block == 0
-        || first
-            .checked_add(len)
-            .is_none_or(|end| end > pair_count(n, block))
-    {
+    if block == 0 || n == 0 {
         return Err(param(format!(
-            "share: tiles {first}..+{len} of block {block} do not exist in a pool of {n} tokens"
+            "share: no tiles of block {block} in a pool of {n} tokens"
         )));
+    }
+    let plan = split::Plan {
+        policy,
+        n,
+        d,
+        block,
+        keep_tiles,
+        threads: 1,
+    };
+    let array = |k: &str| Reflect::get(&share, &JsValue::from_str(k)).ok();
+    let counter = array("counter")
+        .and_then(|v| v.dyn_into::<Int32Array>().ok())
+        .filter(|c| c.length() >= 1)
+        .ok_or_else(|| param("share: counter must be an Int32Array"))?;
+    let nn_out = array("nn")
+        .and_then(|v| v.dyn_into::<Float32Array>().ok())
+        .filter(|a| a.length() as usize == n)
+        .ok_or_else(|| param(format!("share: nn must be a Float32Array of {n}")))?;
+    let want = plan.tiles() * plan.tile_len();
+    let tiles_out = match keep_tiles {
+        false => None,
+        true => Some(
+            array("tiles")
+                .and_then(|v| v.dyn_into::<Float32Array>().ok())
+                .filter(|a| a.length() as usize == want)
+                .ok_or_else(|| param(format!("share: tiles must be a Float32Array of {want}")))?,
+        ),
+    };
+    // Every tile already taken (this worker started late): nothing to copy or compute.
+    let taken = js_sys::Atomics::load(&counter, 0).unwrap_or(0);
+    if usize::try_from(taken).is_ok_and(|t| t >= plan.tiles()) {
+        nn_out.fill(f32::NEG_INFINITY, 0, n as u32);
+        return Ok(());
     }
     let feats = floats(&features, "features")?;
     let tokens = Tokens::new(&feats, n, d).map_err(js_err)?;
-    let (part, zero_rows) = split::part(&tokens, policy, block, first..first + len, keep_tiles);
-    let o = Object::new();
-    set(&o, "nn", Float32Array::from(&part.nn[..]).into());
-    set(&o, "tiles", Float32Array::from(&part.tiles[..]).into());
-    set(&o, "zeroRows", JsValue::from_f64(zero_rows as f64));
-    Ok(o.into())
+    let size = plan.tile_len() as u32;
+    let put = |t: usize, tile: &[f32]| {
+        if let Some(out) = &tiles_out {
+            let a = t as u32 * size;
+            out.subarray(a, a + size).copy_from(&tile[..size as usize]);
+        }
+    };
+    let (nn, _) = split::work(&tokens, &plan, take_from(&counter), put);
+    nn_out.copy_from(&nn);
+    Ok(())
 }
 
 fn prefix(e: JsValue, i: usize) -> JsValue {

@@ -56,7 +56,7 @@ impl Drop for Tiles {
 
 impl Tiles {
     /// The tiles of an `n`-token pool, all of them in [`pair_index`] order in `kept`.
-    fn from_kept(n: usize, block: usize, kept: workspace::Buffer) -> Tiles {
+    pub(crate) fn from_kept(n: usize, block: usize, kept: workspace::Buffer) -> Tiles {
         Tiles {
             n,
             block,
@@ -152,8 +152,7 @@ fn fold_tiles(
     keep_tiles: bool,
     tile: impl Fn(usize, usize, &mut [f32]) + Sync + Send,
 ) -> (Vec<f32>, Option<Tiles>) {
-    let all = 0..pair_count(n, block);
-    let (nn, kept) = fold_pairs(n, block, all, keep_tiles, tile);
+    let (nn, kept) = fold_pairs(n, block, keep_tiles, tile);
     let tiles = keep_tiles.then(|| Tiles::from_kept(n, block, kept));
     (nn, tiles)
 }
@@ -164,15 +163,12 @@ pub(crate) fn pair_count(n: usize, block: usize) -> usize {
     blocks * (blocks + 1) / 2
 }
 
-/// The tiles numbered `range` (in [`pair_index`] order), computed with `tile(bi, bj, out)` in
-/// parallel: their row and column maxima folded into a nearest-neighbour vector (`-inf` where
-/// no tile of the range touches a token), and the tiles themselves, one after another, when
-/// `keep_tiles` (else an empty buffer). The whole stage is the one range of every tile; the
-/// threaded wasm engine gives each instance a share ([`super::split`]).
+/// Every tile, computed with `tile(bi, bj, out)` in parallel: their row and column maxima
+/// folded into a nearest-neighbour vector, and the tiles themselves, one after another in
+/// [`pair_index`] order, when `keep_tiles` (else an empty buffer).
 fn fold_pairs(
     n: usize,
     block: usize,
-    range: std::ops::Range<usize>,
     keep_tiles: bool,
     tile: impl Fn(usize, usize, &mut [f32]) + Sync + Send,
 ) -> (Vec<f32>, workspace::Buffer) {
@@ -180,10 +176,8 @@ fn fold_pairs(
     let size = block * block;
     let pairs: Vec<(usize, usize)> = (0..blocks)
         .flat_map(|bi| (bi..blocks).map(move |bj| (bi, bj)))
-        .skip(range.start)
-        .take(range.len())
         .collect();
-    // Computes tile number i of the range into `out` and returns its row and column maxima.
+    // Computes tile number i into `out` and returns its row and column maxima.
     // Reused memory: the kernel writes the whole tile, the fallback its valid rows x columns,
     // the only part ever read.
     let compute = |i: usize, out: &mut [f32]| {
@@ -220,85 +214,51 @@ fn fold_pairs(
     (nn, kept)
 }
 
-/// One share of the similarity stage (see [`similarity_part`]).
+/// The tiles an instance takes one at a time (the threaded wasm engine's instances share no
+/// memory, only a counter, see [`super::split`]): `next()` hands out a tile number (in
+/// [`pair_index`] order) or `None` when every tile is taken; each is computed by the same
+/// kernel, from the same normalised rows `u`, as [`nearest_similarity`] computes it, folded
+/// into the maxima returned (`-inf` where no tile taken here touches a token), and given to
+/// `put(tile number, tile)`. Maxima do not depend on the order they are taken in, so maxima
+/// and tiles joined from all instances equal the single-threaded stage bit for bit.
 #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))] // natively only the tests split
-pub(crate) struct Part {
-    /// The share's nearest-neighbour maxima (`-inf` where it touches no token).
-    pub nn: Vec<f32>,
-    /// Its tiles, one after another (empty when they were not asked for).
-    pub tiles: workspace::Buffer,
-}
-
-impl Drop for Part {
-    fn drop(&mut self) {
-        workspace::give(std::mem::take(&mut self.tiles));
-    }
-}
-
-/// The tiles numbered `range` of the similarity of `u` (`[n, d]`, rows normalised), cut into
-/// `block`-sized blocks: the same tiles, computed by the same kernel, that
-/// [`nearest_similarity`] computes for the whole pool, so that shares computed apart (by
-/// instances that share no memory) and joined by [`join_parts`] equal it bit for bit.
-pub(crate) fn similarity_part(
+pub(crate) fn fold_claimed(
     u: &[f32],
     n: usize,
     d: usize,
     block: usize,
-    range: std::ops::Range<usize>,
-    keep_tiles: bool,
-) -> Part {
-    let (nn, tiles) = match Syrk::new(u, n, d, block) {
-        Some(s) => fold_pairs(n, block, range, keep_tiles, |bi, bj, tile| {
-            s.tile(bi, bj, block, tile)
-        }),
-        None => fold_pairs(n, block, range, keep_tiles, |bi, bj, tile| {
-            let (i0, i1) = (bi * block, ((bi + 1) * block).min(n));
-            let (j0, j1) = (bj * block, ((bj + 1) * block).min(n));
-            dot_rows(&u[i0 * d..i1 * d], &u[j0 * d..j1 * d], d, tile, block);
-        }),
-    };
-    Part { nn, tiles }
-}
-
-/// Joins the shares of [`similarity_part`] that together cover every tile, in order: the
-/// nearest-neighbour maxima of the whole pool (`nns`, one per share), and, when `tiles` gives
-/// each share's tile count, the tiles, copied by `fill(share, out)` straight into place.
-/// `None` when the shares do not fit together (wrong lengths, `fill` returning false).
-pub(crate) fn join_parts(
-    n: usize,
-    block: usize,
-    nns: &[&[f32]],
-    tiles: Option<&[usize]>,
-    mut fill: impl FnMut(usize, &mut [f32]) -> bool,
-) -> Option<(Vec<f32>, Option<Tiles>)> {
-    let (size, total) = (block * block, pair_count(n, block));
-    if nns.iter().any(|nn| nn.len() != n)
-        || tiles.is_some_and(|t| t.len() != nns.len() || t.iter().sum::<usize>() != total)
-    {
-        return None;
-    }
+    mut next: impl FnMut() -> Option<usize>,
+    mut put: impl FnMut(usize, &[f32]),
+) -> Vec<f32> {
+    let blocks = n.div_ceil(block);
+    let pairs: Vec<(usize, usize)> = (0..blocks)
+        .flat_map(|bi| (bi..blocks).map(move |bj| (bi, bj)))
+        .collect();
+    let syrk = Syrk::new(u, n, d, block);
+    let mut out = workspace::take(block * block);
     let mut nn = vec![f32::NEG_INFINITY; n];
-    for part in nns {
-        for (m, &s) in nn.iter_mut().zip(*part) {
-            *m = m.max(s);
-        }
-    }
-    let tiles = match tiles {
-        None => None,
-        Some(counts) => {
-            let mut kept = workspace::take(total * size);
-            let mut at = 0;
-            for (i, &c) in counts.iter().enumerate() {
-                if !fill(i, &mut kept[at..at + c * size]) {
-                    workspace::give(kept);
-                    return None;
-                }
-                at += c * size;
+    while let Some((t, &(bi, bj))) = next().and_then(|t| Some((t, pairs.get(t)?))) {
+        match &syrk {
+            Some(s) => s.tile(bi, bj, block, &mut out),
+            None => {
+                let (i0, i1) = (bi * block, ((bi + 1) * block).min(n));
+                let (j0, j1) = (bj * block, ((bj + 1) * block).min(n));
+                dot_rows(&u[i0 * d..i1 * d], &u[j0 * d..j1 * d], d, &mut out, block);
             }
-            Some(Tiles::from_kept(n, block, kept))
         }
-    };
-    Some((nn, tiles))
+        let rows = ((bi + 1) * block).min(n) - bi * block;
+        let cols = ((bj + 1) * block).min(n) - bj * block;
+        let (row_max, col_max) = fold_tile(&out, block, rows, cols, bi == bj);
+        for (m, r) in nn[bi * block..].iter_mut().zip(row_max) {
+            *m = m.max(r);
+        }
+        for (m, c) in nn[bj * block..].iter_mut().zip(col_max) {
+            *m = m.max(c);
+        }
+        put(t, &out);
+    }
+    workspace::give(out);
+    nn
 }
 
 /// Row and column maxima of one `rows x cols` tile, skipping the diagonal of a diagonal tile

@@ -2,14 +2,15 @@
 //! Workers, each running its own single-threaded module (stable Rust has no wasm32 std built
 //! with atomics, so the instances cannot share one linear memory).
 //!
-//! [`plan`] cuts the upper triangle of similarity tiles into contiguous shares of about equal
-//! work; each instance computes its share with [`part`] (the same normalisation and the same
-//! tile kernel as the single-threaded engine, [`similarity_part`]); the main instance joins the
-//! shares ([`join`]) and runs the greedy loop on them, handed to it for one call by
-//! [`with_given`]. Every similarity is computed by the same kernel from the same normalised
-//! rows, and maxima do not depend on the order they are taken in, so the selection is bit for
-//! bit the single-threaded one. The greedy loop itself (K dependent steps) stays in one
-//! instance.
+//! [`plan`] decides whether a call is split and cuts the pool into tiles. Every instance (the
+//! calling one and each worker) then runs [`work`]: it takes tiles one at a time from a counter
+//! they all share (a SharedArrayBuffer in the browser) until none is left, so a thread that
+//! starts late or runs on a busier core simply takes fewer tiles. Each tile is computed by the
+//! single-threaded engine's own kernel from the same normalised rows; the calling instance
+//! keeps its tiles in place ([`Mine`]), [`join`]s the others' (copied from shared memory) and
+//! runs the greedy loop on them, handed over for one call by [`with_given`]. Maxima do not
+//! depend on the order they are taken in, so the selection is bit for bit the single-threaded
+//! one. The greedy loop itself (K dependent steps) stays in one instance.
 //!
 //! What is split: DivPrune's nearest-neighbour seed (all tiles, each folded into row and
 //! column maxima) and, when the tiles fit the dense limit, the tiles its greedy steps read;
@@ -18,11 +19,11 @@
 // Only the wasm bindings run the split; natively its tests do.
 #![cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 
-use std::ops::Range;
 use std::sync::Mutex;
 
+use super::matmul::workspace;
 use super::normalize::{normalize_rows, NormPolicy};
-use super::similarity::{block_for, join_parts, pair_count, similarity_part, Part, Tiles};
+use super::similarity::{block_for, fold_claimed, pair_count, Tiles};
 use crate::method::Method;
 use crate::tokens::Tokens;
 use crate::Request;
@@ -50,11 +51,23 @@ pub(crate) struct Plan {
     pub d: usize,
     /// Side of a tile ([`block_for`]).
     pub block: usize,
-    /// Whether the shares keep their tiles (DivPrune's dense path, IDPruner's Gram) or only
-    /// fold them into the nearest-neighbour maxima (DivPrune's streaming path).
+    /// Whether the tiles are kept (DivPrune's dense path, IDPruner's Gram) or only folded into
+    /// the nearest-neighbour maxima (DivPrune's streaming path).
     pub keep_tiles: bool,
-    /// Each share's tiles, as a range of tile numbers; together every tile, in order.
-    pub shares: Vec<Range<usize>>,
+    /// Instances taking tiles: the calling one and its workers.
+    pub threads: usize,
+}
+
+impl Plan {
+    /// Number of tiles.
+    pub(crate) fn tiles(&self) -> usize {
+        pair_count(self.n, self.block)
+    }
+
+    /// Values in one tile.
+    pub(crate) fn tile_len(&self) -> usize {
+        self.block * self.block
+    }
 }
 
 /// How the similarity stage of `req` is split across `threads` instances, or `None` when it
@@ -88,14 +101,14 @@ pub(crate) fn plan(req: &Request, threads: usize, dense_limit: usize, force: boo
         d,
         block,
         keep_tiles,
-        shares: shares(n, block, threads),
+        threads,
     })
 }
 
 /// The tile side of a split: the engine's own ([`block_for`]); in the wasm build (tiles are
 /// plain GEMM calls there, whose results do not depend on the tiling) halved down to 32 rows
-/// until there are at least 16 tiles per thread, so that the shares come out even (576 tokens
-/// on 2 threads: 45 tiles of 64 rows, cut 22 / 23, against 15 tiles of 128 rows, 53 % / 47 %).
+/// until there are at least 16 tiles per thread, so that the threads finish close together
+/// (576 tokens on 2 threads: 45 tiles of 64 rows rather than 15 of 128).
 fn split_block(n: usize, threads: usize) -> usize {
     let mut block = block_for(n);
     if cfg!(target_arch = "wasm32") {
@@ -106,56 +119,119 @@ fn split_block(n: usize, threads: usize) -> usize {
     block
 }
 
-/// Cuts the tiles of an `n`-token pool into at most `threads` contiguous, non-empty ranges of
-/// about equal work (a tile's work: its valid rows times columns).
-pub(crate) fn shares(n: usize, block: usize, threads: usize) -> Vec<Range<usize>> {
-    let blocks = n.div_ceil(block);
-    let rows = |b: usize| (((b + 1) * block).min(n) - b * block) as u64;
-    // prefix[j]: the work of tiles 0..j, in tile-number order.
-    let mut prefix = vec![0u64];
-    for bi in 0..blocks {
-        for bj in bi..blocks {
-            prefix.push(prefix.last().unwrap() + rows(bi) * rows(bj));
+/// One instance's work on a split stage: the tokens normalised by the plan's policy (all of
+/// them, as the single-threaded engine does), then tiles taken with `next()` (the next tile
+/// number of the counter all instances share; `None`, or a number past the last tile, when
+/// none is left) until none is left, each folded into the maxima and, when the plan keeps
+/// tiles, handed to `put(tile number, tile)`. Returns the maxima of the tiles taken here
+/// (`-inf` elsewhere) and the zero rows met.
+pub(crate) fn work(
+    tokens: &Tokens,
+    plan: &Plan,
+    next: impl FnMut() -> Option<usize>,
+    mut put: impl FnMut(usize, &[f32]),
+) -> (Vec<f32>, usize) {
+    let (n, d) = (tokens.n(), tokens.d());
+    let (u, zero_rows) = normalize_rows(tokens, plan.policy);
+    let keep = plan.keep_tiles;
+    let nn = fold_claimed(&u, n, d, plan.block, next, |t, tile| {
+        if keep {
+            put(t, tile)
         }
-    }
-    let len = prefix.len() - 1;
-    let (total, parts) = (prefix[len], threads.clamp(1, len.max(1)));
-    let mut cuts = vec![0];
-    for s in 1..parts {
-        // The cut nearest to the fair share, leaving a tile for each share still to come.
-        let target = total as f64 * s as f64 / parts as f64;
-        let lo = cuts.last().unwrap() + 1;
-        let hi = len - (parts - s);
-        let cut = (lo..=hi)
-            .min_by(|&a, &b| {
-                let (da, db) = (
-                    (prefix[a] as f64 - target).abs(),
-                    (prefix[b] as f64 - target).abs(),
-                );
-                da.total_cmp(&db)
-            })
-            .unwrap_or(lo);
-        cuts.push(cut);
-    }
-    cuts.push(len);
-    cuts.windows(2).map(|w| w[0]..w[1]).collect()
+    });
+    (nn, zero_rows)
 }
 
-/// One instance's share: the tokens normalised by `policy` (all of them, as the single-
-/// threaded engine does) and the tiles numbered `range`. Also returns the zero rows met.
-pub(crate) fn part(
+/// The calling instance's part of a split stage ([`Mine::work`]): its maxima, and every tile
+/// it took, already in place in the buffer the greedy loop will read.
+pub(crate) struct Mine {
+    nn: Vec<f32>,
+    /// All tiles in tile order (those of other instances still to be filled in by [`join`]);
+    /// empty when the plan keeps no tiles.
+    kept: workspace::Buffer,
+    /// Which tiles this instance computed.
+    mine: Vec<bool>,
+    zero_rows: usize,
+}
+
+impl Drop for Mine {
+    fn drop(&mut self) {
+        workspace::give(std::mem::take(&mut self.kept));
+    }
+}
+
+impl Mine {
+    /// [`work`] in the calling instance: its tiles straight into the buffer they are read
+    /// from.
+    pub(crate) fn work(tokens: &Tokens, plan: &Plan, next: impl FnMut() -> Option<usize>) -> Mine {
+        let size = plan.tile_len();
+        let mut kept = match plan.keep_tiles {
+            true => workspace::take(plan.tiles() * size),
+            false => workspace::Buffer::default(),
+        };
+        let mut mine = vec![false; plan.tiles()];
+        let (nn, zero_rows) = work(tokens, plan, next, |t, tile| {
+            kept[t * size..(t + 1) * size].copy_from_slice(&tile[..size]);
+            mine[t] = true;
+        });
+        if !plan.keep_tiles {
+            mine.fill(true); // nothing to fill in
+        }
+        Mine {
+            nn,
+            kept,
+            mine,
+            zero_rows,
+        }
+    }
+}
+
+/// Joins a split stage: this instance's part (`mine`) and the other instances' maxima
+/// (`others`), and, when the plan keeps tiles, every tile `mine` lacks, copied in by
+/// `fill(tiles, out)` (a run of consecutive tile numbers, and where they go). `None` when the
+/// parts do not fit the plan (wrong lengths, `fill` returning false).
+pub(crate) fn join(
+    plan: &Plan,
     tokens: &Tokens,
-    policy: NormPolicy,
-    block: usize,
-    range: Range<usize>,
-    keep_tiles: bool,
-) -> (Part, usize) {
-    let (n, d) = (tokens.n(), tokens.d());
-    let (u, zero_rows) = normalize_rows(tokens, policy);
-    (
-        similarity_part(&u, n, d, block, range, keep_tiles),
-        zero_rows,
-    )
+    mut mine: Mine,
+    others: &[&[f32]],
+    mut fill: impl FnMut(std::ops::Range<usize>, &mut [f32]) -> bool,
+) -> Option<Given> {
+    let n = plan.n;
+    if (tokens.n(), tokens.d()) != (n, plan.d) || others.iter().any(|nn| nn.len() != n) {
+        return None;
+    }
+    let mut nn = std::mem::take(&mut mine.nn);
+    for part in others {
+        for (m, &s) in nn.iter_mut().zip(*part) {
+            *m = m.max(s);
+        }
+    }
+    let tiles = match plan.keep_tiles {
+        false => None,
+        true => {
+            let size = plan.tile_len();
+            let mut t = 0;
+            while t < mine.mine.len() {
+                let start = t;
+                while t < mine.mine.len() && !mine.mine[t] {
+                    t += 1;
+                }
+                if t > start && !fill(start..t, &mut mine.kept[start * size..t * size]) {
+                    return None;
+                }
+                t += 1;
+            }
+            let kept = std::mem::take(&mut mine.kept);
+            Some(Tiles::from_kept(n, plan.block, kept))
+        }
+    };
+    Some(Given {
+        key: key(tokens, plan.policy),
+        nn,
+        tiles,
+        zero_rows: mine.zero_rows,
+    })
 }
 
 /// The similarity of one pool, computed elsewhere, waiting for the greedy loop.
@@ -164,7 +240,7 @@ pub(crate) struct Given {
     key: (usize, usize, NormPolicy),
     /// Nearest-neighbour maxima of every token.
     pub nn: Vec<f32>,
-    /// The tiles, when the shares kept them.
+    /// The tiles, when the plan kept them.
     pub tiles: Option<Tiles>,
     /// Zero rows met normalising.
     pub zero_rows: usize,
@@ -172,49 +248,6 @@ pub(crate) struct Given {
 
 fn key(tokens: &Tokens, policy: NormPolicy) -> (usize, usize, NormPolicy) {
     (tokens.data().as_ptr() as usize, tokens.data().len(), policy)
-}
-
-/// Joins the shares of `plan` (in order) into the similarity of `tokens`: `nns` each share's
-/// nearest-neighbour maxima, `fill(share, out)` copies a share's tiles into place (when the
-/// plan keeps them) and says whether they had the planned length. `None` when the shares do
-/// not fit the plan.
-pub(crate) fn join(
-    plan: &Plan,
-    tokens: &Tokens,
-    nns: &[&[f32]],
-    fill: impl FnMut(usize, &mut [f32]) -> bool,
-    zero_rows: usize,
-) -> Option<Given> {
-    if nns.len() != plan.shares.len() || (tokens.n(), tokens.d()) != (plan.n, plan.d) {
-        return None;
-    }
-    let counts: Vec<usize> = plan.shares.iter().map(|r| r.len()).collect();
-    let tiles = plan.keep_tiles.then_some(&counts[..]);
-    let (nn, tiles) = join_parts(plan.n, plan.block, nns, tiles, fill)?;
-    Some(Given {
-        key: key(tokens, plan.policy),
-        nn,
-        tiles,
-        zero_rows,
-    })
-}
-
-/// [`join`] of shares computed in this instance (the tests).
-#[cfg(test)]
-pub(crate) fn join_local(
-    plan: &Plan,
-    tokens: &Tokens,
-    parts: &[Part],
-    zero_rows: usize,
-) -> Option<Given> {
-    let nns: Vec<&[f32]> = parts.iter().map(|p| &p.nn[..]).collect();
-    let fill = |i: usize, out: &mut [f32]| {
-        let src = &parts[i].tiles;
-        (src.len() == out.len())
-            .then(|| out.copy_from_slice(src))
-            .is_some()
-    };
-    join(plan, tokens, &nns, fill, zero_rows)
 }
 
 /// Similarities handed over for the calls running inside [`with_given`].
@@ -246,28 +279,6 @@ pub(crate) fn take(tokens: &Tokens, policy: NormPolicy) -> Option<Given> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn shares_cover_every_tile_once_and_balance() {
-        for n in [1, 2, 5, 127, 129, 300, 576, 1030, 2304, 4608] {
-            let block = block_for(n);
-            let total = pair_count(n, block);
-            for threads in 1..=8 {
-                let s = shares(n, block, threads);
-                assert!(!s.is_empty() && s.len() <= threads.min(total));
-                assert_eq!(s[0].start, 0, "n={n} t={threads}");
-                assert_eq!(s.last().unwrap().end, total, "n={n} t={threads}");
-                for w in s.windows(2) {
-                    assert_eq!(w[0].end, w[1].start);
-                }
-                assert!(s.iter().all(|r| !r.is_empty()), "n={n} t={threads}: {s:?}");
-            }
-        }
-        // 576 tokens in 128-blocks on 2 threads: 12.25 full tiles of work, cut within a tile.
-        let s = shares(576, 128, 2);
-        let work = |r: &Range<usize>| r.len();
-        assert!(work(&s[0]).abs_diff(work(&s[1])) <= 2, "{s:?}");
-    }
-
     fn pool(n: usize, d: usize, seed: u32) -> Vec<f32> {
         (0..n * d)
             .map(|i| {
@@ -277,8 +288,13 @@ mod tests {
             .collect()
     }
 
-    /// Runs `req` with its similarity computed in `threads` shares, each from its own copy of
-    /// the tokens (as a worker gets them), and joined.
+    /// Which instance takes tile `t` of `threads`: `owner(t, threads) % threads`.
+    type Owner = fn(usize, usize) -> usize;
+
+    /// Runs `req` with its similarity split across `threads` instances, each from its own
+    /// copy of the tokens (as a worker gets them): instance `owner(t, threads) % threads` takes tile `t`
+    /// (instance 0 is the calling one), the others write their tiles where the workers do, into
+    /// one shared region, and their maxima apart.
     fn split_run(
         x: &[f32],
         n: usize,
@@ -286,24 +302,36 @@ mod tests {
         method: Method,
         k: usize,
         threads: usize,
+        owner: Owner,
     ) -> crate::Selection {
         let tokens = Tokens::new(x, n, d).unwrap();
         let req = Request::new(tokens, method, crate::Budget::Count(k)).unwrap();
         let plan = plan(&req, threads, crate::cpu::DEFAULT_DENSE_LIMIT, true).expect("a plan");
-        assert_eq!(plan.shares.len(), threads.min(pair_count(n, plan.block)));
-        let mut zeros = Vec::new();
-        let parts: Vec<Part> = plan
-            .shares
-            .iter()
-            .map(|r| {
-                let copy = x.to_vec();
-                let t = Tokens::new(&copy, n, d).unwrap();
-                let (p, z) = part(&t, plan.policy, plan.block, r.clone(), plan.keep_tiles);
-                zeros.push(z);
-                p
-            })
-            .collect();
-        let given = join_local(&plan, &tokens, &parts, zeros[0]).expect("shares fit");
+        assert_eq!(plan.threads, threads);
+        let (total, size) = (plan.tiles(), plan.tile_len());
+        let takes = |i: usize| {
+            let mut list = (0..total).filter(move |&t| owner(t, threads) % threads == i);
+            move || list.next()
+        };
+        let mut shared = vec![f32::NAN; total * size];
+        let mut nns = Vec::new();
+        for i in 1..threads {
+            let copy = x.to_vec();
+            let t = Tokens::new(&copy, n, d).unwrap();
+            let (nn, zeros) = work(&t, &plan, takes(i), |t, tile| {
+                shared[t * size..(t + 1) * size].copy_from_slice(&tile[..size])
+            });
+            assert_eq!(nn.len(), n);
+            assert!(zeros <= 1);
+            nns.push(nn);
+        }
+        let mine = Mine::work(&tokens, &plan, takes(0));
+        let others: Vec<&[f32]> = nns.iter().map(|v| &v[..]).collect();
+        let fill = |r: std::ops::Range<usize>, out: &mut [f32]| {
+            out.copy_from_slice(&shared[r.start * size..r.end * size]);
+            true
+        };
+        let given = join(&plan, &tokens, mine, &others, fill).expect("parts fit");
         let pruner = crate::Pruner::cpu();
         with_given(given, || pruner.prune_blocking(&req).unwrap())
     }
@@ -336,9 +364,21 @@ mod tests {
                     )),
                     _ => None,
                 };
-                for threads in [2, 3, 4, 7] {
-                    let got = split_run(&x, n, d, method, k, threads);
-                    let what = format!("{} n={n} t={threads}", method.name());
+                // Tiles taken in turn, in runs, by one instance only (the caller or a
+                // worker), and scattered.
+                let owners: [(&str, Owner); 5] = [
+                    ("in turn", |t, _| t),
+                    ("runs of 3", |t, _| t / 3),
+                    ("caller alone", |_, _| 0),
+                    ("workers alone", |t, threads| 1 + t % (threads - 1)),
+                    ("scattered", |t, _| (t * 2654435761) >> 7),
+                ];
+                for (threads, (how, owner)) in [2, 3, 4, 7]
+                    .into_iter()
+                    .flat_map(|t| owners.map(|o| (t, o)))
+                {
+                    let got = split_run(&x, n, d, method, k, threads, owner);
+                    let what = format!("{} n={n} t={threads} {how}", method.name());
                     assert_eq!(got.order, want.order, "{what}");
                     assert_eq!(got.notes, want.notes, "{what}");
                     match &gram {
@@ -364,12 +404,9 @@ mod tests {
         let tokens = Tokens::new(&x, n, d).unwrap();
         let req = Request::new(tokens, Method::DivPrune, crate::Budget::Count(5)).unwrap();
         let plan = plan(&req, 2, crate::cpu::DEFAULT_DENSE_LIMIT, true).unwrap();
-        let parts: Vec<Part> = plan
-            .shares
-            .iter()
-            .map(|r| part(&tokens, plan.policy, plan.block, r.clone(), plan.keep_tiles).0)
-            .collect();
-        let mut given = join_local(&plan, &tokens, &parts, 0).unwrap();
+        let mut all = 0..plan.tiles();
+        let mine = Mine::work(&tokens, &plan, || all.next());
+        let mut given = join(&plan, &tokens, mine, &[], |_, _| false).unwrap();
         let want = crate::Pruner::cpu().prune_blocking(&req).unwrap();
         given.nn.fill(0.5);
         given.nn[123] = -0.5; // farthest from its neighbour: the seed
@@ -390,7 +427,7 @@ mod tests {
         let limit = crate::cpu::DEFAULT_DENSE_LIMIT;
         let p = plan(&div, 2, limit, false).expect("576 x 1024 is split");
         assert_eq!(
-            (p.policy, p.keep_tiles, p.shares.len()),
+            (p.policy, p.keep_tiles, p.threads),
             (NormPolicy::DivPrune, true, 2)
         );
         assert_eq!(plan(&div, 1, limit, true), None, "one thread");
@@ -440,5 +477,105 @@ mod tests {
         )
         .unwrap();
         assert!(plan(&many, 2, limit, false).is_some_and(|p| p.keep_tiles));
+    }
+
+    #[test]
+    fn threads_sharing_one_counter_take_every_tile_once() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::Mutex;
+        let (n, d, k) = (700, 24, 70);
+        let x = pool(n, d, 5);
+        let tokens = Tokens::new(&x, n, d).unwrap();
+        let req = Request::new(tokens, Method::DivPrune, crate::Budget::Count(k)).unwrap();
+        let want = crate::Pruner::cpu().prune_blocking(&req).unwrap();
+        let plan = plan(&req, 4, crate::cpu::DEFAULT_DENSE_LIMIT, true).unwrap();
+        let (total, size) = (plan.tiles(), plan.tile_len());
+        let (counter, started) = (AtomicUsize::new(0), AtomicUsize::new(0));
+        let next = || Some(counter.fetch_add(1, Ordering::Relaxed));
+        // Each worker takes its first tile before the caller takes any.
+        let first = std::sync::atomic::AtomicBool::new(true);
+        let wait_then_next = || {
+            while first.load(Ordering::Relaxed)
+                && started.load(Ordering::Acquire) < plan.threads - 1
+            {
+                std::thread::yield_now();
+            }
+            first.store(false, Ordering::Relaxed);
+            next()
+        };
+        let shared = Mutex::new((vec![f32::NAN; total * size], vec![0usize; total]));
+        let (mine, nns) = std::thread::scope(|s| {
+            let workers: Vec<_> = (1..plan.threads)
+                .map(|_| {
+                    s.spawn(|| {
+                        let copy = x.clone();
+                        let t = Tokens::new(&copy, n, d).unwrap();
+                        let mut once = true;
+                        let next = || {
+                            let t = next();
+                            if std::mem::take(&mut once) {
+                                started.fetch_add(1, Ordering::Release);
+                            }
+                            t
+                        };
+                        work(&t, &plan, next, |t, tile| {
+                            let mut g = shared.lock().unwrap();
+                            g.0[t * size..(t + 1) * size].copy_from_slice(&tile[..size]);
+                            g.1[t] += 1;
+                        })
+                        .0
+                    })
+                })
+                .collect();
+            let mine = Mine::work(&tokens, &plan, wait_then_next);
+            let nns: Vec<Vec<f32>> = workers.into_iter().map(|w| w.join().unwrap()).collect();
+            (mine, nns)
+        });
+        let (tiles, taken) = shared.into_inner().unwrap();
+        for (t, &c) in taken.iter().enumerate() {
+            assert_eq!(c + mine.mine[t] as usize, 1, "tile {t} taken {c} + mine");
+        }
+        let others: Vec<&[f32]> = nns.iter().map(|v| &v[..]).collect();
+        let given = join(&plan, &tokens, mine, &others, |r, out| {
+            out.copy_from_slice(&tiles[r.start * size..r.end * size]);
+            true
+        })
+        .unwrap();
+        let got = with_given(given, || crate::Pruner::cpu().prune_blocking(&req).unwrap());
+        assert_eq!((got.order, got.scores), (want.order, want.scores));
+    }
+
+    #[test]
+    fn parts_that_do_not_fit_the_plan_are_refused() {
+        let (n, d) = (300, 16);
+        let x = pool(n, d, 3);
+        let tokens = Tokens::new(&x, n, d).unwrap();
+        let req = Request::new(tokens, Method::DivPrune, crate::Budget::Count(5)).unwrap();
+        let plan = plan(&req, 2, crate::cpu::DEFAULT_DENSE_LIMIT, true).unwrap();
+        let half = plan.tiles() / 2;
+        let short = vec![0.0; n - 1];
+        let mut some = 0..half;
+        let mine = Mine::work(&tokens, &plan, || some.next());
+        assert!(
+            join(&plan, &tokens, mine, &[&short], |_, _| true).is_none(),
+            "maxima of the wrong length"
+        );
+        let mut some = 0..half;
+        let mine = Mine::work(&tokens, &plan, || some.next());
+        let full = vec![0.0; n];
+        assert!(
+            join(&plan, &tokens, mine, &[&full], |_, _| false).is_none(),
+            "tiles that do not fit"
+        );
+        let mut runs = Vec::new();
+        let mut odd = (0..plan.tiles()).filter(|t| t % 2 == 1);
+        let mine = Mine::work(&tokens, &plan, || odd.next());
+        join(&plan, &tokens, mine, &[&full], |r, _| {
+            runs.push(r);
+            true
+        })
+        .unwrap();
+        let even: Vec<_> = (0..plan.tiles()).step_by(2).map(|t| t..t + 1).collect();
+        assert_eq!(runs, even, "every tile the caller lacks, asked for once");
     }
 }

@@ -178,7 +178,7 @@ export async function trapForTests() {
   return guard('trapForTests()', () => __trapForTests());
 }
 
-/** One CPU thread's share of a split similarity stage (in a thread of ./threads.js). */
+/** One worker's part of a split similarity stage (in a thread of ./threads.js): writes into the shared memory `share` points at. */
 export function similarityPart(features, share) {
   return guard('a CPU thread\'s share', () => rawSimilarityPart(features, share));
 }
@@ -288,18 +288,34 @@ export class LocalPruner {
     const prepared = this.#sync(during, (raw) => raw.prepare(args.features, args.options, this.#threads.size, splitAll()));
     const plan = prepared.plan;
     if (!plan) return { ...shapeAll(this.#sync(during, (raw) => raw.runPrepared(prepared, null)), this.adapter), threads: 1 };
-    let parts;
+    // The workers start on the tiles, this thread takes tiles from the same counter meanwhile.
+    let call;
     try {
-      parts = await this.#threads.run(plan, args.features);
+      call = this.#threads.run(plan, args.features);
     } catch (e) {
+      prepared.free();
+      throw e;
+    }
+    call.done.catch(() => {}); // awaited below, or dropped when this thread's part fails
+    try {
+      this.#sync(during, () => prepared.computeShare(call.counter));
+      await call.done;
+    } catch (e) {
+      call.release();
       if (this.#gen === generation && !trapped) prepared.free();
+      if (this.#gen !== generation || trapped) throw e; // this thread's module trapped
       const err = threadError(e, during);
       this.#endThreads(err.message.replace(/^tokenprune: /, 'threads: '));
       throw err;
     }
-    const r = shapeAll(this.#sync(during, (raw) => raw.runPrepared(prepared, parts)), this.adapter);
+    let r;
+    try {
+      r = shapeAll(this.#sync(during, (raw) => raw.runPrepared(prepared, { nns: call.nns, tiles: call.tiles })), this.adapter);
+    } finally {
+      call.release();
+    }
     // The whole call, the threads' shares included.
-    return { ...r, elapsedMs: performance.now() - t0, threads: parts.length };
+    return { ...r, elapsedMs: performance.now() - t0, threads: plan.threads };
   }
 
   /** Prunes one pool: `args` = `{ features, options }` from `pruneArgs()`. */

@@ -3,9 +3,13 @@
 // module (stable Rust builds no wasm std with atomics, so the instances share no memory).
 //
 // A call whose similarity stage is worth splitting (the Rust side plans it: `prepare()`)
-// sends the tokens once, in a SharedArrayBuffer, to every thread; each computes its share
-// of the tiles with the CPU engine's own stage (`similarityPart()`), and the calling
-// instance joins them and runs the greedy loop (`runPrepared()`). Same selection as one
+// sends the tokens once, in a SharedArrayBuffer, to every worker. The calling thread and the
+// workers then take tiles of the similarity, one at a time, from a counter in that shared
+// memory (Atomics) until none is left: a thread that starts late or runs on a busier core
+// takes fewer. Workers compute theirs with the CPU engine's own kernel (`similarityPart()`)
+// and write them into the shared memory; the caller computes its tiles in place in its own
+// instance (`computeShare()`), copies in the workers' and runs the greedy loop
+// (`runPrepared()`). N threads are the caller and N - 1 workers. Same selection as one
 // thread, bit for bit. Threads are used only where the page is cross-origin isolated
 // (SharedArrayBuffer exists); elsewhere the CPU engine runs in one thread.
 import { Channel } from './rpc.js';
@@ -53,7 +57,7 @@ export async function threadsFor(asked) {
 }
 
 /** Test hooks: split every call that can be (not only those that pay), make the next share fail. */
-const testing = { splitAll: false, failNext: null };
+const testing = { splitAll: false, failNext: null, workersOnly: false };
 
 /** Test hook: `splitAll` splits every DivPrune / IDPruner call of a threaded pruner, however small. */
 export function setSplitAllForTests(on) {
@@ -65,16 +69,33 @@ export function failNextShareForTests(mode) {
   testing.failNext = mode;
 }
 
+/** Test hook: the calling thread takes no tiles, the workers take them all (else who takes what depends on timing). */
+export function setWorkersOnlyForTests(on) {
+  testing.workersOnly = !!on;
+}
+
 /** Whether calls split however small they are (a test hook). */
 export function splitAll() {
   return testing.splitAll;
 }
 
-/** The pool of one pruner: `size` workers, each with its own module instance. */
+/**
+ * The most bytes of shared memory a pruner's threads keep between calls (the features and the
+ * workers' results of the largest call so far); a call needing more gets its own buffer.
+ */
+const KEEP_BYTES = 64 * 2 ** 20;
+
+/** The threads of one pruner: the calling thread and `size - 1` workers, each worker with its own module instance. */
 export class Threads {
   #channels;
+  /** The SharedArrayBuffer calls reuse, one at a time (fresh memory costs page faults: ~1.5 ms for 576 x 1024). */
+  #arena = null;
+  /** Whether a call holds the arena (until its `release()`). */
+  #arenaHeld = false;
+  /** Calls whose workers are at work. */
+  #busy = 0;
 
-  /** Starts `count` workers and loads the module in each (`source`: where the `.wasm` is). */
+  /** Starts `count - 1` workers (the caller is the count-th) and loads the module in each (`source`: where the `.wasm` is). */
   static async start(count, source) {
     const spawn = async () => {
       if (isNode()) {
@@ -85,7 +106,7 @@ export class Threads {
     };
     const channels = [];
     try {
-      for (let i = 0; i < count; i++) channels.push(new Channel(await spawn()));
+      for (let i = 1; i < count; i++) channels.push(new Channel(await spawn()));
       await Promise.all(channels.map((c) => c.call('threadInit', { wasmUrl: source })));
       for (const c of channels) c.port.unref?.();
     } catch (e) {
@@ -97,44 +118,86 @@ export class Threads {
     return t;
   }
 
-  /** Number of threads. */
+  /** Number of threads, the calling one included (0 once ended). */
   get size() {
-    return this.#channels?.length ?? 0;
+    return this.#channels ? this.#channels.length + 1 : 0;
   }
 
   /**
-   * The shares of `plan` (from `prepare()`), one per thread, computed from `features` (a
-   * Float32Array or Uint16Array snapshot). The features are copied once, now (before the
-   * caller's promise returns), into a SharedArrayBuffer every thread reads.
+   * Starts the workers on `plan` (from `prepare()`) for `features` (a Float32Array or
+   * Uint16Array snapshot): `{ counter, done, nns, tiles, release }`. Every worker takes tiles
+   * from `counter` (an Int32Array on shared memory) until none is left, writing each to its
+   * place in `tiles` and its maxima to its `nns` entry; the caller takes tiles from the same
+   * counter meanwhile (`computeShare(counter)`), so whoever is faster takes more. `done`
+   * resolves when every worker has finished; the arrays, views of shared memory, stay valid
+   * until `release()` (call it once they are joined, or dropped). The features are copied
+   * once, now, into the shared memory every worker reads.
    */
   run(plan, features) {
     const channels = this.#channels;
-    if (!channels) return Promise.reject(new Error('tokenprune: the threads were ended'));
-    const shared = new features.constructor(new SharedArrayBuffer(features.byteLength));
+    if (!channels) throw new Error('tokenprune: the threads were ended');
+    const { policy, n, d, block, keepTiles } = plan;
+    // One shared buffer: the counter, the features, the tiles region, each worker's maxima.
+    const featureBytes = Math.ceil(features.byteLength / 16) * 16;
+    const tileValues = keepTiles ? plan.tiles * plan.tileLen : 0;
+    const bytes = 16 + featureBytes + 4 * (tileValues + channels.length * n);
+    const { arena, release: free } = this.#take(bytes);
+    const counter = new Int32Array(arena, 0, 1);
+    Atomics.store(counter, 0, 0);
+    const shared = new features.constructor(arena, 16, features.length);
     shared.set(features);
+    const tiles = new Float32Array(arena, 16 + featureBytes, tileValues);
+    const nns = channels.map((_, i) => new Float32Array(arena, 16 + featureBytes + 4 * (tileValues + i * n), n));
     const fail = testing.failNext;
     testing.failNext = null;
     // Node.js: the threads keep the process alive only while they work for a call.
-    for (const c of channels) c.port.ref?.();
-    const unref = () => {
-      if (this.#channels === channels) for (const c of channels) c.port.unref?.();
+    if (this.#busy++ === 0) for (const c of channels) c.port.ref?.();
+    const settled = () => {
+      if (--this.#busy === 0 && this.#channels === channels) for (const c of channels) c.port.unref?.();
     };
-    const all = Promise.all(
-      plan.shares.map(([first, count], i) => {
-        const { policy, n, d, block, keepTiles } = plan;
-        const share = { policy, n, d, block, keepTiles, first, count };
-        if (fail && i === plan.shares.length - 1) share.fail = fail;
-        return channels[i].call('similarityPart', { features: shared, share });
+    const done = Promise.all(
+      channels.map((c, i) => {
+        const share = { policy, n, d, block, keepTiles, counter, nn: nns[i], tiles };
+        if (fail && i === channels.length - 1) share.fail = fail;
+        return c.call('similarityPart', { features: shared, share });
       }),
     );
-    all.then(unref, unref);
-    return all;
+    done.then(settled, settled);
+    // The memory is free for the next call once the caller released it and no worker writes.
+    let callerDone = false;
+    let workersDone = false;
+    const freeWhenBoth = () => callerDone && workersDone && free();
+    const workersSettled = () => {
+      workersDone = true;
+      freeWhenBoth();
+    };
+    done.then(workersSettled, workersSettled);
+    const release = () => {
+      callerDone = true;
+      freeWhenBoth();
+    };
+    // The caller's counter: the shared one, or (test hook) one with every tile already taken.
+    const mine = testing.workersOnly ? new Int32Array([plan.tiles]) : counter;
+    return { counter: mine, done, nns, tiles, release };
+  }
+
+  /** Shared memory for a call of `bytes`: the kept buffer when no call holds it, else (or when too large to keep) a fresh one. */
+  #take(bytes) {
+    if (this.#arenaHeld || bytes > KEEP_BYTES) return { arena: new SharedArrayBuffer(bytes), release() {} };
+    if (!this.#arena || this.#arena.byteLength < bytes) this.#arena = new SharedArrayBuffer(bytes);
+    this.#arenaHeld = true;
+    let held = true;
+    const release = () => {
+      if (held) this.#arenaHeld = held = false;
+    };
+    return { arena: this.#arena, release };
   }
 
   /** Ends every worker. */
   close() {
     const channels = this.#channels;
     this.#channels = null;
+    this.#arena = null;
     for (const c of channels ?? []) c.close();
   }
 }

@@ -51,8 +51,9 @@ const handlers = {
       });
       return new Promise(() => {});
     }
-    const r = similarityPart(features, share);
-    return transferable(r, [r.nn.buffer, r.tiles.buffer]);
+    // Writes into the caller's shared memory; nothing to send back.
+    similarityPart(features, share);
+    return null;
   },
   async prune({ id, args }) {
     return moved(await pruner(id).prune(args));

@@ -297,7 +297,7 @@ test('issue 15.5: worker: true runs in a worker thread with the same results, an
 });
 
 test('issue 14.4: threads in Node.js (worker_threads): split calls equal one thread; a dying thread rejects, the pruner goes on; bad values', async (t) => {
-  const { setSplitAllForTests, failNextShareForTests } = await import('../src/threads.js');
+  const { setSplitAllForTests, failNextShareForTests, setWorkersOnlyForTests } = await import('../src/threads.js');
   const one = await Pruner.create({ backends: ['cpu'], threads: 1 });
   const auto = await Pruner.create({ backends: ['cpu'] });
   const { availableParallelism } = await import('node:os');
@@ -310,15 +310,18 @@ test('issue 14.4: threads in Node.js (worker_threads): split calls equal one thr
   try {
     const big = Float32Array.from({ length: 300 * 37 }, (_, i) => Math.sin(i * 0.37));
     big.fill(0, 37, 74); // a zero row
-    for (const [f, bn, bd] of [[x, n, d], [big, 300, 37], [x.subarray(0, 2 * d), 2, d]]) {
+    // Who takes which tile depends on timing; also with the workers taking them all.
+    for (const [f, bn, bd, workersOnly] of [[x, n, d], [big, 300, 37], [x.subarray(0, 2 * d), 2, d], [x, n, d, true], [big, 300, 37, true]]) {
+      setWorkersOnlyForTests(workersOnly);
       const bimp = imp.length >= bn ? imp.subarray(0, bn) : Float32Array.from({ length: bn }, (_, i) => Math.cos(i));
       for (const opts of [{ n: bn, d: bd, keep: 1 }, { n: bn, d: bd, keepRatio: 0.3 }, { n: bn, d: bd, method: 'idpruner', importance: bimp, keepRatio: 0.3, parallelK: 2 }]) {
         const [a, b] = [await one.prune(f, opts), await p.prune(f, opts)];
-        for (const k of ['kept', 'order', 'scores']) assert.ok(same(a[k], b[k]), `${bn} x ${bd} ${JSON.stringify({ ...opts, importance: undefined })}: ${k}`);
+        for (const k of ['kept', 'order', 'scores']) assert.ok(same(a[k], b[k]), `${bn} x ${bd}${workersOnly ? ' (workers only)' : ''} ${JSON.stringify({ ...opts, importance: undefined })}: ${k}`);
         assert.deepEqual(b.notes, a.notes);
         assert.ok(b.threads >= 1 && b.threads <= 3 && (bn < 300 || b.threads === 3), `ran on ${b.threads} threads`);
       }
     }
+    setWorkersOnlyForTests(false);
     // concurrent calls on one threaded pruner
     const many = await Promise.all(Array.from({ length: 6 }, (_, i) => p.prune(x, { n, d, keep: 1 + i })));
     for (const [i, r] of many.entries()) assert.ok(same(r.order, (await one.prune(x, { n, d, keep: 1 + i })).order));
@@ -329,6 +332,7 @@ test('issue 14.4: threads in Node.js (worker_threads): split calls equal one thr
     await stillWorks(p);
   } finally {
     setSplitAllForTests(false);
+    setWorkersOnlyForTests(false);
     failNextShareForTests(null);
   }
   p.free();

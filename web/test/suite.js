@@ -439,7 +439,9 @@ export async function runThreadChecks() {
     threadsJs.setSplitAllForTests(true);
     let calls = 0;
     try {
-      for (const t of [2, 3, 4]) {
+      // Who takes which tile depends on timing; also run with the workers taking them all.
+      for (const [t, workersOnly] of [[2, false], [3, false], [4, false], [2, true], [3, true]]) {
+        threadsJs.setWorkersOnlyForTests(workersOnly);
         const p = await Pruner.create({ backends: ['cpu'], threads: t });
         assert(p.threads === t && p.threadsReason === null, `threads: ${t} -> ${p.threads} (${p.threadsReason})`);
         for (const { x, n, d, k } of threadPools()) {
@@ -452,7 +454,7 @@ export async function runThreadChecks() {
             { n, d, keepRatio: 0 }, // K = 0: nothing to split
           ]) {
             const [a, b] = [await one.prune(x, opts), await p.prune(x, opts)];
-            const what = `threads ${t}, ${JSON.stringify({ ...opts, importance: undefined })}`;
+            const what = `threads ${t}${workersOnly ? ' (workers only)' : ''}, ${JSON.stringify({ ...opts, importance: undefined })}`;
             assert(sameResult(a, b), `${what}: ${[...b.order]} vs ${[...a.order]}`);
             assert(a.threads === 1, `${what}: one thread ran ${a.threads}`);
             const split = opts.keep !== undefined && opts.keep < n && n >= 2;
@@ -470,9 +472,10 @@ export async function runThreadChecks() {
       }
     } finally {
       threadsJs.setSplitAllForTests(false);
+      threadsJs.setWorkersOnlyForTests(false);
     }
     one.free();
-    return `${calls} calls on 2, 3 and 4 threads equal one thread`;
+    return `${calls} calls on 2, 3 and 4 threads (and on 2 and 3 with the workers taking every tile) equal one thread`;
   }));
 
   results.push(await check("threads: 'auto' splits 576 x 1024 across the cores, small pools run in one thread, worker: true too", async () => {
