@@ -29,8 +29,9 @@ use crate::tokens::Tokens;
 use crate::Request;
 
 /// Below this many multiply-adds in the similarity tiles (`N^2 D / 2`) a split does not pay
-/// for itself. Measured in Chromium on 2 cores (BENCHMARKS.md, "Threaded wasm CPU engine"):
-/// DivPrune 576 x 256 (42 M) ran 0.82x as fast on 2 threads, 576 x 1024 (170 M) 1.20x.
+/// for itself: about 3.5 ms of a split call cannot be split (BENCHMARKS.md, "Threaded wasm CPU
+/// engine"). Measured in Chromium on 2 cores: DivPrune 576 x 256 (42 M) ran 0.82x as fast on 2
+/// threads (static shares), 576 x 1024 (170 M) 1.41x (shared counter).
 pub(crate) const MIN_SPLIT_MADDS: u64 = 1 << 27;
 
 /// How many tile multiply-adds one multiply-add of an IDPruner pass costs in the wasm build

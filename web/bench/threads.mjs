@@ -9,9 +9,12 @@
 // `case-seconds` (then all its pairs count, and the table says so). "Quiet": the processes other than this benchmark (its node and chromium) used at most
 // `max-others` of one core during the pair, read from /proc (Linux). On a shared machine two
 // threads only help while the other cores are idle (and with the scheduler's autogroups, a
-// busy neighbour session takes a whole core however many threads we run). Prints a markdown
-// table (BENCHMARKS.md, "Threaded wasm CPU engine") with the machine, the load average, the
-// pairs kept, and the same-run ratio. Needs web/dist (bash web/build.sh).
+// busy neighbour session takes a whole core however many threads we run; on a virtual machine
+// the host's other guests are not in /proc at all). So each pair also measures the ceiling:
+// N one-thread pruners in Workers, one after another, then all at once (N on N idle cores).
+// Prints a markdown table (BENCHMARKS.md, "Threaded wasm CPU engine") with the machine, the
+// load average, the pairs kept, the same-run ratio and the ceiling beside it. Needs web/dist
+// (bash web/build.sh).
 import { createServer } from 'node:http';
 import { readFileSync, readdirSync, existsSync, writeFileSync } from 'node:fs';
 import { join, dirname, extname, normalize } from 'node:path';
@@ -119,11 +122,13 @@ async function measure(pair, log) {
       threadedMs: median(use.map((r) => r.threadedMs)),
       othersMedian: median(all.map((r) => r.others)),
       allRatio: median(all.map((r) => r.singleMs)) / median(all.map((r) => r.threadedMs)),
+      pairRatio: median(use.map((r) => r.singleMs / r.threadedMs)),
+      ceiling: median(use.map((r) => r.ceiling)),
       threadsUsed,
       equal,
     };
     row.ratio = row.singleMs / row.threadedMs;
-    log(`${c.method} ${c.n}x${c.d} K=${c.keep}: ${row.quietPairs}/${row.pairs} quiet pairs; one thread ${row.singleMs.toFixed(1)} ms, ${threadsUsed} threads ${row.threadedMs.toFixed(1)} ms, x${row.ratio.toFixed(2)} (all pairs x${row.allRatio.toFixed(2)}, others median ${row.othersMedian.toFixed(2)} cores), equal ${equal}`);
+    log(`${c.method} ${c.n}x${c.d} K=${c.keep}: ${row.quietPairs}/${row.pairs} quiet pairs; one thread ${row.singleMs.toFixed(1)} ms, ${threadsUsed} threads ${row.threadedMs.toFixed(1)} ms, x${row.ratio.toFixed(2)} (median pair x${row.pairRatio.toFixed(2)}, ceiling x${row.ceiling.toFixed(2)}; all pairs x${row.allRatio.toFixed(2)}, others median ${row.othersMedian.toFixed(2)} cores), equal ${equal}`);
     rows.push(row);
   }
   return rows;
@@ -132,11 +137,11 @@ async function measure(pair, log) {
 function table(name, res) {
   const lines = [
     `\n${name}: ${res.info.threads} threads (${res.info.threadsReason ?? 'as asked'}), pool start ${res.info.startMs.toFixed(0)} ms`,
-    '| case | one thread ms | threaded ms | threads used | one / threaded | quiet pairs / pairs | all pairs: one / threaded | same selection |',
-    '|---|---:|---:|---:|---:|---:|---:|---|',
+    '| case | one thread ms | threaded ms | threads used | one / threaded | median of pair ratios | ceiling: N one-thread engines at once | quiet pairs / pairs | all pairs: one / threaded | same selection |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---|',
   ];
   for (const r of res.rows) {
-    lines.push(`| ${r.method} ${r.n} x ${r.d}, K = ${r.keep} | ${r.singleMs.toFixed(1)} | ${r.threadedMs.toFixed(1)} | ${r.threadsUsed} | **${r.ratio.toFixed(2)}x** | ${r.quietPairs} / ${r.pairs} | ${r.allRatio.toFixed(2)}x | ${r.equal ? 'yes' : 'NO'} |`);
+    lines.push(`| ${r.method} ${r.n} x ${r.d}, K = ${r.keep} | ${r.singleMs.toFixed(1)} | ${r.threadedMs.toFixed(1)} | ${r.threadsUsed} | **${r.ratio.toFixed(2)}x** | ${r.pairRatio.toFixed(2)}x | ${r.ceiling.toFixed(2)}x | ${r.quietPairs} / ${r.pairs} | ${r.allRatio.toFixed(2)}x | ${r.equal ? 'yes' : 'NO'} |`);
   }
   return lines.join('\n');
 }
