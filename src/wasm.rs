@@ -345,6 +345,11 @@ fn to_js(s: &Selection, elapsed_ms: f64) -> JsValue {
     set(&o, "n", JsValue::from_f64(s.n as f64));
     set(&o, "d", JsValue::from_f64(s.d as f64));
     set(&o, "elapsedMs", JsValue::from_f64(elapsed_ms));
+    set(
+        &o,
+        "gpuMs",
+        s.gpu_ms.map_or(JsValue::NULL, JsValue::from_f64),
+    );
     let notes: Array = s.notes.iter().map(|n| JsValue::from_str(n)).collect();
     set(&o, "notes", notes.into());
     o.into()

@@ -35,6 +35,11 @@ export interface PruneResult {
    * timed on its own; pools that ran together in one GPU submission share its time (a note says so).
    */
   elapsedMs: number;
+  /**
+   * GPU time of the submission(s) that ran this pool, in milliseconds, from timestamp queries;
+   * `null` on the CPU engine or where the adapter offers no `'timestamp-query'` feature.
+   */
+  gpuMs: number | null;
   /** CPU threads that ran this call: more than 1 when its similarity stage was split across the pruner's threads. */
   threads: number;
   /** Things worth knowing (zero-norm rows, fallbacks). */
@@ -85,8 +90,9 @@ export interface CreateOptions {
    * CPU threads for the CPU engine: `'auto'` (default: the logical cores,
    * `navigator.hardwareConcurrency`, where the page is cross-origin isolated; Node.js: the
    * available parallelism) or a count from 1 to 256. Large DivPrune / IDPruner calls split
-   * their similarity stage across that many Workers (same selections); small ones, and pages
-   * that are not cross-origin isolated, run in one thread (`threadsReason` says why).
+   * their similarity stage across that many threads, the calling one and `threads - 1`
+   * Workers (same selections); small ones, and pages that are not cross-origin isolated, run
+   * in one thread (`threadsReason` says why).
    */
   threads?: 'auto' | number;
   /** Where to load the `.wasm` from, overriding the default next to this module. */

@@ -173,6 +173,7 @@ test('issue 15.6: gather checks kept; keptSetFigures checks n and d; batch items
   const tiny = Float32Array.from({ length: 64 }, (_, i) => Math.cos(i));
   const [rb, rt] = await p.pruneBatch([{ features: big, n: bigN, d: bigD, keepRatio: 0.1 }, { features: tiny, n: 16, d: 4, keep: 2 }]);
   assert.ok(rt.elapsedMs < rb.elapsedMs / 4, `tiny item ${rt.elapsedMs} ms vs big item ${rb.elapsedMs} ms: not each item's own time`);
+  assert.ok(rb.gpuMs === null && rt.gpuMs === null && r.gpuMs === null, 'the CPU engine reports no GPU time');
   t.diagnostic(`batch: big ${rb.elapsedMs.toFixed(1)} ms, tiny ${rt.elapsedMs.toFixed(2)} ms`);
 });
 

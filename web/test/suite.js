@@ -65,6 +65,8 @@ export async function runSuite(expectBackend) {
       if (c.keep_ratio !== undefined) opts.keepRatio = c.keep_ratio; else opts.pruneRatio = c.prune_ratio;
       const r = await pruner.prune(x, opts);
       assert(r.backend === expectBackend, `ran on ${r.backend}`);
+      // GPU time: null on the CPU; on WebGPU a time where the adapter has timestamp queries.
+      assert(expectBackend === 'cpu' ? r.gpuMs === null : r.gpuMs === null || (Number.isFinite(r.gpuMs) && r.gpuMs >= 0 && r.gpuMs <= r.elapsedMs), `gpuMs ${r.gpuMs} (elapsed ${r.elapsedMs} ms)`);
       assert(r.order.length === c.keep, `K ${r.order.length} != ${c.keep}`);
       assert(same([...r.kept], [...r.order].sort((a, b) => a - b)), 'kept is not the sorted order');
       const exactCase = c.min_step_gap_f64 > 1e-5 || c.features.startsWith('f_exact');
@@ -73,7 +75,7 @@ export async function runSuite(expectBackend) {
       if (exact) assert(same([...r.order], c.expected.selection_order), `order differs: ${[...r.order].slice(0, 8)}...`);
       const def = replay(x, c.n, c.d, [...r.order], c.method, imp, c.mmr_lambda ?? 0.5, c.parallel_k ?? 1);
       assert(def <= MAX_DEFICIT, `max deficit ${def}`);
-      return `${exact ? 'exact' : 'tie-aware'}, deficit ${def.toExponential(2)}, ${r.elapsedMs.toFixed(1)} ms`;
+      return `${exact ? 'exact' : 'tie-aware'}, deficit ${def.toExponential(2)}, ${r.elapsedMs.toFixed(1)} ms${r.gpuMs === null ? '' : ` (GPU ${r.gpuMs.toFixed(2)} ms)`}`;
     }));
   }
 
