@@ -96,21 +96,25 @@ fn selection_is_well_formed_and_tie_aware(b: &TestBackend) {
     });
 }
 
-/// Scaling a row by a power of two changes nothing (normalisation is exact); scaling by any
-/// positive factor keeps the result tie-aware valid on the original tokens.
+/// DivPrune: scaling a row by a power of two changes nothing (its normalisation is exact), by
+/// any positive factor the result stays tie-aware valid on the original tokens. IDPruner's
+/// `x / (||x|| + 1e-8)` is not scale-invariant (SPEC's epsilon: a row of norm 2e-4 moves by
+/// ~5e-5 relative, past the tie tolerance), so its result is checked on the scaled tokens.
 fn invariant_to_row_scaling(b: &TestBackend) {
     proptest!(config(), |(p in pool(), row in any::<prop::sample::Index>(), f in 0.01f32..100.0)| {
         let p = Pool { method: p.method % 2, ..p }; // the greedy methods
         let r = row.index(p.n);
         let base = prune(&b.pruner, &p, &p.feats, &p.imp);
-        for (factor, exact) in [(8.0f32, true), (0.125, true), (f, false)] {
+        let divprune = p.method == 0;
+        for (factor, exact) in [(8.0f32, divprune), (0.125, divprune), (f, false)] {
             let mut scaled = p.feats.clone();
             scaled[r * p.d..(r + 1) * p.d].iter_mut().for_each(|v| *v *= factor);
             let sel = prune(&b.pruner, &p, &scaled, &p.imp);
             if exact {
                 prop_assert_eq!(&sel.order, &base.order);
             } else {
-                let rep = replay(&p.feats, p.n, p.d, &p.method(), &sel.order);
+                let tokens = if divprune { &p.feats } else { &scaled };
+                let rep = replay(tokens, p.n, p.d, &p.method(), &sel.order);
                 prop_assert!(rep.deficit <= MAX_DEFICIT, "deficit {:e}", rep.deficit);
             }
         }
