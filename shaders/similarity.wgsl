@@ -17,7 +17,9 @@
 // (non-negative: bits | 0x80000000, negative: ~bits) into `nn` (the state buffer, cleared to 0
 // first; key 0 is below every float). The greedy kernels decode the key for the seed.
 //
-// Dispatch: (x, y, z) = (tile column, tile row, pool).
+// Dispatch: (x, y, z) = (tile column, tile row - rows.first, pool): one dispatch runs the tile
+// rows rows.first..rows.end (all of them, or one row per dispatch where the host spreads a
+// large similarity over several submissions, so none keeps the GPU busy for long).
 
 // Invocations per tile side (16 x 16 = WG), each owning a 4 x 4 block of the tile.
 const SUB: u32 = TILE / 4u;
@@ -31,6 +33,15 @@ const NONE_SIM: f32 = -4.0;
 @group(0) @binding(1) var<storage, read> u: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read_write> sim: array<f32>;
 @group(0) @binding(3) var<storage, read_write> nn: array<atomic<u32>>;
+@group(0) @binding(4) var<uniform> rows: Rounds;
+
+// The tile rows this dispatch runs (`RoundsEntry` in src/gpu/kernels.rs).
+struct Rounds {
+    first: u32,
+    end: u32,
+    pad0: u32,
+    pad1: u32,
+}
 
 // [k in 0..KC][row / 4 in 0..SUB]: vec4 holds 4 consecutive rows at one k.
 var<workgroup> a_tile: array<vec4<f32>, KC * SUB>;
@@ -106,9 +117,9 @@ fn store_tile(pool: Pool, acc: array<vec4<f32>, 4>, p: vec4<u32>, mirror: bool, 
 fn tile(wid: vec3<u32>, lid: u32, store: bool) {
     let pool = pools[wid.z];
     let n = pool.n;
-    let rt = wid.y;
+    let rt = rows.first + wid.y;
     let ct = wid.x;
-    if (pool.k == 0u || ct < rt || ct * TILE >= n) {
+    if (pool.k == 0u || rt >= rows.end || ct < rt || ct * TILE >= n) {
         return;
     }
     let fold_nn = pool.method == DIVPRUNE;

@@ -164,8 +164,10 @@ impl Default for PoolEntry {
     }
 }
 
-/// One DPP dispatch's rounds (WGSL `struct Rounds` in dpp.wgsl), at a [`STEP_STRIDE`] stride:
-/// the dispatch runs rounds `first..end` of every pool (`plan::dpp_rounds`).
+/// One dispatch's range (WGSL `struct Rounds` in dpp.wgsl and similarity.wgsl), at a
+/// [`STEP_STRIDE`] stride: a DPP dispatch runs rounds `first..end` of every pool
+/// (`plan::dpp_rounds`); a similarity dispatch the tile rows `first..end`
+/// ([`super::layout::sim_rows`]).
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, Pod, Zeroable)]
 pub(crate) struct RoundsEntry {
@@ -278,7 +280,18 @@ pub(crate) enum KernelId {
     VidCom2Scores,
 }
 
-const SIMILARITY_BINDINGS: &[Binding] = &[read("pools"), read("u"), write("sim"), write("nn")];
+const SIMILARITY_BINDINGS: &[Binding] = &[
+    read("pools"),
+    read("u"),
+    write("sim"),
+    write("nn"),
+    Binding {
+        name: "rows",
+        access: Access::DynamicUniform {
+            size: std::mem::size_of::<RoundsEntry>() as u64,
+        },
+    },
+];
 const CHANNELS_BINDINGS: &[Binding] = &[read("pools"), write("stats"), read("src")];
 const CENTRES_BINDINGS: &[Binding] = &[read("pools"), write("stats"), write("cent"), read("u")];
 
@@ -603,8 +616,9 @@ mod tests {
         }
         let stream = module(KernelId::Stream);
         assert_eq!(members(&stream, "Step"), rust(STEP_MEMBERS));
-        let dpp = module(KernelId::Dpp);
-        assert_eq!(members(&dpp, "Rounds"), rust(ROUNDS_MEMBERS));
+        for id in [KernelId::Dpp, KernelId::SimilarityDense] {
+            assert_eq!(members(&module(id), "Rounds"), rust(ROUNDS_MEMBERS));
+        }
         assert!(STEP_STRIDE >= std::mem::size_of::<RoundsEntry>() as u64);
         assert!(STEP_STRIDE >= std::mem::size_of::<StepEntry>() as u64);
     }

@@ -2,7 +2,7 @@
 //! matrix, state, results and streaming partials sit in the shared buffers. A pure function of
 //! the pools' shapes (unit-tested without an adapter); `record.rs` binds what it describes.
 
-use super::kernels::{MethodCode, PoolEntry, NO_OFFSET};
+use super::kernels::{MethodCode, PoolEntry, NO_OFFSET, STEP_STRIDE, TILE};
 use super::plan::{
     dpp_rounds, job_bytes, stream_shape, Bytes, DppShape, Shape, VideoShape, DPP_REPORT,
 };
@@ -66,7 +66,50 @@ pub(crate) struct Layout {
     pub stream_divprune: bool,
     /// Device features: the aligned (offset, size) of the caller's buffer to bind.
     pub device_range: Option<(u64, u64)>,
+    /// The similarity's tile-row ranges ([`SimRows`]), in the steps table after the steps.
+    pub sim_rows: SimRows,
     pub sizes: Sizes,
+}
+
+/// The tile-row ranges similarity.wgsl dispatches read from a uniform table (at
+/// [`STEP_STRIDE`] from entry `base` on): entry `base` covers every tile row, entry
+/// `base + 1 + r` tile row r alone (a similarity spread over several submissions).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SimRows {
+    /// Table index of the first entry.
+    pub base: usize,
+    /// Tile rows of the largest pool.
+    pub tiles: u32,
+}
+
+impl SimRows {
+    fn new(base: usize, nmax: u32) -> SimRows {
+        SimRows {
+            base,
+            tiles: nmax.div_ceil(TILE).max(1),
+        }
+    }
+
+    /// Entries in the table.
+    pub(crate) fn len(&self) -> usize {
+        1 + self.tiles as usize
+    }
+
+    /// Entry `base + i`: `(first, end)` tile rows.
+    pub(crate) fn entries(&self) -> impl Iterator<Item = (u32, u32)> {
+        let t = self.tiles;
+        std::iter::once((0, t)).chain((0..t).map(|r| (r, r + 1)))
+    }
+
+    /// The table index of the entry for tile rows `rows`: the whole, or one row.
+    pub(crate) fn index(&self, rows: std::ops::Range<u32>) -> usize {
+        if rows.start == 0 && rows.end >= self.tiles {
+            self.base
+        } else {
+            debug_assert_eq!(rows.len(), 1);
+            self.base + 1 + rows.start as usize
+        }
+    }
 }
 
 /// Rounds a size up to a multiple of 4, at least 4 bytes (an empty binding is invalid).
@@ -154,6 +197,8 @@ pub(crate) fn layout(pools: &[PoolSpec], storage_align: u64) -> Layout {
         e.cache_off = rows as u32;
     }
     let kmax = stream.iter().map(|&i| pools[i].shape.k).max().unwrap_or(0);
+    let nmax = pools.iter().map(|p| p.shape.n).max().unwrap_or(1) as u32;
+    let sim_rows = SimRows::new(kmax + 1, nmax);
     let out = binding(out_off * 4);
     let ts_off = out.div_ceil(8) * 8;
     let sizes = Sizes {
@@ -165,7 +210,7 @@ pub(crate) fn layout(pools: &[PoolSpec], storage_align: u64) -> Layout {
         imp: binding(rows * 8),
         out,
         partials: binding(part_off * 16),
-        steps: (kmax as u64 + 1) * super::kernels::STEP_STRIDE,
+        steps: (sim_rows.base + sim_rows.len()) as u64 * STEP_STRIDE,
         ts_off,
         readback: ts_off + 16,
     };
@@ -176,7 +221,7 @@ pub(crate) fn layout(pools: &[PoolSpec], storage_align: u64) -> Layout {
         rows,
         pstride: part_off,
         kmax,
-        nmax: pools.iter().map(|p| p.shape.n).max().unwrap_or(1) as u32,
+        nmax,
         n_dense_max: dense
             .iter()
             .filter(|&&i| pools[i].shape.k > 0)
@@ -189,6 +234,7 @@ pub(crate) fn layout(pools: &[PoolSpec], storage_align: u64) -> Layout {
         dense,
         stream,
         device_range,
+        sim_rows,
         sizes,
     }
 }
@@ -271,6 +317,8 @@ pub(crate) struct DppLayout {
     pub device_range: Option<(u64, u64)>,
     /// The `greedy` dispatches: rounds `(first, end)` each (`plan::dpp_rounds`).
     pub rounds: Vec<(u32, u32)>,
+    /// The similarity's tile-row ranges, in the rounds table after the rounds.
+    pub sim_rows: SimRows,
     pub sizes: DppSizes,
 }
 
@@ -364,9 +412,11 @@ pub(crate) fn dpp_layout(pools: &[DppSpec], storage_align: u64) -> DppLayout {
     let ts_off = out_bytes.div_ceil(8) * 8;
     let shapes: Vec<_> = pools.iter().map(|p| (p.shape, p.path)).collect();
     let rounds = dpp_rounds(&shapes);
+    let nmax = pools.iter().map(|p| p.shape.n).max().unwrap_or(1) as u32;
+    let sim_rows = SimRows::new(rounds.len(), nmax);
     DppLayout {
         sizes: DppSizes {
-            rounds: rounds.len() as u64 * super::kernels::STEP_STRIDE,
+            rounds: (sim_rows.base + sim_rows.len()) as u64 * STEP_STRIDE,
             pools: table.len() as u64 * std::mem::size_of::<PoolEntry>() as u64,
             input: binding(input * 4),
             norm: binding(norm * 16),
@@ -385,7 +435,7 @@ pub(crate) fn dpp_layout(pools: &[DppSpec], storage_align: u64) -> DppLayout {
         texts,
         features_at,
         text_at,
-        nmax: pools.iter().map(|p| p.shape.n).max().unwrap_or(1) as u32,
+        nmax,
         n_dense_max: pools
             .iter()
             .filter(|p| p.path == GpuPath::Dense && p.shape.k > 0)
@@ -393,6 +443,7 @@ pub(crate) fn dpp_layout(pools: &[DppSpec], storage_align: u64) -> DppLayout {
             .max(),
         device_range,
         rounds,
+        sim_rows,
     }
 }
 
@@ -556,7 +607,9 @@ mod tests {
         assert_eq!((t(0).parts, t(0).iters), (1, 1));
         assert_eq!(l.sizes.out, 21 * 4);
         assert_eq!(l.sizes.ts_off, 88);
-        assert_eq!(l.sizes.steps, 4 * 256);
+        // Steps 0..=3, then the similarity's rows: all (one tile row here), row 0.
+        assert_eq!(l.sizes.steps, (4 + 2) * 256);
+        assert_eq!((l.sim_rows.base, l.sim_rows.tiles), (4, 1));
         assert_eq!(
             (l.kmax, l.nmax, l.n_dense_max, l.n_stream_max),
             (3, 20, Some(20), Some(10))

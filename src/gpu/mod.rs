@@ -556,12 +556,28 @@ impl GpuEngine {
                 let kit = self.kit(jobs.iter().find_map(|j| j.device));
                 record::upload(&inner.queue, &kit, &layout, jobs, &bufs);
                 let shapes: Vec<_> = layout.stream.iter().map(|&i| specs[i].shape).collect();
-                let costs = plan::stream_costs(&shapes, layout.kmax);
+                let costs = match shapes.is_empty() {
+                    true => vec![],
+                    false => plan::stream_costs(&shapes, layout.kmax),
+                };
+                let nd = |i: &usize| (specs[*i].shape.n, specs[*i].shape.d);
+                let dense: Vec<_> = layout
+                    .dense
+                    .iter()
+                    .filter(|&&i| specs[i].shape.k > 0)
+                    .map(nd)
+                    .collect();
+                let nearest: Vec<_> = layout
+                    .stream
+                    .iter()
+                    .filter(|&&i| specs[i].shape.method == kernels::MethodCode::DivPrune)
+                    .map(nd)
+                    .collect();
                 let recorder = Recorder {
                     kit,
                     layout: &layout,
                     bufs: &bufs,
-                    segments: plan::submissions(&self.caps(), &costs),
+                    segments: plan::greedy_segments(&self.caps(), &dense, &nearest, &costs),
                 };
                 record::record(&recorder, queries)
             })
@@ -595,7 +611,16 @@ impl GpuEngine {
                 record::upload_dpp(&inner.queue, &kit, &layout, jobs, &bufs);
                 let pools: Vec<_> = specs.iter().map(|s| (s.shape, s.path)).collect();
                 let costs = plan::dpp_costs(&pools, &layout.rounds);
-                let segments = plan::submissions(&self.caps(), &costs);
+                let dense: Vec<_> = pools
+                    .iter()
+                    .filter(|(s, p)| *p == GpuPath::Dense && s.k > 0)
+                    .map(|(s, _)| (s.n, s.d))
+                    .collect();
+                let rows = plan::similarity_costs(&dense);
+                let segments: Vec<_> = plan::submissions_of(&self.caps(), &[&rows, &costs])
+                    .into_iter()
+                    .map(|g| [g[0].clone(), g[1].clone()])
+                    .collect();
                 record::record_dpp(&kit, &layout, &bufs, &segments, queries)
             })
             .await;

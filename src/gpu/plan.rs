@@ -351,6 +351,87 @@ pub(crate) fn submissions(caps: &Caps, costs: &[u64]) -> Vec<Range<usize>> {
     out
 }
 
+/// Cuts consecutive groups of dispatches (e.g. the similarity's tile rows, then the greedy
+/// steps), of estimated work `groups[g][i]`, into submissions as [`submissions`] does: for
+/// each submission, the range of each group's dispatches it records (empty where none).
+pub(crate) fn submissions_of(caps: &Caps, groups: &[&[u64]]) -> Vec<Vec<Range<usize>>> {
+    let all: Vec<u64> = groups.iter().flat_map(|g| g.iter().copied()).collect();
+    submissions(caps, &all)
+        .into_iter()
+        .map(|r| {
+            let mut at = 0;
+            groups
+                .iter()
+                .map(|g| {
+                    let (lo, hi) = (at, at + g.len());
+                    at = hi;
+                    r.start.clamp(lo, hi) - lo..r.end.clamp(lo, hi) - lo
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// What one submission of a greedy run records: the dense similarity's tile rows, the
+/// select dispatch (`0..1` or empty), the streaming nearest-neighbour fold's tile rows and the
+/// streaming steps. The first submission also normalises every pool.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Segment {
+    pub dense: Range<usize>,
+    pub select: Range<usize>,
+    pub nearest: Range<usize>,
+    pub steps: Range<usize>,
+}
+
+/// The submissions of a greedy run: the dense pools' `(n, d)` (those that pick), the
+/// streaming DivPrune pools' (their nearest-neighbour fold), and the streaming steps' costs
+/// ([`stream_costs`]), cut by [`submissions_of`].
+pub(crate) fn greedy_segments(
+    caps: &Caps,
+    dense: &[(usize, usize)],
+    nearest: &[(usize, usize)],
+    steps: &[u64],
+) -> Vec<Segment> {
+    let dense_rows = similarity_costs(dense);
+    // The select dispatch: each pool's K row reads of N (small next to the tiles).
+    let select: Vec<u64> = match dense.is_empty() {
+        true => vec![],
+        false => vec![dense.iter().map(|&(n, _)| (n * n) as u64).sum()],
+    };
+    let nearest_rows = similarity_costs(nearest);
+    submissions_of(caps, &[&dense_rows, &select, &nearest_rows, steps])
+        .into_iter()
+        .map(|g| Segment {
+            dense: g[0].clone(),
+            select: g[1].clone(),
+            nearest: g[2].clone(),
+            steps: g[3].clone(),
+        })
+        .collect()
+}
+
+/// Estimated work of each tile row of the similarity of `pools` (`(n, d)` each; the largest
+/// sets the rows): the upper-triangle tiles of that row, `TILE^2 D` multiply-adds each.
+pub(crate) fn similarity_costs(pools: &[(usize, usize)]) -> Vec<u64> {
+    let tile = TILE as usize;
+    let rows = pools
+        .iter()
+        .map(|&(n, _)| n.div_ceil(tile))
+        .max()
+        .unwrap_or(0);
+    (0..rows)
+        .map(|r| {
+            pools
+                .iter()
+                .map(|&(n, d)| {
+                    let t = n.div_ceil(tile);
+                    (t.saturating_sub(r) * tile * tile * d) as u64
+                })
+                .sum()
+        })
+        .collect()
+}
+
 /// Estimated work of the streaming steps `0..=kmax`: step t computes one similarity row (a
 /// GEMV of N D) of every streaming pool still picking (t <= K).
 pub(crate) fn stream_costs(pools: &[Shape], kmax: usize) -> Vec<u64> {
@@ -547,6 +628,34 @@ mod tests {
             stream_threshold: 1 << 30,
             submission_work: super::super::DEFAULT_SUBMISSION_WORK,
         }
+    }
+
+    #[test]
+    fn groups_of_dispatches_are_cut_together() {
+        let mut c = caps(1 << 30);
+        c.submission_work = 10;
+        // Similarity rows 6, 6, 2; one select; steps 4, 4, 4.
+        let cut = submissions_of(&c, &[&[6, 6, 2], &[1], &[4, 4, 4]]);
+        assert_eq!(
+            cut,
+            vec![
+                vec![0..1, 0..0, 0..0],
+                vec![1..3, 0..1, 0..0],
+                vec![3..3, 1..1, 0..2],
+                vec![3..3, 1..1, 2..3],
+            ]
+        );
+        // Nothing to record: one empty submission.
+        assert_eq!(submissions_of(&c, &[&[], &[]]), vec![vec![0..0, 0..0]]);
+        // 576 tokens in 64-rows: 9 tile rows of 9, 8, ... 1 tiles.
+        let costs = similarity_costs(&[(576, 1024), (100, 8)]);
+        assert_eq!(costs.len(), 9);
+        assert_eq!(costs[0], (9 * 4096 * 1024 + 2 * 4096 * 8) as u64);
+        assert_eq!(costs[8], (4096 * 1024) as u64);
+        // The default cap keeps a 576 x 1024 similarity in one submission, not 4608 x 1024.
+        c.submission_work = super::super::DEFAULT_SUBMISSION_WORK;
+        assert_eq!(submissions(&c, &similarity_costs(&[(576, 1024)])).len(), 1);
+        assert!(submissions(&c, &similarity_costs(&[(4608, 1024)])).len() > 1);
     }
 
     #[test]

@@ -8,8 +8,9 @@ use super::jobs::{DppJob, GpuJob, VideoJob};
 use super::kernels::{
     KernelId, PoolEntry, RoundsEntry, StepEntry, COLS, STEP_STRIDE, STREAM_GROUP, TILE, WG,
 };
-use super::layout::{DppLayout, Layout, VideoLayout};
+use super::layout::{DppLayout, Layout, SimRows, VideoLayout};
 use super::pipelines::Pipelines;
+use super::plan::Segment;
 use crate::select::DppRelevance;
 
 /// The buffers of one submission, taken from the engine's pool and given back afterwards.
@@ -103,8 +104,8 @@ pub(crate) fn upload(
         r += job.spec.shape.n;
     }
     queue.write_buffer(&b.imp, 0, bytemuck::cast_slice(&imp));
+    let mut steps = vec![0u8; layout.sizes.steps as usize];
     if !layout.stream.is_empty() {
-        let mut steps = vec![0u8; layout.sizes.steps as usize];
         for t in 0..=layout.kmax {
             let e = StepEntry {
                 t: t as u32,
@@ -115,7 +116,21 @@ pub(crate) fn upload(
             steps[at..at + std::mem::size_of::<StepEntry>()]
                 .copy_from_slice(bytemuck::bytes_of(&e));
         }
-        kit.write_uniform(queue, &b.steps, &steps);
+    }
+    put_sim_rows(&mut steps, &layout.sim_rows);
+    kit.write_uniform(queue, &b.steps, &steps);
+}
+
+/// Writes the similarity's tile-row entries into a uniform table.
+fn put_sim_rows(table: &mut [u8], rows: &SimRows) {
+    for (i, (first, end)) in rows.entries().enumerate() {
+        let e = RoundsEntry {
+            first,
+            end,
+            ..Default::default()
+        };
+        let at = (rows.base + i) * STEP_STRIDE as usize;
+        table[at..at + std::mem::size_of::<RoundsEntry>()].copy_from_slice(bytemuck::bytes_of(&e));
     }
 }
 
@@ -254,6 +269,7 @@ pub(crate) fn upload_dpp(
         let at = i * STEP_STRIDE as usize;
         rounds[at..at + std::mem::size_of::<RoundsEntry>()].copy_from_slice(bytemuck::bytes_of(&e));
     }
+    put_sim_rows(&mut rounds, &l.sim_rows);
     kit.write_uniform(queue, &b.rounds, &rounds);
     for (i, job) in jobs.iter().enumerate() {
         if let (Some(data), Some(at)) = (job.host, l.features_at[i]) {
@@ -412,9 +428,9 @@ pub(crate) struct Recorder<'a> {
     pub kit: Kit<'a>,
     pub layout: &'a Layout,
     pub bufs: &'a Buffers,
-    /// The streaming steps of each submission (`plan::submissions`; one range `0..=kmax`
-    /// when everything fits one).
-    pub segments: Vec<std::ops::Range<usize>>,
+    /// What each submission records (`plan::greedy_segments`; one segment when everything
+    /// fits one submission).
+    pub segments: Vec<Segment>,
 }
 
 impl Recorder<'_> {
@@ -454,19 +470,24 @@ pub(crate) fn encode_normalize(kit: &Kit, pass: &mut wgpu::ComputePass, r: Norma
 }
 
 /// similarity.wgsl's bindings and extent: the largest N and the pools (the first `count` of
-/// the table).
+/// the table), and the tile rows this submission runs, with the table of row ranges.
 pub(crate) struct SimilarityRun<'a> {
     pub pools: wgpu::BindingResource<'a>,
     pub u: wgpu::BindingResource<'a>,
     pub sim: wgpu::BindingResource<'a>,
     pub nn: wgpu::BindingResource<'a>,
+    /// The uniform table holding the [`SimRows`] entries.
+    pub table: &'a wgpu::Buffer,
+    pub sim_rows: SimRows,
+    pub rows: std::ops::Range<usize>,
     pub n: usize,
     pub count: usize,
 }
 
 /// similarity.wgsl: `dense` stores S of every dense pool (and folds the nearest neighbours
 /// of DivPrune pools); `nearest` only folds them, for the streaming DivPrune pools. Tiles
-/// over (x, y), pools over z.
+/// over (x, y), pools over z; all tile rows in one dispatch, or (a similarity spread over
+/// several submissions) this submission's rows one dispatch each.
 pub(crate) fn encode_similarity(
     kit: &Kit,
     pass: &mut wgpu::ComputePass,
@@ -474,12 +495,23 @@ pub(crate) fn encode_similarity(
     r: SimilarityRun,
 ) {
     let t = (r.n as u32).div_ceil(TILE);
-    kit.run(
-        pass,
-        id,
-        vec![r.pools, r.u, r.sim, r.nn],
-        [t, t, r.count as u32],
-    );
+    let rows = (r.rows.start as u32).min(t)..(r.rows.end as u32).min(t);
+    if rows.is_empty() {
+        return;
+    }
+    let table = bind(r.table, 0, std::mem::size_of::<RoundsEntry>() as u64);
+    let group = kit.group(id, vec![r.pools, r.u, r.sim, r.nn, table]);
+    pass.set_pipeline(&kit.pipes[id].pipeline);
+    let dispatches: Vec<std::ops::Range<u32>> = if rows.start == 0 && rows.end == t {
+        std::iter::once(0..r.sim_rows.tiles).collect()
+    } else {
+        rows.map(|x| x..x + 1).collect()
+    };
+    for d in dispatches {
+        let offset = r.sim_rows.index(d.clone()) as u64 * STEP_STRIDE;
+        pass.set_bind_group(0, &group, &[offset as u32]);
+        pass.dispatch_workgroups(t, d.len().min(t as usize) as u32, r.count as u32);
+    }
 }
 
 /// select.wgsl: all K picks of every dense pool in one dispatch, one workgroup per pool.
@@ -693,63 +725,70 @@ fn encoder(device: &wgpu::Device) -> wgpu::CommandEncoder {
     })
 }
 
-/// Records a greedy run, one command buffer per submission: clears and the first compute
-/// pass (normalise, similarity, select, nearest neighbours, the first streaming steps), then
-/// one pass per later range of streaming steps ([`Recorder::segments`]); the last copies the
-/// results (and timestamps) into the readback buffer.
+/// Records a greedy run, one command buffer per submission ([`Recorder::segments`]), each one
+/// compute pass of its part of: normalise (the first), the dense similarity's tile rows,
+/// select, the nearest-neighbour fold's tile rows, the streaming steps. The first also clears,
+/// the last copies the results (and timestamps) into the readback buffer.
 pub(crate) fn record(r: &Recorder, queries: Option<&wgpu::QuerySet>) -> Vec<wgpu::CommandBuffer> {
     let (l, b, kit) = (r.layout, r.bufs, &r.kit);
     let count = r.segments.len();
+    let mut out = Vec::with_capacity(count);
     let mut enc = encoder(kit.device);
     enc.clear_buffer(&b.state, 0, Some(l.sizes.state));
     enc.clear_buffer(&b.out, 0, Some(l.sizes.out));
-    {
-        let mut pass = begin(&mut enc, queries, (0, count));
+    for (i, seg) in r.segments.iter().enumerate() {
+        if i > 0 {
+            out.push(std::mem::replace(&mut enc, encoder(kit.device)).finish());
+        }
+        let mut pass = begin(&mut enc, queries, (i, count));
         let norm = || kit.whole(&b.norm);
-        encode_normalize(
-            kit,
-            &mut pass,
-            NormalizeRun {
-                pools: r.pools_all(),
-                src: features(kit, l.device_range, &b.input),
-                u: norm(),
-                out: kit.whole(&b.out),
-                chan: bind(kit.dummy, 0, 256),
-                rows: l.nmax,
-                count: l.table.len() as u32,
-            },
-        );
+        if i == 0 {
+            encode_normalize(
+                kit,
+                &mut pass,
+                NormalizeRun {
+                    pools: r.pools_all(),
+                    src: features(kit, l.device_range, &b.input),
+                    u: norm(),
+                    out: kit.whole(&b.out),
+                    chan: bind(kit.dummy, 0, 256),
+                    rows: l.nmax,
+                    count: l.table.len() as u32,
+                },
+            );
+        }
         if let Some(n) = l.n_dense_max {
             let run = SimilarityRun {
                 pools: r.pools_all(),
                 u: norm(),
                 sim: kit.whole(&b.sim),
                 nn: kit.whole(&b.state),
+                table: &b.steps,
+                sim_rows: l.sim_rows,
+                rows: seg.dense.clone(),
                 n,
                 count: l.dense.len(),
             };
             encode_similarity(kit, &mut pass, KernelId::SimilarityDense, run);
         }
-        encode_select(r, &mut pass);
+        if !seg.select.is_empty() {
+            encode_select(r, &mut pass);
+        }
         if let (true, Some(n)) = (l.stream_divprune, l.n_stream_max) {
             let run = SimilarityRun {
                 pools: r.pools_stream(),
                 u: norm(),
                 sim: bind(kit.dummy, 0, 256),
                 nn: kit.whole(&b.state),
+                table: &b.steps,
+                sim_rows: l.sim_rows,
+                rows: seg.nearest.clone(),
                 n,
                 count: l.stream.len(),
             };
             encode_similarity(kit, &mut pass, KernelId::SimilarityNearest, run);
         }
-        encode_stream(r, &mut pass, r.segments[0].clone());
-    }
-    let mut out = Vec::with_capacity(count);
-    for (i, steps) in r.segments.iter().enumerate().skip(1) {
-        out.push(enc.finish());
-        enc = encoder(kit.device);
-        let mut pass = begin(&mut enc, queries, (i, count));
-        encode_stream(r, &mut pass, steps.clone());
+        encode_stream(r, &mut pass, seg.steps.clone());
     }
     let ts = l.sizes.ts_off;
     out.push(finish(
@@ -762,21 +801,37 @@ pub(crate) fn record(r: &Recorder, queries: Option<&wgpu::QuerySet>) -> Vec<wgpu
     out
 }
 
-/// Records a DPP run, one command buffer per submission: the first compute pass runs
-/// normalize.wgsl (the pools, then the text rows), similarity.wgsl `dense` (the pools that
-/// store S), dpp.wgsl `relevance` (text relevance) and the first `greedy` dispatches; each
-/// later range of dispatches (`segments`, `plan::submissions`) is a pass of its own.
+/// Records a DPP run, one command buffer per submission (`segments`: for each, the tile rows
+/// of the stored similarity and the `greedy` dispatches it runs, `plan::submissions_of`): the
+/// first compute pass also runs normalize.wgsl (the pools, then the text rows) and dpp.wgsl
+/// `relevance` (text relevance), after its similarity rows.
 pub(crate) fn record_dpp(
     kit: &Kit,
     l: &DppLayout,
     b: &DppBuffers,
-    segments: &[std::ops::Range<usize>],
+    segments: &[[std::ops::Range<usize>; 2]],
     queries: Option<&wgpu::QuerySet>,
 ) -> Vec<wgpu::CommandBuffer> {
     let s = &l.sizes;
     let count = segments.len();
     let mut enc = encoder(kit.device);
     enc.clear_buffer(&b.out, 0, Some(s.out));
+    let similarity = |pass: &mut wgpu::ComputePass, rows: std::ops::Range<usize>| {
+        if let Some(n) = l.n_dense_max {
+            let run = SimilarityRun {
+                pools: kit.whole(&b.pools),
+                u: kit.whole(&b.norm),
+                sim: kit.whole(&b.sim),
+                nn: bind(kit.dummy, 0, 256),
+                table: &b.rounds,
+                sim_rows: l.sim_rows,
+                rows,
+                n,
+                count: l.dense,
+            };
+            encode_similarity(kit, pass, KernelId::SimilarityDense, run);
+        }
+    };
     {
         let mut pass = begin(&mut enc, queries, (0, count));
         let norm = || kit.whole(&b.norm);
@@ -797,27 +852,18 @@ pub(crate) fn record_dpp(
             let run = rows(texts, kit.whole(&b.input), 1, l.texts as u32);
             encode_normalize(kit, &mut pass, run);
         }
-        if let Some(n) = l.n_dense_max {
-            let run = SimilarityRun {
-                pools: kit.whole(&b.pools),
-                u: norm(),
-                sim: kit.whole(&b.sim),
-                nn: bind(kit.dummy, 0, 256),
-                n,
-                count: l.dense,
-            };
-            encode_similarity(kit, &mut pass, KernelId::SimilarityDense, run);
-        }
+        similarity(&mut pass, segments[0][0].clone());
         if l.texts > 0 {
             encode_dpp(kit, &mut pass, KernelId::DppRelevance, l, b, 0..0);
         }
-        encode_dpp(kit, &mut pass, KernelId::Dpp, l, b, segments[0].clone());
+        encode_dpp(kit, &mut pass, KernelId::Dpp, l, b, segments[0][1].clone());
     }
     let mut out = Vec::with_capacity(count);
-    for (i, range) in segments.iter().enumerate().skip(1) {
+    for (i, [rows, range]) in segments.iter().enumerate().skip(1) {
         out.push(enc.finish());
         enc = encoder(kit.device);
         let mut pass = begin(&mut enc, queries, (i, count));
+        similarity(&mut pass, rows.clone());
         encode_dpp(kit, &mut pass, KernelId::Dpp, l, b, range.clone());
     }
     out.push(finish(
