@@ -119,15 +119,53 @@ pub(crate) fn nearest_similarity(
     keep_tiles: bool,
 ) -> (Vec<f32>, Option<Tiles>) {
     let block = block_for(n);
-    match Syrk::new(u, n, d, block) {
-        Some(s) => fold_tiles(n, block, keep_tiles, |bi, bj, tile| {
-            s.tile(bi, bj, block, tile)
-        }),
-        None => fold_tiles(n, block, keep_tiles, |bi, bj, tile| {
-            let (i0, i1) = (bi * block, ((bi + 1) * block).min(n));
-            let (j0, j1) = (bj * block, ((bj + 1) * block).min(n));
-            dot_rows(&u[i0 * d..i1 * d], &u[j0 * d..j1 * d], d, tile, block);
-        }),
+    let kernel = TileKernel::new(u, n, d, block);
+    fold_tiles(n, block, keep_tiles, |bi, bj, tile| {
+        kernel.tile(bi, bj, tile)
+    })
+}
+
+/// How tiles of normalised rows are computed: the packed SYRK where this CPU has its
+/// micro-kernels, else [`dot_rows`] on the rows (which writes only a tile's valid rows x
+/// columns, the only part ever read).
+enum TileKernel<'a> {
+    Packed(Syrk, usize),
+    Rows {
+        u: &'a [f32],
+        n: usize,
+        d: usize,
+        block: usize,
+    },
+}
+
+impl<'a> TileKernel<'a> {
+    fn new(u: &'a [f32], n: usize, d: usize, block: usize) -> TileKernel<'a> {
+        match Syrk::new(u, n, d, block) {
+            Some(s) => TileKernel::Packed(s, block),
+            None => TileKernel::Rows { u, n, d, block },
+        }
+    }
+
+    /// Tile `(bi, bj)`, `bi <= bj`, into `out` (`block x block`, row-major).
+    fn tile(&self, bi: usize, bj: usize, out: &mut [f32]) {
+        match *self {
+            TileKernel::Packed(ref s, block) => s.tile(bi, bj, block, out),
+            TileKernel::Rows { u, n, d, block } => {
+                let (i0, i1) = (bi * block, ((bi + 1) * block).min(n));
+                let (j0, j1) = (bj * block, ((bj + 1) * block).min(n));
+                dot_rows(&u[i0 * d..i1 * d], &u[j0 * d..j1 * d], d, out, block);
+            }
+        }
+    }
+}
+
+/// Folds tile `(bi, bj)`'s row and column maxima ([`fold_tile`]) into `nn`.
+fn fold_into(nn: &mut [f32], block: usize, (bi, bj): (usize, usize), maxima: (Vec<f32>, Vec<f32>)) {
+    for (m, r) in nn[bi * block..].iter_mut().zip(maxima.0) {
+        *m = m.max(r);
+    }
+    for (m, c) in nn[bj * block..].iter_mut().zip(maxima.1) {
+        *m = m.max(c);
     }
 }
 
@@ -203,13 +241,8 @@ fn fold_pairs(
         });
     }
     let mut nn = vec![f32::NEG_INFINITY; n];
-    for (&(bi, bj), (row_max, col_max)) in pairs.iter().zip(folds) {
-        for (m, r) in nn[bi * block..].iter_mut().zip(row_max) {
-            *m = m.max(r);
-        }
-        for (m, c) in nn[bj * block..].iter_mut().zip(col_max) {
-            *m = m.max(c);
-        }
+    for (&pair, maxima) in pairs.iter().zip(folds) {
+        fold_into(&mut nn, block, pair, maxima);
     }
     (nn, kept)
 }
@@ -234,27 +267,19 @@ pub(crate) fn fold_claimed(
     let pairs: Vec<(usize, usize)> = (0..blocks)
         .flat_map(|bi| (bi..blocks).map(move |bj| (bi, bj)))
         .collect();
-    let syrk = Syrk::new(u, n, d, block);
+    let kernel = TileKernel::new(u, n, d, block);
     let mut out = workspace::take(block * block);
     let mut nn = vec![f32::NEG_INFINITY; n];
     while let Some((t, &(bi, bj))) = next().and_then(|t| Some((t, pairs.get(t)?))) {
-        match &syrk {
-            Some(s) => s.tile(bi, bj, block, &mut out),
-            None => {
-                let (i0, i1) = (bi * block, ((bi + 1) * block).min(n));
-                let (j0, j1) = (bj * block, ((bj + 1) * block).min(n));
-                dot_rows(&u[i0 * d..i1 * d], &u[j0 * d..j1 * d], d, &mut out, block);
-            }
-        }
+        kernel.tile(bi, bj, &mut out);
         let rows = ((bi + 1) * block).min(n) - bi * block;
         let cols = ((bj + 1) * block).min(n) - bj * block;
-        let (row_max, col_max) = fold_tile(&out, block, rows, cols, bi == bj);
-        for (m, r) in nn[bi * block..].iter_mut().zip(row_max) {
-            *m = m.max(r);
-        }
-        for (m, c) in nn[bj * block..].iter_mut().zip(col_max) {
-            *m = m.max(c);
-        }
+        fold_into(
+            &mut nn,
+            block,
+            (bi, bj),
+            fold_tile(&out, block, rows, cols, bi == bj),
+        );
         put(t, &out);
     }
     workspace::give(out);

@@ -239,6 +239,16 @@ const fn write(name: &'static str) -> Binding {
     }
 }
 
+/// A uniform bound at a dynamic offset, one `T`-sized entry per dispatch.
+const fn uniform<T>(name: &'static str) -> Binding {
+    Binding {
+        name,
+        access: Access::DynamicUniform {
+            size: std::mem::size_of::<T>() as u64,
+        },
+    }
+}
+
 /// One compute pipeline: its source files (after the prelude, in order), entry point and
 /// bindings.
 #[derive(Debug)]
@@ -285,12 +295,7 @@ const SIMILARITY_BINDINGS: &[Binding] = &[
     read("u"),
     write("sim"),
     write("nn"),
-    Binding {
-        name: "rows",
-        access: Access::DynamicUniform {
-            size: std::mem::size_of::<RoundsEntry>() as u64,
-        },
-    },
+    uniform::<RoundsEntry>("rows"),
 ];
 const CHANNELS_BINDINGS: &[Binding] = &[read("pools"), write("stats"), read("src")];
 const CENTRES_BINDINGS: &[Binding] = &[read("pools"), write("stats"), write("cent"), read("u")];
@@ -339,12 +344,7 @@ pub(crate) const KERNELS: [Kernel; 13] = [
             read("imp"),
             write("out"),
             write("partials"),
-            Binding {
-                name: "step",
-                access: Access::DynamicUniform {
-                    size: std::mem::size_of::<StepEntry>() as u64,
-                },
-            },
+            uniform::<StepEntry>("step"),
         ],
     },
     Kernel {
@@ -362,12 +362,7 @@ pub(crate) const KERNELS: [Kernel; 13] = [
             read("sim"),
             write("cvec"),
             write("out"),
-            Binding {
-                name: "rounds",
-                access: Access::DynamicUniform {
-                    size: std::mem::size_of::<RoundsEntry>() as u64,
-                },
-            },
+            uniform::<RoundsEntry>("rounds"),
         ],
     },
     Kernel {

@@ -655,7 +655,8 @@ mod tests {
         // The default cap keeps a 576 x 1024 similarity in one submission, not 4608 x 1024.
         c.submission_work = super::super::DEFAULT_SUBMISSION_WORK;
         assert_eq!(submissions(&c, &similarity_costs(&[(576, 1024)])).len(), 1);
-        assert!(submissions(&c, &similarity_costs(&[(4608, 1024)])).len() > 1);
+        // 4608 x 1024: 2628 tiles of 2^22 multiply-adds (1.1e10) against 2^33: two.
+        assert_eq!(submissions(&c, &similarity_costs(&[(4608, 1024)])).len(), 2);
     }
 
     #[test]
