@@ -109,7 +109,7 @@ impl<'a> Tokens<'a> {
                 data.len()
             )));
         }
-        if let Some(pos) = data.iter().position(|v| !v.is_finite()) {
+        if let Some(pos) = first_non_finite(data) {
             return Err(Error::NonFinite {
                 what: "features",
                 at: format!("row {}, column {}", pos / d, pos % d),
@@ -122,6 +122,19 @@ impl<'a> Tokens<'a> {
             d,
             grid: None,
         })
+    }
+
+    /// An `[n, d]` matrix that [`Tokens::new`] already accepted (the same data, unchanged since):
+    /// skips the scan for NaN and infinities.
+    #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))] // the wasm bindings re-read pools
+    pub(crate) fn validated(data: &'a [f32], n: usize, d: usize) -> Self {
+        debug_assert!(n > 0 && d > 0 && data.len() == n * d && first_non_finite(data).is_none());
+        Tokens {
+            data,
+            n,
+            d,
+            grid: None,
+        }
     }
 
     /// Attaches a grid so kept tokens report (t, h, w) coordinates; it must multiply to N.
@@ -343,6 +356,23 @@ fn check_grid(grid: Grid, n: usize) -> Result<Grid> {
     Ok(grid)
 }
 
+/// Where the first NaN or infinity of `values` is. Chunks are scanned without an early exit (a
+/// max of exponent bits, which vectorises: a scan of every value runs on each call), then the
+/// chunk holding one is searched.
+pub(crate) fn first_non_finite(values: &[f32]) -> Option<usize> {
+    const EXPONENT: u32 = 0x7f80_0000;
+    const CHUNK: usize = 1024;
+    values.chunks(CHUNK).enumerate().find_map(|(c, chunk)| {
+        let top = chunk
+            .iter()
+            .fold(0, |m: u32, v| m.max(v.to_bits() & EXPONENT));
+        (top == EXPONENT)
+            .then(|| chunk.iter().position(|v| !v.is_finite()))
+            .flatten()
+            .map(|i| c * CHUNK + i)
+    })
+}
+
 /// Checks a per-token score vector (importance, TopK scores): length N and finite.
 pub(crate) fn check_scores(what: &'static str, scores: &[f32], n: usize) -> Result<()> {
     if scores.len() != n {
@@ -351,7 +381,7 @@ pub(crate) fn check_scores(what: &'static str, scores: &[f32], n: usize) -> Resu
             scores.len()
         )));
     }
-    if let Some(pos) = scores.iter().position(|v| !v.is_finite()) {
+    if let Some(pos) = first_non_finite(scores) {
         return Err(Error::NonFinite {
             what,
             at: format!("token {pos}"),
@@ -364,6 +394,27 @@ pub(crate) fn check_scores(what: &'static str, scores: &[f32], n: usize) -> Resu
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn first_non_finite_finds_the_first_nan_or_infinity() {
+        let mut v = vec![1.5f32; 5000];
+        v[7] = -0.0;
+        v[9] = f32::MAX;
+        v[11] = f32::from_bits(1); // subnormal: finite
+        assert_eq!(first_non_finite(&v), None);
+        assert_eq!(first_non_finite(&[]), None);
+        for (at, bad) in [
+            (0, f32::NAN),
+            (1023, f32::INFINITY),
+            (1024, f32::NEG_INFINITY),
+            (4999, -f32::NAN),
+        ] {
+            let mut w = v.clone();
+            w[at] = bad;
+            w[4999.min(at + 1500)] = f32::NAN; // a later one does not count
+            assert_eq!(first_non_finite(&w), Some(at), "{bad} at {at}");
+        }
+    }
 
     #[test]
     fn grid_coord_and_index_are_inverse_in_raster_order() {

@@ -229,6 +229,9 @@ struct Pool {
     n: usize,
     d: usize,
     options: Vec<(&'static Field, Raw)>,
+    /// Whether `feats` passed [`Tokens::new`]'s checks (a threaded call reads its pool three
+    /// times: the scan for NaN is done once).
+    checked: std::cell::Cell<bool>,
 }
 
 impl Pool {
@@ -277,6 +280,7 @@ impl Pool {
             n,
             d,
             options,
+            checked: false.into(),
         })
     }
 
@@ -296,7 +300,11 @@ impl Pool {
             );
         }
         let parsed = values.parse().map_err(js_err)?;
-        let tokens = Tokens::new(&self.feats, self.n, self.d).map_err(js_err)?;
+        let tokens = match self.checked.get() {
+            true => Tokens::validated(&self.feats, self.n, self.d),
+            false => Tokens::new(&self.feats, self.n, self.d).map_err(js_err)?,
+        };
+        self.checked.set(true);
         let req = parsed.request(tokens).map_err(js_err)?;
         Ok((req, parsed.per_frame))
     }

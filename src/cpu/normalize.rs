@@ -36,17 +36,98 @@ pub(crate) fn pow2_scale(max_abs: f32) -> f32 {
 /// Normalises one row into `out`; returns true when it is a zero row (all |x| below
 /// `f32::MIN_POSITIVE`), which becomes the zero vector.
 pub(crate) fn normalize_row(x: &[f32], out: &mut [f32], policy: NormPolicy) -> bool {
-    let max_abs = x.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    let Some(inv) = scale_into(x, out) else {
+        return true;
+    };
+    let mut sum = 0.0f32;
+    for &o in out.iter() {
+        sum += o * o;
+    }
+    divide(out, sum, inv, policy);
+    false
+}
+
+/// Rows that [`normalize_rows_into`] normalises together.
+const GROUP: usize = 8;
+
+/// Normalises the rows of `x` (contiguous, `d` values each) into `out`, each exactly as
+/// [`normalize_row`] does (same bits); returns the number of zero rows. Rows go eight at a
+/// time: a row's sum of squares is one chain of dependent additions in index order, so eight
+/// rows interleaved run eight chains side by side instead of one after another (the sum order
+/// of each row, hence its rounding, is unchanged).
+pub(crate) fn normalize_rows_into(
+    x: &[f32],
+    out: &mut [f32],
+    d: usize,
+    policy: NormPolicy,
+) -> usize {
+    assert!(d > 0 && x.len() == out.len() && x.len().is_multiple_of(d));
+    let mut zero_rows = 0;
+    let mut xs = x.chunks_exact(GROUP * d);
+    let mut outs = out.chunks_exact_mut(GROUP * d);
+    for (x, out) in (&mut xs).zip(&mut outs) {
+        let mut inv = [0.0f32; GROUP];
+        for (r, (x, out)) in x.chunks_exact(d).zip(out.chunks_exact_mut(d)).enumerate() {
+            // A zero row keeps inv = 0: it is all zeros, its sum 0, and it is not divided.
+            match scale_into(x, out) {
+                Some(s) => inv[r] = s,
+                None => zero_rows += 1,
+            }
+        }
+        let mut sum = [0.0f32; GROUP];
+        let rows: [&[f32]; GROUP] = std::array::from_fn(|r| &out[r * d..][..d]);
+        for i in 0..d {
+            for (s, row) in sum.iter_mut().zip(&rows) {
+                *s += row[i] * row[i];
+            }
+        }
+        for (r, out) in out.chunks_exact_mut(d).enumerate() {
+            if inv[r] != 0.0 {
+                divide(out, sum[r], inv[r], policy);
+            }
+        }
+    }
+    for (x, out) in xs
+        .remainder()
+        .chunks_exact(d)
+        .zip(outs.into_remainder().chunks_exact_mut(d))
+    {
+        zero_rows += usize::from(normalize_row(x, out, policy));
+    }
+    zero_rows
+}
+
+/// `out = x * 2^-e`, the power of two bringing the row's largest magnitude into [1, 2); `None`
+/// (and `out` all zeros) for a zero row. The largest magnitude is taken in eight lanes (max is
+/// exact in any order; the values are finite, [`Tokens`] checks that).
+fn scale_into(x: &[f32], out: &mut [f32]) -> Option<f32> {
+    let mut lanes = [0.0f32; 8];
+    let mut chunks = x.chunks_exact(8);
+    for c in &mut chunks {
+        for (l, &v) in lanes.iter_mut().zip(c) {
+            let a = v.abs();
+            *l = if a > *l { a } else { *l };
+        }
+    }
+    let max_abs = chunks
+        .remainder()
+        .iter()
+        .chain(&lanes)
+        .fold(0.0f32, |m, &v| if v.abs() > m { v.abs() } else { m });
     if max_abs < f32::MIN_POSITIVE {
         out.fill(0.0);
-        return true;
+        return None;
     }
     let inv = pow2_scale(max_abs);
-    let mut sum = 0.0f32;
     for (o, &v) in out.iter_mut().zip(x) {
         *o = v * inv;
-        sum += *o * *o;
     }
+    Some(inv)
+}
+
+/// Divides a scaled row by its norm under `policy` (`sum`: its sum of squares; `inv`: its
+/// scale, which also scales the epsilon).
+fn divide(out: &mut [f32], sum: f32, inv: f32, policy: NormPolicy) {
     let norm = sum.sqrt(); // ||x|| * inv
     let denom = match policy {
         NormPolicy::DivPrune => norm.max(1e-12 * inv),
@@ -55,7 +136,6 @@ pub(crate) fn normalize_row(x: &[f32], out: &mut [f32], policy: NormPolicy) -> b
     for o in out.iter_mut() {
         *o /= denom;
     }
-    false
 }
 
 /// Normalises every row; returns the matrix and the number of zero rows.
@@ -66,11 +146,9 @@ pub(crate) fn normalize_rows(tokens: &Tokens, policy: NormPolicy) -> (Vec<f32>, 
     let zero_rows = std::sync::atomic::AtomicUsize::new(0);
     super::par::chunks_mut(&mut out, rows_per_chunk * d, |c, chunk| {
         let first = c * rows_per_chunk;
-        for (r, row) in chunk.chunks_mut(d).enumerate() {
-            if normalize_row(tokens.row(first + r), row, policy) {
-                zero_rows.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            }
-        }
+        let x = tokens.rows(first, first + chunk.len() / d).data();
+        let zeros = normalize_rows_into(x, chunk, d, policy);
+        zero_rows.fetch_add(zeros, std::sync::atomic::Ordering::Relaxed);
     });
     (out, zero_rows.into_inner())
 }
@@ -86,6 +164,66 @@ mod tests {
             assert!((1.0..2.0).contains(&s) || m < 1e-38, "{m} -> {s}");
         }
         assert_eq!(pow2_scale(0.0), 1.0);
+    }
+
+    /// The formula as plainly written: one pass for the largest magnitude, one sum in index
+    /// order, one division.
+    fn plain(x: &[f32], out: &mut [f32], policy: NormPolicy) -> bool {
+        let max_abs = x.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        if max_abs < f32::MIN_POSITIVE {
+            out.fill(0.0);
+            return true;
+        }
+        let inv = pow2_scale(max_abs);
+        let mut sum = 0.0f32;
+        for (o, &v) in out.iter_mut().zip(x) {
+            *o = v * inv;
+            sum += *o * *o;
+        }
+        let norm = sum.sqrt();
+        let denom = match policy {
+            NormPolicy::DivPrune => norm.max(1e-12 * inv),
+            NormPolicy::IdPruner => norm + 1e-8 * inv,
+        };
+        out.iter_mut().for_each(|o| *o /= denom);
+        false
+    }
+
+    #[test]
+    fn rows_equal_the_plain_formula_bit_for_bit() {
+        for (n, d) in [(1, 3), (8, 5), (19, 64), (37, 1024)] {
+            let x: Vec<f32> = (0..n * d)
+                .map(|i| {
+                    let r = i / d;
+                    let h = (i as u32).wrapping_mul(2654435761) >> 8;
+                    let v = h as f32 / (1 << 24) as f32 - 0.5;
+                    // Zero rows, subnormal-only rows, tiny, huge and ordinary ones.
+                    match r % 6 {
+                        1 => 0.0,
+                        3 => v * 1e-39,
+                        4 => v * 3e37,
+                        5 => v * 1e-20,
+                        _ => v,
+                    }
+                })
+                .collect();
+            for policy in [NormPolicy::DivPrune, NormPolicy::IdPruner] {
+                let mut want = vec![0.0f32; n * d];
+                let mut zeros = 0;
+                for (x, out) in x.chunks(d).zip(want.chunks_mut(d)) {
+                    zeros += usize::from(plain(x, out, policy));
+                }
+                let mut one = vec![f32::NAN; n * d];
+                for (x, out) in x.chunks(d).zip(one.chunks_mut(d)) {
+                    normalize_row(x, out, policy);
+                }
+                let mut got = vec![f32::NAN; n * d];
+                assert_eq!(normalize_rows_into(&x, &mut got, d, policy), zeros);
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&one), bits(&want), "{n} x {d} {policy:?}: one row");
+                assert_eq!(bits(&got), bits(&want), "{n} x {d} {policy:?}: grouped");
+            }
+        }
     }
 
     #[test]

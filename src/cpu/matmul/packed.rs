@@ -19,7 +19,7 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use super::super::normalize::{normalize_row, NormPolicy};
+use super::super::normalize::{normalize_rows_into, NormPolicy};
 use super::super::par;
 use super::workspace;
 use crate::tokens::Tokens;
@@ -162,11 +162,9 @@ impl Syrk {
                 Rows::Normalized(u) => &u[first * d..(first + valid) * d],
                 Rows::Tokens(tokens, policy) => {
                     normalized = workspace::take(valid * d);
-                    for (i, out) in normalized.chunks_exact_mut(d).enumerate() {
-                        if normalize_row(tokens.row(first + i), out, *policy) {
-                            zero_rows.fetch_add(1, Ordering::Relaxed);
-                        }
-                    }
+                    let x = tokens.rows(first, first + valid).data();
+                    let zeros = normalize_rows_into(x, &mut normalized, d, *policy);
+                    zero_rows.fetch_add(zeros, Ordering::Relaxed);
                     &normalized[..]
                 }
             };
