@@ -662,8 +662,9 @@ fn policy_name(p: NormPolicy) -> &'static str {
 #[wasm_bindgen]
 impl Prepared {
     /// The split, or `null` when the call runs in one thread: `{ policy, n, d, block,
-    /// keepTiles, threads, tiles, tileLen }` (`tiles` tiles of `tileLen` values, taken by
-    /// `threads` threads, this one included, from one shared counter).
+    /// keepTiles, threads, tiles, tileLen, blocks }` (`tiles` tiles of `tileLen` values, taken
+    /// by `threads` threads, this one included, from one shared counter; `blocks` row blocks of
+    /// `block` rows, normalised by whichever thread takes them from a second counter).
     #[wasm_bindgen(getter)]
     pub fn plan(&self) -> JsValue {
         let Some(p) = &self.plan else {
@@ -678,6 +679,7 @@ impl Prepared {
             ("threads", p.threads),
             ("tiles", p.tiles()),
             ("tileLen", p.tile_len()),
+            ("blocks", p.blocks()),
         ] {
             set(&o, k, JsValue::from_f64(v as f64));
         }
@@ -685,29 +687,155 @@ impl Prepared {
         o.into()
     }
 
-    /// This thread's part of the split, computed here while the workers compute theirs: tiles
-    /// taken from `counter` (an Int32Array on shared memory; `Atomics.add` on its element 0
-    /// hands out tile numbers) until none is left, kept in place for
+    /// Copies the pool's features (f32, as read and checked here) into `out`, the shared
+    /// memory the workers read their rows from: a Float32Array of N x D.
+    #[wasm_bindgen(js_name = writeFeatures)]
+    pub fn write_features(&self, out: Float32Array) -> Result<(), JsValue> {
+        if out.length() as usize != self.pool.feats.len() {
+            return Err(param(
+                "writeFeatures(): out must be a Float32Array of N x D",
+            ));
+        }
+        out.copy_from(&self.pool.feats);
+        Ok(())
+    }
+
+    /// This thread's part of the split, computed here while the workers compute theirs:
+    /// `share` is `{ counter, ready, rows }` on shared memory (below, [`similarity_part`]);
+    /// the row blocks taken from `counter[1]` are normalised here and published, then tiles
+    /// taken from `counter[0]` until none is left, kept in place for
     /// [`JsPruner::run_prepared`].
     #[wasm_bindgen(js_name = computeShare)]
-    pub fn compute_share(&mut self, counter: Int32Array) -> Result<(), JsValue> {
+    pub fn compute_share(&mut self, share: JsValue) -> Result<(), JsValue> {
         let (req, _) = self.pool.request()?;
         let (Some(plan), Some(tokens)) = (&self.plan, req.tokens()) else {
             return Err(param("computeShare(): this call is not split"));
         };
-        let mine = split::Mine::work(tokens, plan, take_from(&counter));
-        self.mine = Some(mine);
+        let mut ex = Caller {
+            shared: Shared::read(&share, plan)?,
+            tokens,
+        };
+        self.mine = Some(split::Mine::work(tokens, plan, &mut ex));
         Ok(())
     }
 }
 
-/// The next tile number from a counter shared by every thread of a split (`None` when it
-/// cannot be read: then this thread takes no more tiles, the others take the rest).
-fn take_from(counter: &Int32Array) -> impl FnMut() -> Option<usize> + '_ {
-    move || {
-        js_sys::Atomics::add(counter, 0, 1)
+/// The shared memory of a split, as every thread sees it: `counter` (an Int32Array: element 0
+/// hands out tile numbers, element 1 row blocks, by `Atomics.add`), `ready` (an Int32Array, one
+/// flag per row block, set by `Atomics.store` once its rows are published) and `rows` (a
+/// Float32Array of N x D, the normalised rows).
+struct Shared {
+    counter: Int32Array,
+    ready: Int32Array,
+    rows: Float32Array,
+    /// Values per row block.
+    block_len: u32,
+}
+
+impl Shared {
+    fn read(share: &JsValue, plan: &split::Plan) -> Result<Shared, JsValue> {
+        let array = |k: &str| Reflect::get(share, &JsValue::from_str(k)).ok();
+        let counter = array("counter")
+            .and_then(|v| v.dyn_into::<Int32Array>().ok())
+            .filter(|c| c.length() >= 2)
+            .ok_or_else(|| param("share: counter must be an Int32Array of 2"))?;
+        let ready = array("ready")
+            .and_then(|v| v.dyn_into::<Int32Array>().ok())
+            .filter(|c| c.length() as usize >= plan.blocks())
+            .ok_or_else(|| {
+                param(format!(
+                    "share: ready must be an Int32Array of {}",
+                    plan.blocks()
+                ))
+            })?;
+        let rows = array("rows")
+            .and_then(|v| v.dyn_into::<Float32Array>().ok())
+            .filter(|a| a.length() as usize == plan.n * plan.d)
+            .ok_or_else(|| param("share: rows must be a Float32Array of N x D"))?;
+        Ok(Shared {
+            counter,
+            ready,
+            rows,
+            block_len: (plan.block * plan.d) as u32,
+        })
+    }
+
+    /// The next number of counter `i` (`None` when it cannot be read: then this thread takes
+    /// no more, the others take the rest).
+    fn next(&self, i: u32) -> Option<usize> {
+        js_sys::Atomics::add(&self.counter, i, 1)
             .ok()
             .and_then(|t| usize::try_from(t).ok())
+    }
+
+    fn publish(&self, b: usize, rows: &[f32]) {
+        let a = b as u32 * self.block_len;
+        self.rows.subarray(a, a + rows.len() as u32).copy_from(rows);
+        let _ = js_sys::Atomics::store(&self.ready, b as u32, 1);
+    }
+
+    fn fetch(&self, b: usize, out: &mut [f32]) -> bool {
+        let a = b as u32 * self.block_len;
+        let ready = js_sys::Atomics::load(&self.ready, b as u32) == Ok(1);
+        ready && {
+            self.rows.subarray(a, a + out.len() as u32).copy_to(out);
+            true
+        }
+    }
+}
+
+/// The calling thread's side of a split: raw rows from its own copy of the pool.
+struct Caller<'a> {
+    shared: Shared,
+    tokens: &'a crate::Tokens<'a>,
+}
+
+impl split::Exchange for Caller<'_> {
+    fn next_tile(&mut self) -> Option<usize> {
+        self.shared.next(0)
+    }
+    fn next_block(&mut self) -> Option<usize> {
+        self.shared.next(1)
+    }
+    fn raw(&mut self, rows: std::ops::Range<usize>) -> &[f32] {
+        let d = self.tokens.d();
+        &self.tokens.data()[rows.start * d..rows.end * d]
+    }
+    fn publish(&mut self, b: usize, rows: &[f32]) {
+        self.shared.publish(b, rows)
+    }
+    fn fetch(&mut self, b: usize, out: &mut [f32]) -> bool {
+        self.shared.fetch(b, out)
+    }
+}
+
+/// A worker's side of a split: raw rows copied, block by block, from the features the
+/// calling thread wrote to shared memory ([`Prepared::write_features`]).
+struct Worker {
+    shared: Shared,
+    features: Float32Array,
+    d: usize,
+    scratch: Vec<f32>,
+}
+
+impl split::Exchange for Worker {
+    fn next_tile(&mut self) -> Option<usize> {
+        self.shared.next(0)
+    }
+    fn next_block(&mut self) -> Option<usize> {
+        self.shared.next(1)
+    }
+    fn raw(&mut self, rows: std::ops::Range<usize>) -> &[f32] {
+        let (a, b) = ((rows.start * self.d) as u32, (rows.end * self.d) as u32);
+        self.scratch.resize((b - a) as usize, 0.0);
+        self.features.subarray(a, b).copy_to(&mut self.scratch);
+        &self.scratch
+    }
+    fn publish(&mut self, b: usize, rows: &[f32]) {
+        self.shared.publish(b, rows)
+    }
+    fn fetch(&mut self, b: usize, out: &mut [f32]) -> bool {
+        self.shared.fetch(b, out)
     }
 }
 
@@ -720,12 +848,14 @@ fn field(o: &JsValue, k: &str) -> Result<f64, JsValue> {
 }
 
 /// One worker's part of a split similarity stage (run in each CPU thread's own instance of
-/// the module): the tokens normalised as `share.policy` says, then tiles taken from
-/// `share.counter` (an Int32Array on shared memory, the counter the calling thread and every
-/// worker take tile numbers from) until none is left, each computed by the CPU engine's own
-/// kernel ([`split::work`]) and, when `share.keepTiles`, written to its place in
-/// `share.tiles` (a Float32Array of `tiles x block^2` values on shared memory). The maxima of
-/// the tiles taken go to `share.nn` (a Float32Array of N).
+/// the module, [`split::work`]): `features` is the pool as the calling thread wrote it to
+/// shared memory (a Float32Array of N x D). Row blocks taken from `share.counter[1]` are
+/// normalised as `share.policy` says and published to `share.rows` (flagged in `share.ready`);
+/// the others are copied from there (or normalised here when not yet published); then tiles
+/// taken from `share.counter[0]` until none is left, each computed by the CPU engine's own
+/// kernel and, when `share.keepTiles`, written to its place in `share.tiles` (a Float32Array
+/// of `tiles x block^2` values on shared memory). The maxima of the tiles taken go to
+/// `share.nn` (a Float32Array of N).
 #[wasm_bindgen(js_name = similarityPart)]
 pub fn similarity_part(features: JsValue, share: JsValue) -> Result<(), JsValue> {
     let (n, d) = (
@@ -760,10 +890,7 @@ pub fn similarity_part(features: JsValue, share: JsValue) -> Result<(), JsValue>
         threads: 1,
     };
     let array = |k: &str| Reflect::get(&share, &JsValue::from_str(k)).ok();
-    let counter = array("counter")
-        .and_then(|v| v.dyn_into::<Int32Array>().ok())
-        .filter(|c| c.length() >= 1)
-        .ok_or_else(|| param("share: counter must be an Int32Array"))?;
+    let shared = Shared::read(&share, &plan)?;
     let nn_out = array("nn")
         .and_then(|v| v.dyn_into::<Float32Array>().ok())
         .filter(|a| a.length() as usize == n)
@@ -778,14 +905,11 @@ pub fn similarity_part(features: JsValue, share: JsValue) -> Result<(), JsValue>
                 .ok_or_else(|| param(format!("share: tiles must be a Float32Array of {want}")))?,
         ),
     };
-    // Every tile already taken (this worker started late): nothing to copy or compute.
-    let taken = js_sys::Atomics::load(&counter, 0).unwrap_or(0);
-    if usize::try_from(taken).is_ok_and(|t| t >= plan.tiles()) {
-        nn_out.fill(f32::NEG_INFINITY, 0, n as u32);
-        return Ok(());
-    }
-    let feats = floats(&features, "features")?;
-    let tokens = Tokens::new(&feats, n, d).map_err(js_err)?;
+    let features = features
+        .dyn_into::<Float32Array>()
+        .ok()
+        .filter(|a| a.length() as usize == n * d)
+        .ok_or_else(|| param("features: a Float32Array of N x D on shared memory"))?;
     let size = plan.tile_len() as u32;
     let put = |t: usize, tile: &[f32]| {
         if let Some(out) = &tiles_out {
@@ -793,7 +917,13 @@ pub fn similarity_part(features: JsValue, share: JsValue) -> Result<(), JsValue>
             out.subarray(a, a + size).copy_from(&tile[..size as usize]);
         }
     };
-    let (nn, _) = split::work(&tokens, &plan, take_from(&counter), put);
+    let mut ex = Worker {
+        shared,
+        features,
+        d,
+        scratch: Vec::new(),
+    };
+    let nn = split::work(&plan, &mut ex, put);
     nn_out.copy_from(&nn);
     Ok(())
 }

@@ -138,6 +138,14 @@ fn divide(out: &mut [f32], sum: f32, inv: f32, policy: NormPolicy) {
     }
 }
 
+/// The zero rows of `tokens` as [`normalize_row`] counts them (every value below
+/// `f32::MIN_POSITIVE` in magnitude), without normalising: a row is left at its first normal value.
+pub(crate) fn zero_row_count(tokens: &Tokens) -> usize {
+    (0..tokens.n())
+        .filter(|&r| tokens.row(r).iter().all(|v| v.abs() < f32::MIN_POSITIVE))
+        .count()
+}
+
 /// Normalises every row; returns the matrix and the number of zero rows.
 pub(crate) fn normalize_rows(tokens: &Tokens, policy: NormPolicy) -> (Vec<f32>, usize) {
     let d = tokens.d();

@@ -291,14 +291,14 @@ export class LocalPruner {
     // The workers start on the tiles, this thread takes tiles from the same counter meanwhile.
     let call;
     try {
-      call = this.#threads.run(plan, args.features);
+      call = this.#threads.run(plan, (view) => prepared.writeFeatures(view));
     } catch (e) {
       prepared.free();
       throw e;
     }
     call.done.catch(() => {}); // awaited below, or dropped when this thread's part fails
     try {
-      this.#sync(during, () => prepared.computeShare(call.counter));
+      this.#sync(during, () => prepared.computeShare({ counter: call.counter, ready: call.ready, rows: call.rows }));
       await call.done;
     } catch (e) {
       call.release();

@@ -3,10 +3,12 @@
 // module (stable Rust builds no wasm std with atomics, so the instances share no memory).
 //
 // A call whose similarity stage is worth splitting (the Rust side plans it: `prepare()`)
-// sends the tokens once, in a SharedArrayBuffer, to every worker. The calling thread and the
-// workers then take tiles of the similarity, one at a time, from a counter in that shared
-// memory (Atomics) until none is left: a thread that starts late or runs on a busier core
-// takes fewer. Workers compute theirs with the CPU engine's own kernel (`similarityPart()`)
+// writes the tokens once, in a SharedArrayBuffer, for every worker. The calling thread and the
+// workers then take row blocks to normalise from one counter in that shared memory (Atomics),
+// publishing each there for the others, and tiles of the similarity from another, one at a
+// time until none is left: a thread that starts late or runs on a busier core takes fewer. No
+// thread waits for another: a block not yet published when a thread needs it is normalised
+// there too. Workers compute their tiles with the CPU engine's own kernel (`similarityPart()`)
 // and write them into the shared memory; the caller computes its tiles in place in its own
 // instance (`computeShare()`), copies in the workers' and runs the greedy loop
 // (`runPrepared()`). N threads are the caller and N - 1 workers. Same selection as one
@@ -124,30 +126,47 @@ export class Threads {
   }
 
   /**
-   * Starts the workers on `plan` (from `prepare()`) for `features` (a Float32Array or
-   * Uint16Array snapshot): `{ counter, done, nns, tiles, release }`. Every worker takes tiles
-   * from `counter` (an Int32Array on shared memory) until none is left, writing each to its
-   * place in `tiles` and its maxima to its `nns` entry; the caller takes tiles from the same
-   * counter meanwhile (`computeShare(counter)`), so whoever is faster takes more. `done`
-   * resolves when every worker has finished; the arrays, views of shared memory, stay valid
-   * until `release()` (call it once they are joined, or dropped). The features are copied
-   * once, now, into the shared memory every worker reads.
+   * Starts the workers on `plan` (from `prepare()`): `{ counter, ready, rows, done, nns,
+   * tiles, release }`. `writeFeatures(view)` fills a Float32Array of N x D on shared memory
+   * with the pool (`prepared.writeFeatures`), now, before any worker starts. Every thread
+   * (workers, and the caller meanwhile: `computeShare({ counter, ready, rows })`) first takes
+   * row blocks from `counter[1]`, normalises them and publishes them to `rows` (flagging each
+   * in `ready`), copies the blocks others published, then takes tiles from `counter[0]` until
+   * none is left; a worker writes each tile to its place in `tiles` and its maxima to its
+   * `nns` entry. `done` resolves when every worker has finished; the arrays, views of shared
+   * memory, stay valid until `release()` (call it once they are joined, or dropped).
    */
-  run(plan, features) {
+  run(plan, writeFeatures) {
     const channels = this.#channels;
     if (!channels) throw new Error('tokenprune: the threads were ended');
-    const { policy, n, d, block, keepTiles } = plan;
-    // One shared buffer: the counter, the features, the tiles region, each worker's maxima.
-    const featureBytes = Math.ceil(features.byteLength / 16) * 16;
+    const { policy, n, d, block, keepTiles, blocks } = plan;
+    // One shared buffer: the two counters, the block flags, the features, the normalised
+    // rows, the tiles region, each worker's maxima.
+    const pad16 = (b) => Math.ceil(b / 16) * 16;
+    const values = n * d;
+    const flagsAt = 16;
+    const featuresAt = flagsAt + pad16(4 * blocks);
+    const rowsAt = featuresAt + pad16(4 * values);
+    const tilesAt = rowsAt + pad16(4 * values);
     const tileValues = keepTiles ? plan.tiles * plan.tileLen : 0;
-    const bytes = 16 + featureBytes + 4 * (tileValues + channels.length * n);
+    const nnsAt = tilesAt + 4 * tileValues;
+    const bytes = nnsAt + 4 * channels.length * n;
     const { arena, release: free } = this.#take(bytes);
-    const counter = new Int32Array(arena, 0, 1);
+    const counter = new Int32Array(arena, 0, 2);
     Atomics.store(counter, 0, 0);
-    const shared = new features.constructor(arena, 16, features.length);
-    shared.set(features);
-    const tiles = new Float32Array(arena, 16 + featureBytes, tileValues);
-    const nns = channels.map((_, i) => new Float32Array(arena, 16 + featureBytes + 4 * (tileValues + i * n), n));
+    Atomics.store(counter, 1, 0);
+    const ready = new Int32Array(arena, flagsAt, blocks);
+    ready.fill(0);
+    const features = new Float32Array(arena, featuresAt, values);
+    try {
+      writeFeatures(features);
+    } catch (e) {
+      free();
+      throw e;
+    }
+    const rows = new Float32Array(arena, rowsAt, values);
+    const tiles = new Float32Array(arena, tilesAt, tileValues);
+    const nns = channels.map((_, i) => new Float32Array(arena, nnsAt + 4 * i * n, n));
     const fail = testing.failNext;
     testing.failNext = null;
     // Node.js: the threads keep the process alive only while they work for a call.
@@ -157,9 +176,9 @@ export class Threads {
     };
     const done = Promise.all(
       channels.map((c, i) => {
-        const share = { policy, n, d, block, keepTiles, counter, nn: nns[i], tiles };
+        const share = { policy, n, d, block, keepTiles, counter, ready, rows, nn: nns[i], tiles };
         if (fail && i === channels.length - 1) share.fail = fail;
-        return c.call('similarityPart', { features: shared, share });
+        return c.call('similarityPart', { features, share });
       }),
     );
     done.then(settled, settled);
@@ -176,9 +195,10 @@ export class Threads {
       callerDone = true;
       freeWhenBoth();
     };
-    // The caller's counter: the shared one, or (test hook) one with every tile already taken.
-    const mine = testing.workersOnly ? new Int32Array([plan.tiles]) : counter;
-    return { counter: mine, done, nns, tiles, release };
+    // The caller's counters: the shared ones, or (test hook) ones with every tile and row
+    // block already taken.
+    const mine = testing.workersOnly ? new Int32Array([plan.tiles, blocks]) : counter;
+    return { counter: mine, ready, rows, done, nns, tiles, release };
   }
 
   /** Shared memory for a call of `bytes`: the kept buffer when no call holds it, else (or when too large to keep) a fresh one. */

@@ -106,20 +106,7 @@ export async function runSuite(expectBackend) {
   const imp = Float32Array.from({ length: n }, (_, i) => Math.cos(i * 3.7));
 
   results.push(await check('f16 input (Uint16Array bits) equals f32 of the same values', async () => {
-    const f32 = new Float32Array(x.length);
-    const bits = new Uint16Array(x.length);
-    const view = new DataView(new ArrayBuffer(4));
-    for (let i = 0; i < x.length; i++) {
-      // round to f16 by hand (values in (-1, 1), normal range): keep 10 mantissa bits
-      view.setFloat32(0, x[i]);
-      const b = view.getUint32(0);
-      const sign = b >>> 31, exp = ((b >>> 23) & 0xff) - 127, mant = b & 0x7fffff;
-      if (exp < -14) { bits[i] = sign << 15; f32[i] = sign ? -0 : 0; continue; }
-      let m = Math.round(mant / 8192), e = exp + 15;
-      if (m === 1024) { m = 0; e += 1; }
-      bits[i] = (sign << 15) | (e << 10) | m;
-      f32[i] = (sign ? -1 : 1) * 2 ** (e - 15) * (1 + m / 1024);
-    }
+    const { f32, bits } = toF16(x);
     const a = await pruner.prune(bits, { n, d, method: 'divprune', keep: 10 });
     const b = await pruner.prune(f32, { n, d, method: 'divprune', keep: 10 });
     assert(same([...a.order], [...b.order]), `${[...a.order]} vs ${[...b.order]}`);
@@ -413,6 +400,25 @@ export async function runAdapterChecks(kind) {
 // The CPU engine's threads (issue 14.4), on a cross-origin isolated page.
 
 /** Pools for the threads: sizes around the tile and thread counts, zero rows, duplicates. */
+/** `x` (values in (-1, 1)) rounded to f16 by hand: `{ bits }` (Uint16Array) and `{ f32 }` of the same values. */
+function toF16(x) {
+  const f32 = new Float32Array(x.length);
+  const bits = new Uint16Array(x.length);
+  const view = new DataView(new ArrayBuffer(4));
+  for (let i = 0; i < x.length; i++) {
+    // keep 10 mantissa bits (normal range; below it, zero)
+    view.setFloat32(0, x[i]);
+    const b = view.getUint32(0);
+    const sign = b >>> 31, exp = ((b >>> 23) & 0xff) - 127, mant = b & 0x7fffff;
+    if (exp < -14) { bits[i] = sign << 15; f32[i] = sign ? -0 : 0; continue; }
+    let m = Math.round(mant / 8192), e = exp + 15;
+    if (m === 1024) { m = 0; e += 1; }
+    bits[i] = (sign << 15) | (e << 10) | m;
+    f32[i] = (sign ? -1 : 1) * 2 ** (e - 15) * (1 + m / 1024);
+  }
+  return { f32, bits };
+}
+
 function threadPools() {
   const pool = (n, d, seed) => Float32Array.from({ length: n * d }, (_, i) => Math.sin((i + seed) * 12.9898) * 43758.5453 % 1);
   const out = [];
@@ -462,6 +468,13 @@ export async function runThreadChecks() {
             const split = opts.keep !== undefined && opts.keep < n && n >= 2;
             assert(split ? b.threads >= 1 && b.threads <= t : b.threads === 1, `${what}: ran on ${b.threads} threads`);
             if (n >= 300 && split) assert(b.threads === t, `${what}: ran on ${b.threads} threads`);
+            calls++;
+          }
+          if (n >= 300) {
+            // f16 input (Uint16Array bits): the threads read the pool as the caller converted it.
+            const { bits } = toF16(x);
+            const [a, b] = [await one.prune(bits, { n, d, keep: k }), await p.prune(bits, { n, d, keep: k })];
+            assert(sameResult(a, b) && b.threads === t, `f16 ${n} x ${d} on ${t} threads differs (${b.threads})`);
             calls++;
           }
         }
