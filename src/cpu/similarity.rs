@@ -24,7 +24,7 @@ use crate::tokens::Tokens;
 /// the wasm build (the register-blocked loop of [`dot_rows`], which rereads a tile's column
 /// rows for every 4 rows) small tiles: 32 rows below 1024 tokens, 64 from there (measured in
 /// Node.js, one thread, same run, against the 128 / 256 before: 576 x 1024 11 % faster,
-/// 2304 x 1024 and 4608 x 1024 4-20 %). Elsewhere (the `gemm` crate, which packs its operands
+/// 2304 x 1024 about 18 %, 4608 x 1024 12 %). Elsewhere (the `gemm` crate, which packs its operands
 /// per call) 256 for large pools, 128 below 1024 tokens.
 pub(crate) fn block_for(n: usize) -> usize {
     if Isa::detect().is_some() {

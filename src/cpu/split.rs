@@ -3,12 +3,14 @@
 //! with atomics, so the instances cannot share one linear memory).
 //!
 //! [`plan`] decides whether a call is split and cuts the pool into tiles. Every instance (the
-//! calling one and each worker) then runs [`work`]: it takes tiles one at a time from a counter
-//! they all share (a SharedArrayBuffer in the browser) until none is left, so a thread that
-//! starts late or runs on a busier core simply takes fewer tiles. Each tile is computed by the
-//! single-threaded engine's own kernel from the same normalised rows; the calling instance
-//! keeps its tiles in place ([`Mine`]), [`join`]s the others' (copied from shared memory) and
-//! runs the greedy loop on them, handed over for one call by [`with_given`]. Maxima do not
+//! calling one and each worker) then runs [`work`]: it normalises the row blocks it takes from
+//! one counter they all share (a SharedArrayBuffer in the browser) and publishes them, copies
+//! the blocks the others published ([`Exchange`]), then takes tiles one at a time from a second
+//! counter until none is left, so a thread that starts late or runs on a busier core simply
+//! takes fewer. Each tile is computed by the single-threaded engine's own kernel from the same
+//! normalised rows (a block normalised twice is the same bits); the calling instance keeps its
+//! tiles in place ([`Mine`]), [`join`]s the others' (copied from shared memory) and runs the
+//! greedy loop on them, handed over for one call by [`with_given`]. Maxima do not
 //! depend on the order they are taken in, so the selection is bit for bit the single-threaded
 //! one. The greedy loop itself (K dependent steps) stays in one instance.
 //!
@@ -30,9 +32,10 @@ use crate::tokens::Tokens;
 use crate::Request;
 
 /// Below this many multiply-adds in the similarity tiles (`N^2 D / 2`) a split does not pay
-/// for itself: about 3.5 ms of a split call cannot be split (BENCHMARKS.md, "Threaded wasm CPU
-/// engine"). Measured in Chromium on 2 cores: DivPrune 576 x 256 (42 M) ran 0.82x as fast on 2
-/// threads (static shares), 576 x 1024 (170 M) 1.41x (shared counter).
+/// for itself: about 1 ms of a split call runs in one thread and 0.65 ms more is the split's own
+/// cost (BENCHMARKS.md, "Threaded wasm CPU engine"). Measured in Chromium on 2 cores: DivPrune
+/// 576 x 256 (42 M) ran 0.82x as fast on 2 threads (static shares), 576 x 1024 (170 M)
+/// 1.31-2.19x (shared counters, the machine's ceiling moving between 0.97x and 1.91x).
 pub(crate) const MIN_SPLIT_MADDS: u64 = 1 << 27;
 
 /// How many tile multiply-adds one multiply-add of an IDPruner pass costs in the wasm build
