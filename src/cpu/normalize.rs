@@ -10,8 +10,22 @@
 //! A zero row stays zero under both: cosine 0 with every token, i.e. DivPrune distance 1. A row
 //! whose values are all below `f32::MIN_POSITIVE` (only subnormals) counts as a zero row too,
 //! on every backend: GPUs may flush subnormals to zero, so this is the one policy all can keep.
+//! The other methods' rules ([`Eps`], [`super::rownorm`]) run through the same code.
 
 use crate::tokens::Tokens;
+
+/// The epsilon rule of a row normalisation (`||x||` is the row's L2 norm).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Eps {
+    /// `x / ||x||`.
+    Plain,
+    /// `x / sqrt(sum x^2 + e)`.
+    AddSquared(f32),
+    /// `x / max(||x||, e)`.
+    Clamp(f32),
+    /// `x / (||x|| + e)`.
+    AddNorm(f32),
+}
 
 /// Which epsilon policy to apply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,6 +34,16 @@ pub(crate) enum NormPolicy {
     DivPrune,
     /// `x / (||x|| + 1e-8)`.
     IdPruner,
+}
+
+impl NormPolicy {
+    /// The rule: DivPrune `Clamp(1e-12)`, IDPruner `AddNorm(1e-8)`.
+    pub(crate) fn eps(self) -> Eps {
+        match self {
+            NormPolicy::DivPrune => Eps::Clamp(1e-12),
+            NormPolicy::IdPruner => Eps::AddNorm(1e-8),
+        }
+    }
 }
 
 /// The power of two `2^-e` that brings `max_abs` into [1, 2) (1 for a zero row).
@@ -36,6 +60,11 @@ pub(crate) fn pow2_scale(max_abs: f32) -> f32 {
 /// Normalises one row into `out`; returns true when it is a zero row (all |x| below
 /// `f32::MIN_POSITIVE`), which becomes the zero vector.
 pub(crate) fn normalize_row(x: &[f32], out: &mut [f32], policy: NormPolicy) -> bool {
+    normalize_row_eps(x, out, policy.eps())
+}
+
+/// [`normalize_row`] under any [`Eps`] rule.
+pub(crate) fn normalize_row_eps(x: &[f32], out: &mut [f32], eps: Eps) -> bool {
     let Some(inv) = scale_into(x, out) else {
         return true;
     };
@@ -43,7 +72,7 @@ pub(crate) fn normalize_row(x: &[f32], out: &mut [f32], policy: NormPolicy) -> b
     for &o in out.iter() {
         sum += o * o;
     }
-    divide(out, sum, inv, policy);
+    divide(out, sum, inv, eps);
     false
 }
 
@@ -55,12 +84,7 @@ const GROUP: usize = 8;
 /// time: a row's sum of squares is one chain of dependent additions in index order, so eight
 /// rows interleaved run eight chains side by side instead of one after another (the sum order
 /// of each row, hence its rounding, is unchanged).
-pub(crate) fn normalize_rows_into(
-    x: &[f32],
-    out: &mut [f32],
-    d: usize,
-    policy: NormPolicy,
-) -> usize {
+pub(crate) fn normalize_rows_into(x: &[f32], out: &mut [f32], d: usize, eps: Eps) -> usize {
     assert!(d > 0 && x.len() == out.len() && x.len().is_multiple_of(d));
     let mut zero_rows = 0;
     let mut xs = x.chunks_exact(GROUP * d);
@@ -83,7 +107,7 @@ pub(crate) fn normalize_rows_into(
         }
         for (r, out) in out.chunks_exact_mut(d).enumerate() {
             if inv[r] != 0.0 {
-                divide(out, sum[r], inv[r], policy);
+                divide(out, sum[r], inv[r], eps);
             }
         }
     }
@@ -92,7 +116,7 @@ pub(crate) fn normalize_rows_into(
         .chunks_exact(d)
         .zip(outs.into_remainder().chunks_exact_mut(d))
     {
-        zero_rows += usize::from(normalize_row(x, out, policy));
+        zero_rows += usize::from(normalize_row_eps(x, out, eps));
     }
     zero_rows
 }
@@ -125,13 +149,14 @@ fn scale_into(x: &[f32], out: &mut [f32]) -> Option<f32> {
     Some(inv)
 }
 
-/// Divides a scaled row by its norm under `policy` (`sum`: its sum of squares; `inv`: its
-/// scale, which also scales the epsilon).
-fn divide(out: &mut [f32], sum: f32, inv: f32, policy: NormPolicy) {
-    let norm = sum.sqrt(); // ||x|| * inv
-    let denom = match policy {
-        NormPolicy::DivPrune => norm.max(1e-12 * inv),
-        NormPolicy::IdPruner => norm + 1e-8 * inv,
+/// Divides a scaled row by its norm under `eps` (`sum`: its sum of squares; `inv`: its scale, a
+/// power of two that every quantity carries, so this is the plain formula scaled exactly).
+fn divide(out: &mut [f32], sum: f32, inv: f32, eps: Eps) {
+    let denom = match eps {
+        Eps::Plain => sum.sqrt(),
+        Eps::AddSquared(e) => (sum + e * inv * inv).sqrt(),
+        Eps::Clamp(e) => sum.sqrt().max(e * inv),
+        Eps::AddNorm(e) => sum.sqrt() + e * inv,
     };
     for o in out.iter_mut() {
         *o /= denom;
@@ -148,14 +173,19 @@ pub(crate) fn zero_row_count(tokens: &Tokens) -> usize {
 
 /// Normalises every row; returns the matrix and the number of zero rows.
 pub(crate) fn normalize_rows(tokens: &Tokens, policy: NormPolicy) -> (Vec<f32>, usize) {
-    let d = tokens.d();
-    let mut out = vec![0.0f32; tokens.n() * d];
+    normalize_rows_eps(tokens.data(), tokens.d(), policy.eps())
+}
+
+/// Normalises every row of `x` (`d` values each) under `eps`, in parallel by chunks of rows;
+/// returns the matrix and the number of zero rows.
+pub(crate) fn normalize_rows_eps(x: &[f32], d: usize, eps: Eps) -> (Vec<f32>, usize) {
+    let mut out = vec![0.0f32; x.len()];
+    let d = d.max(1);
     let rows_per_chunk = (1 << 16) / d + 1;
     let zero_rows = std::sync::atomic::AtomicUsize::new(0);
     super::par::chunks_mut(&mut out, rows_per_chunk * d, |c, chunk| {
-        let first = c * rows_per_chunk;
-        let x = tokens.rows(first, first + chunk.len() / d).data();
-        let zeros = normalize_rows_into(x, chunk, d, policy);
+        let first = c * rows_per_chunk * d;
+        let zeros = normalize_rows_into(&x[first..first + chunk.len()], chunk, d, eps);
         zero_rows.fetch_add(zeros, std::sync::atomic::Ordering::Relaxed);
     });
     (out, zero_rows.into_inner())
@@ -226,10 +256,24 @@ mod tests {
                     normalize_row(x, out, policy);
                 }
                 let mut got = vec![f32::NAN; n * d];
-                assert_eq!(normalize_rows_into(&x, &mut got, d, policy), zeros);
+                assert_eq!(normalize_rows_into(&x, &mut got, d, policy.eps()), zeros);
                 let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
                 assert_eq!(bits(&one), bits(&want), "{n} x {d} {policy:?}: one row");
                 assert_eq!(bits(&got), bits(&want), "{n} x {d} {policy:?}: grouped");
+            }
+            // The other methods' rules (their formulas: super::rownorm's tests): grouped rows
+            // equal one row at a time.
+            for eps in [Eps::Plain, Eps::AddSquared(1e-6), Eps::Clamp(1e-8)] {
+                let mut one = vec![f32::NAN; n * d];
+                let zeros: usize = x
+                    .chunks(d)
+                    .zip(one.chunks_mut(d))
+                    .map(|(x, out)| usize::from(normalize_row_eps(x, out, eps)))
+                    .sum();
+                let mut got = vec![f32::NAN; n * d];
+                assert_eq!(normalize_rows_into(&x, &mut got, d, eps), zeros);
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&got), bits(&one), "{n} x {d} {eps:?}");
             }
         }
     }

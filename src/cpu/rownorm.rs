@@ -1,7 +1,7 @@
 //! The row normalisations of CDPruner (both variants) and EVS: CPU twin of
 //! `shaders/normalize.wgsl` (its method codes CDPRUNER, CDPRUNER_OPENVINO and EVS; one
-//! workgroup per row there, the squares summed in a tree order). Same power-of-two
-//! scaling as [`super::normalize`] (exact, so each result equals the plain f32 formula
+//! workgroup per row there, the squares summed in a tree order), run by [`super::normalize`]'s
+//! code: the same power-of-two scaling (exact, so each result equals the plain f32 formula
 //! wherever that formula neither overflows nor underflows), with each method's epsilon rule:
 //! - [`Eps::Plain`] (CDPruner, `x / x.norm()`): `x / ||x||`, no epsilon;
 //! - [`Eps::AddSquared`] (OpenVINO `NormalizeL2`, `EpsMode::ADD`): `x / sqrt(sum x^2 + e)`;
@@ -13,64 +13,17 @@
 //! magnitude is below about 2^-74 has `e` scaled past f32's range and normalises to zero too
 //! (the exact result would be below 1e-19 in magnitude).
 
-use super::normalize::pow2_scale;
-
-/// The epsilon rule of one method's row normalisation.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) enum Eps {
-    /// `x / ||x||`.
-    Plain,
-    /// `x / sqrt(sum x^2 + e)`.
-    AddSquared(f32),
-    /// `x / max(||x||, e)`.
-    Clamp(f32),
-}
-
-/// Normalises one row into `out`; returns true when it is a zero row.
-pub(crate) fn normalize_row_eps(x: &[f32], out: &mut [f32], eps: Eps) -> bool {
-    let max_abs = x.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-    if max_abs < f32::MIN_POSITIVE {
-        out.fill(0.0);
-        return true;
-    }
-    let inv = pow2_scale(max_abs);
-    let mut sum = 0.0f32;
-    for (o, &v) in out.iter_mut().zip(x) {
-        *o = v * inv;
-        sum += *o * *o;
-    }
-    // Every quantity carries the same factor `inv` (a power of two), so this is the plain
-    // formula scaled exactly.
-    let denom = match eps {
-        Eps::Plain => sum.sqrt(),
-        Eps::AddSquared(e) => (sum + e * inv * inv).sqrt(),
-        Eps::Clamp(e) => sum.sqrt().max(e * inv),
-    };
-    for o in out.iter_mut() {
-        *o /= denom;
-    }
-    false
-}
+pub(crate) use super::normalize::Eps;
 
 /// Normalises every row of an `[n, d]` matrix; returns it and the number of zero rows.
 pub(crate) fn normalize_rows_eps(x: &[f32], n: usize, d: usize, eps: Eps) -> (Vec<f32>, usize) {
-    let mut out = vec![0.0f32; n * d];
-    let rows_per_chunk = (1 << 16) / d.max(1) + 1;
-    let zero_rows = std::sync::atomic::AtomicUsize::new(0);
-    super::par::chunks_mut(&mut out, rows_per_chunk * d.max(1), |c, chunk| {
-        let first = c * rows_per_chunk;
-        for (r, row) in chunk.chunks_mut(d).enumerate() {
-            let i = first + r;
-            if normalize_row_eps(&x[i * d..(i + 1) * d], row, eps) {
-                zero_rows.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            }
-        }
-    });
-    (out, zero_rows.into_inner())
+    debug_assert_eq!(x.len(), n * d);
+    super::normalize::normalize_rows_eps(x, d, eps)
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::normalize::normalize_row_eps;
     use super::*;
 
     fn plain(x: &[f32], eps: Eps) -> Vec<f32> {
@@ -79,6 +32,7 @@ mod tests {
             Eps::Plain => sum.sqrt(),
             Eps::AddSquared(e) => (sum + e).sqrt(),
             Eps::Clamp(e) => sum.sqrt().max(e),
+            Eps::AddNorm(e) => sum.sqrt() + e,
         };
         x.iter().map(|v| v / denom).collect()
     }
@@ -86,7 +40,12 @@ mod tests {
     #[test]
     fn equals_the_plain_f32_formula_bit_for_bit() {
         let x: Vec<f32> = (0..77).map(|i| (i as f32 * 0.61).sin() * 3.0).collect();
-        for eps in [Eps::Plain, Eps::AddSquared(1e-6), Eps::Clamp(1e-8)] {
+        for eps in [
+            Eps::Plain,
+            Eps::AddSquared(1e-6),
+            Eps::Clamp(1e-8),
+            Eps::AddNorm(1e-8),
+        ] {
             let mut u = vec![0.0; 77];
             assert!(!normalize_row_eps(&x, &mut u, eps));
             assert_eq!(u, plain(&x, eps), "{eps:?}");

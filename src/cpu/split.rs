@@ -168,7 +168,7 @@ pub(crate) fn work(
     let normalise = |ex: &mut _, b: usize, u: &mut [f32]| {
         let r = rows(b);
         let x = Exchange::raw(ex, r.clone());
-        normalize_rows_into(x, &mut u[r.start * d..r.end * d], d, plan.policy);
+        normalize_rows_into(x, &mut u[r.start * d..r.end * d], d, plan.policy.eps());
     };
     let mut have = vec![false; blocks];
     while let Some(b) = ex.next_block().filter(|&b| b < blocks) {

@@ -163,7 +163,7 @@ impl Syrk {
                 Rows::Tokens(tokens, policy) => {
                     normalized = workspace::take(valid * d);
                     let x = tokens.rows(first, first + valid).data();
-                    let zeros = normalize_rows_into(x, &mut normalized, d, *policy);
+                    let zeros = normalize_rows_into(x, &mut normalized, d, policy.eps());
                     zero_rows.fetch_add(zeros, Ordering::Relaxed);
                     &normalized[..]
                 }
