@@ -13,66 +13,63 @@ use super::pipelines::Pipelines;
 use super::plan::Segment;
 use crate::select::DppRelevance;
 
-/// The buffers of one submission, taken from the engine's pool and given back afterwards.
-pub(crate) struct Buffers {
-    pools: wgpu::Buffer,
-    input: wgpu::Buffer,
-    norm: wgpu::Buffer,
-    sim: wgpu::Buffer,
-    state: wgpu::Buffer,
-    imp: wgpu::Buffer,
-    out: wgpu::Buffer,
-    partials: wgpu::Buffer,
-    steps: wgpu::Buffer,
-    pub readback: wgpu::Buffer,
-    resolve: Option<wgpu::Buffer>,
+/// A submission's set of buffers: one field per [`Role`], each taken from the engine's pool at
+/// its size in the layout (`sizes.<size>`) and all given back together afterwards, plus one for
+/// resolved timestamps when the submission records them.
+macro_rules! buffer_set {
+    (
+        $(#[$doc:meta])*
+        $name:ident for $layout:ty {
+            $($vis:vis $field:ident: $role:ident = $size:ident),* $(,)?
+        }
+    ) => {
+        $(#[$doc])*
+        pub(crate) struct $name {
+            $($vis $field: wgpu::Buffer,)*
+            resolve: Option<wgpu::Buffer>,
+        }
+
+        impl $name {
+            /// Takes every buffer `layout` needs (and one for resolved timestamps).
+            pub(crate) fn take(
+                pool: &BufferPool,
+                device: &wgpu::Device,
+                max_buffer: u64,
+                layout: &$layout,
+                timestamps: bool,
+            ) -> Self {
+                let s = &layout.sizes;
+                let take = |role: Role, size: u64| pool.take(device, max_buffer, role, size);
+                $name {
+                    $($field: take(Role::$role, s.$size),)*
+                    resolve: timestamps.then(|| take(Role::Resolve, 16)),
+                }
+            }
+
+            /// Gives every buffer back to the pool.
+            pub(crate) fn give(self, pool: &BufferPool) {
+                $(pool.give(Role::$role, self.$field);)*
+                if let Some(r) = self.resolve {
+                    pool.give(Role::Resolve, r);
+                }
+            }
+        }
+    };
 }
 
-impl Buffers {
-    /// Takes every buffer `layout` needs (and one for resolved timestamps).
-    pub(crate) fn take(
-        pool: &BufferPool,
-        device: &wgpu::Device,
-        max_buffer: u64,
-        layout: &Layout,
-        timestamps: bool,
-    ) -> Self {
-        let s = &layout.sizes;
-        let take = |role: Role, size: u64| pool.take(device, max_buffer, role, size);
-        Buffers {
-            pools: take(Role::Pools, s.pools),
-            input: take(Role::Input, s.input),
-            norm: take(Role::Norm, s.norm),
-            sim: take(Role::Sim, s.sim),
-            state: take(Role::State, s.state),
-            imp: take(Role::Imp, s.imp),
-            out: take(Role::Out, s.out),
-            partials: take(Role::Partials, s.partials),
-            steps: take(Role::Steps, s.steps),
-            readback: take(Role::Readback, s.readback),
-            resolve: timestamps.then(|| take(Role::Resolve, 16)),
-        }
-    }
-
-    /// Gives every buffer back to the pool.
-    pub(crate) fn give(self, pool: &BufferPool) {
-        for (role, b) in [
-            (Role::Pools, self.pools),
-            (Role::Input, self.input),
-            (Role::Norm, self.norm),
-            (Role::Sim, self.sim),
-            (Role::State, self.state),
-            (Role::Imp, self.imp),
-            (Role::Out, self.out),
-            (Role::Partials, self.partials),
-            (Role::Steps, self.steps),
-            (Role::Readback, self.readback),
-        ] {
-            pool.give(role, b);
-        }
-        if let Some(r) = self.resolve {
-            pool.give(Role::Resolve, r);
-        }
+buffer_set! {
+    /// The buffers of one greedy submission (DivPrune and IDPruner pools).
+    Buffers for Layout {
+        pools: Pools = pools,
+        input: Input = input,
+        norm: Norm = norm,
+        sim: Sim = sim,
+        state: State = state,
+        imp: Imp = imp,
+        out: Out = out,
+        partials: Partials = partials,
+        steps: Steps = steps,
+        pub readback: Readback = readback,
     }
 }
 
@@ -134,117 +131,31 @@ fn put_sim_rows(table: &mut [u8], rows: &SimRows) {
     }
 }
 
-/// The buffers of one DPP submission (`Picks` of CDPruner pools).
-pub(crate) struct DppBuffers {
-    pools: wgpu::Buffer,
-    input: wgpu::Buffer,
-    norm: wgpu::Buffer,
-    sim: wgpu::Buffer,
-    state: wgpu::Buffer,
-    chol: wgpu::Buffer,
-    out: wgpu::Buffer,
-    rounds: wgpu::Buffer,
-    pub readback: wgpu::Buffer,
-    resolve: Option<wgpu::Buffer>,
-}
-
-impl DppBuffers {
-    /// Takes every buffer `l` needs (and one for resolved timestamps).
-    pub(crate) fn take(
-        pool: &BufferPool,
-        device: &wgpu::Device,
-        max: u64,
-        l: &DppLayout,
-        ts: bool,
-    ) -> Self {
-        let take = |role: Role, size: u64| pool.take(device, max, role, size);
-        let s = &l.sizes;
-        DppBuffers {
-            pools: take(Role::Pools, s.pools),
-            input: take(Role::Input, s.input),
-            norm: take(Role::Norm, s.norm),
-            sim: take(Role::Sim, s.sim),
-            state: take(Role::State, s.state),
-            chol: take(Role::Chol, s.chol),
-            out: take(Role::Out, s.out),
-            rounds: take(Role::Steps, s.rounds),
-            readback: take(Role::Readback, s.readback),
-            resolve: ts.then(|| take(Role::Resolve, 16)),
-        }
-    }
-
-    /// Gives every buffer back to the pool.
-    pub(crate) fn give(self, pool: &BufferPool) {
-        for (role, b) in [
-            (Role::Pools, self.pools),
-            (Role::Input, self.input),
-            (Role::Norm, self.norm),
-            (Role::Sim, self.sim),
-            (Role::State, self.state),
-            (Role::Chol, self.chol),
-            (Role::Out, self.out),
-            (Role::Steps, self.rounds),
-            (Role::Readback, self.readback),
-        ] {
-            pool.give(role, b);
-        }
-        if let Some(r) = self.resolve {
-            pool.give(Role::Resolve, r);
-        }
+buffer_set! {
+    /// The buffers of one DPP submission (`Picks` of CDPruner pools).
+    DppBuffers for DppLayout {
+        pools: Pools = pools,
+        input: Input = input,
+        norm: Norm = norm,
+        sim: Sim = sim,
+        state: State = state,
+        chol: Chol = chol,
+        out: Out = out,
+        rounds: Steps = rounds,
+        pub readback: Readback = readback,
     }
 }
 
-/// The buffers of one video submission (EVS and VidCom2 scores).
-pub(crate) struct VideoBuffers {
-    pools: wgpu::Buffer,
-    input: wgpu::Buffer,
-    norm: wgpu::Buffer,
-    stats: wgpu::Buffer,
-    cent: wgpu::Buffer,
-    out: wgpu::Buffer,
-    pub readback: wgpu::Buffer,
-    resolve: Option<wgpu::Buffer>,
-}
-
-impl VideoBuffers {
-    /// Takes every buffer `l` needs (and one for resolved timestamps).
-    pub(crate) fn take(
-        pool: &BufferPool,
-        device: &wgpu::Device,
-        max: u64,
-        l: &VideoLayout,
-        ts: bool,
-    ) -> Self {
-        let take = |role: Role, size: u64| pool.take(device, max, role, size);
-        let s = &l.sizes;
-        VideoBuffers {
-            pools: take(Role::Pools, s.pools),
-            input: take(Role::Input, s.input),
-            norm: take(Role::Norm, s.norm),
-            stats: take(Role::Stats, s.stats),
-            cent: take(Role::Centres, s.cent),
-            out: take(Role::Out, s.out),
-            readback: take(Role::Readback, s.readback),
-            resolve: ts.then(|| take(Role::Resolve, 16)),
-        }
-    }
-
-    /// Gives every buffer back to the pool.
-    pub(crate) fn give(self, pool: &BufferPool) {
-        for (role, b) in [
-            (Role::Pools, self.pools),
-            (Role::Input, self.input),
-            (Role::Norm, self.norm),
-            (Role::Stats, self.stats),
-            (Role::Centres, self.cent),
-            (Role::Out, self.out),
-            (Role::Readback, self.readback),
-        ] {
-            pool.give(role, b);
-        }
-        if let Some(r) = self.resolve {
-            pool.give(Role::Resolve, r);
-        }
+buffer_set! {
+    /// The buffers of one video submission (EVS and VidCom2 scores).
+    VideoBuffers for VideoLayout {
+        pools: Pools = pools,
+        input: Input = input,
+        norm: Norm = norm,
+        stats: Stats = stats,
+        cent: Centres = cent,
+        out: Out = out,
+        pub readback: Readback = readback,
     }
 }
 
