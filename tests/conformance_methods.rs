@@ -23,9 +23,10 @@ use tokenprune::{Budget, CountMode, Grid, Relevance, Split};
 /// The methods as plain calls on a backend's Pruner (the selection must have run there: no
 /// fallback).
 mod m {
+    use super::common::run_on as run;
     use tokenprune::{
-        Budget, CdPruner, CdPrunerOpenVino, CountMode, Grid, Method, Pruner, Relevance, Request,
-        Result, Split, Tokens,
+        Budget, CdPruner, CdPrunerOpenVino, CountMode, Grid, Method, Pruner, Relevance, Result,
+        Split,
     };
 
     /// A video method's kept set: indices (positional), scores, per-frame counts, notes.
@@ -39,24 +40,6 @@ mod m {
 
     /// (selection order, scores, notes).
     pub type Ranked = (Vec<u32>, Vec<f32>, Vec<String>);
-
-    fn run(
-        p: &Pruner,
-        x: &[f32],
-        n: usize,
-        d: usize,
-        grid: Option<Grid>,
-        m: Method,
-        b: Budget,
-    ) -> Result<tokenprune::Selection> {
-        let mut t = Tokens::new(x, n, d)?;
-        if let Some(g) = grid {
-            t = t.with_grid(g)?;
-        }
-        let sel = p.prune_blocking(&Request::new(t, m, b)?)?;
-        assert_eq!(sel.backend, p.backend(), "{}: {:?}", m.name(), sel.notes);
-        Ok(sel)
-    }
 
     fn set(sel: tokenprune::Selection, grid: Grid) -> Set {
         assert_eq!(

@@ -16,7 +16,7 @@ mod common;
 
 use common::{
     cdpruner_minmax_f64, check_against_cpu, gpu, load_f32, random_matrix, replay_cdpruner,
-    replay_cdpruner_openvino, TestBackend, MAX_DEFICIT,
+    replay_cdpruner_openvino, run_on, TestBackend, MAX_DEFICIT,
 };
 use tokenprune::wgpu;
 use tokenprune::{
@@ -380,13 +380,7 @@ fn run(
     m: Method,
     b: Budget,
 ) -> Selection {
-    let mut t = Tokens::new(x, n, d).unwrap();
-    if let Some(g) = grid {
-        t = t.with_grid(g).unwrap();
-    }
-    let sel = p.prune_blocking(&Request::new(t, m, b).unwrap()).unwrap();
-    assert_eq!(sel.backend, p.backend(), "{}: {:?}", m.name(), sel.notes);
-    sel
+    run_on(p, x, n, d, grid, m, b).unwrap()
 }
 
 fn cdpruner(relevance: Relevance, crops: usize) -> Method {

@@ -14,7 +14,27 @@ pub use backends::{check_against_cpu, TestBackend};
 pub use backends::{gpu, set_up_gpu};
 
 use std::path::PathBuf;
-use tokenprune::{Budget, IdPruner, Method, Request, Selection, Tokens};
+use tokenprune::{Budget, Grid, IdPruner, Method, Pruner, Request, Selection, Tokens};
+
+/// Prunes `x` (`n x d`, with `grid` when given) on `p`, which must be the backend that ran it
+/// (no fallback to another engine).
+pub fn run_on(
+    p: &Pruner,
+    x: &[f32],
+    n: usize,
+    d: usize,
+    grid: Option<Grid>,
+    m: Method,
+    b: Budget,
+) -> tokenprune::Result<Selection> {
+    let mut t = Tokens::new(x, n, d)?;
+    if let Some(g) = grid {
+        t = t.with_grid(g)?;
+    }
+    let sel = p.prune_blocking(&Request::new(t, m, b)?)?;
+    assert_eq!(sel.backend, p.backend(), "{}: {:?}", m.name(), sel.notes);
+    Ok(sel)
+}
 
 /// The tie-aware tolerance of SPEC "Conformance".
 pub const MAX_DEFICIT: f64 = 1e-5;
