@@ -154,8 +154,8 @@ pub(crate) trait Exchange {
 /// policy and published, the others fetched (or normalised here when not yet published), then
 /// tiles taken with [`Exchange::next_tile`] until none is left, each folded into the maxima
 /// and, when the plan keeps tiles, handed to `put(tile number, tile)`. Returns the maxima of
-/// the tiles taken here (`-inf` elsewhere). An instance that finds every tile taken reads no
-/// rows at all.
+/// the tiles taken here (`-inf` elsewhere). An instance that finds every tile taken fetches
+/// no rows (it still normalises and publishes the blocks it takes).
 pub(crate) fn work(
     plan: &Plan,
     ex: &mut impl Exchange,
