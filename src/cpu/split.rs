@@ -33,10 +33,11 @@ use crate::Request;
 
 /// Below this many multiply-adds in the similarity tiles (`N^2 D / 2`) a split does not pay
 /// for itself: about 1 ms of a split call runs in one thread and 0.65 ms more is the split's own
-/// cost (BENCHMARKS.md, "Threaded wasm CPU engine"). Measured in Chromium on 2 cores: DivPrune
-/// 576 x 256 (42 M) ran 0.82x as fast on 2 threads (static shares), 576 x 1024 (170 M)
-/// 1.31-2.19x (shared counters, the machine's ceiling moving between 0.97x and 1.91x).
-pub(crate) const MIN_SPLIT_MADDS: u64 = 1 << 27;
+/// cost (BENCHMARKS.md, "Threaded wasm CPU engine"). Measured in Node.js on 2 cores, 2 threads
+/// against one, median pair ratios of four runs of 40 pairs: DivPrune 576 x 256 (42 M) 1.05-1.20x
+/// (not worth the risk: 0.91x in Chromium), 576 x 512 (85 M) 1.00-1.68x, 576 x 768 (127 M)
+/// 0.95-1.64x, 576 x 1024 (170 M) 1.39-1.77x, the low ends on a busy machine.
+pub(crate) const MIN_SPLIT_MADDS: u64 = 1 << 26;
 
 /// How many tile multiply-adds one multiply-add of an IDPruner pass costs in the wasm build
 /// (a pass is one row against all tokens, bound by memory). Measured in Chromium, one thread,
@@ -584,6 +585,13 @@ mod tests {
         let s = Tokens::new(&small, 64, 16).unwrap();
         let tiny = Request::new(s, Method::DivPrune, crate::Budget::Count(6)).unwrap();
         assert_eq!(plan(&tiny, 2, limit, false), None, "too small to pay");
+        // The threshold (2^26 multiply-adds): 576 x 512 (85 M) is split, 576 x 256 (42 M) not.
+        for (d, split) in [(512, true), (256, false)] {
+            let x = pool(576, d, 4);
+            let t = Tokens::new(&x, 576, d).unwrap();
+            let r = Request::new(t, Method::DivPrune, crate::Budget::Count(58)).unwrap();
+            assert_eq!(plan(&r, 2, limit, false).is_some(), split, "576 x {d}");
+        }
         assert!(plan(&tiny, 2, limit, true).is_some());
         for (budget, method) in [
             (crate::Budget::KeepRatio(0.0), Method::DivPrune),
