@@ -711,9 +711,9 @@ impl Prepared {
         let (Some(plan), Some(tokens)) = (&self.plan, req.tokens()) else {
             return Err(param("computeShare(): this call is not split"));
         };
-        let mut ex = Caller {
+        let mut ex = Side {
             shared: Shared::read(&share, plan)?,
-            tokens,
+            raw: RawRows::Own(tokens),
         };
         self.mine = Some(split::Mine::work(tokens, plan, &mut ex));
         Ok(())
@@ -784,13 +784,26 @@ impl Shared {
     }
 }
 
-/// The calling thread's side of a split: raw rows from its own copy of the pool.
-struct Caller<'a> {
-    shared: Shared,
-    tokens: &'a crate::Tokens<'a>,
+/// Where a thread of a split reads the raw rows it normalises.
+enum RawRows<'a> {
+    /// The calling thread: its own checked copy of the pool.
+    Own(&'a crate::Tokens<'a>),
+    /// A worker: block by block, from the features the calling thread wrote to shared memory
+    /// ([`Prepared::write_features`]).
+    Shared {
+        features: Float32Array,
+        d: usize,
+        scratch: Vec<f32>,
+    },
 }
 
-impl split::Exchange for Caller<'_> {
+/// One thread's side of a split: the shared memory, and where its raw rows come from.
+struct Side<'a> {
+    shared: Shared,
+    raw: RawRows<'a>,
+}
+
+impl split::Exchange for Side<'_> {
     fn next_tile(&mut self) -> Option<usize> {
         self.shared.next(0)
     }
@@ -798,38 +811,22 @@ impl split::Exchange for Caller<'_> {
         self.shared.next(1)
     }
     fn raw(&mut self, rows: std::ops::Range<usize>) -> &[f32] {
-        let d = self.tokens.d();
-        &self.tokens.data()[rows.start * d..rows.end * d]
-    }
-    fn publish(&mut self, b: usize, rows: &[f32]) {
-        self.shared.publish(b, rows)
-    }
-    fn fetch(&mut self, b: usize, out: &mut [f32]) -> bool {
-        self.shared.fetch(b, out)
-    }
-}
-
-/// A worker's side of a split: raw rows copied, block by block, from the features the
-/// calling thread wrote to shared memory ([`Prepared::write_features`]).
-struct Worker {
-    shared: Shared,
-    features: Float32Array,
-    d: usize,
-    scratch: Vec<f32>,
-}
-
-impl split::Exchange for Worker {
-    fn next_tile(&mut self) -> Option<usize> {
-        self.shared.next(0)
-    }
-    fn next_block(&mut self) -> Option<usize> {
-        self.shared.next(1)
-    }
-    fn raw(&mut self, rows: std::ops::Range<usize>) -> &[f32] {
-        let (a, b) = ((rows.start * self.d) as u32, (rows.end * self.d) as u32);
-        self.scratch.resize((b - a) as usize, 0.0);
-        self.features.subarray(a, b).copy_to(&mut self.scratch);
-        &self.scratch
+        match &mut self.raw {
+            RawRows::Own(tokens) => {
+                let d = tokens.d();
+                &tokens.data()[rows.start * d..rows.end * d]
+            }
+            RawRows::Shared {
+                features,
+                d,
+                scratch,
+            } => {
+                let (a, b) = ((rows.start * *d) as u32, (rows.end * *d) as u32);
+                scratch.resize((b - a) as usize, 0.0);
+                features.subarray(a, b).copy_to(scratch);
+                scratch
+            }
+        }
     }
     fn publish(&mut self, b: usize, rows: &[f32]) {
         self.shared.publish(b, rows)
@@ -917,11 +914,13 @@ pub fn similarity_part(features: JsValue, share: JsValue) -> Result<(), JsValue>
             out.subarray(a, a + size).copy_from(&tile[..size as usize]);
         }
     };
-    let mut ex = Worker {
+    let mut ex = Side {
         shared,
-        features,
-        d,
-        scratch: Vec::new(),
+        raw: RawRows::Shared {
+            features,
+            d,
+            scratch: Vec::new(),
+        },
     };
     let nn = split::work(&plan, &mut ex, put);
     nn_out.copy_from(&nn);

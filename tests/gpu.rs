@@ -370,19 +370,6 @@ fn batches_larger_than_a_binding_are_split_into_chunks() {
 
 // ---- CDPruner (both variants), EVS and VidCom2 ----
 
-/// Prunes on `p`, which must be the backend that ran it (no fallback note).
-fn run(
-    p: &Pruner,
-    x: &[f32],
-    n: usize,
-    d: usize,
-    grid: Option<Grid>,
-    m: Method,
-    b: Budget,
-) -> Selection {
-    run_on(p, x, n, d, grid, m, b).unwrap()
-}
-
 fn cdpruner(relevance: Relevance, crops: usize) -> Method {
     Method::CdPruner(CdPruner { relevance, crops })
 }
@@ -429,8 +416,8 @@ fn cdpruner_matches_the_cpu_engine_at_edge_sizes(b: &TestBackend) {
         let a = random_matrix(n, 1, seed + 100);
         let m = cdpruner(Relevance::Raw(&a), 1);
         let r = cdpruner_minmax_f64(&a.iter().map(|&v| v as f64).collect::<Vec<_>>());
-        let want = run(&cpu, &x, n, d, None, m, Budget::Count(k));
-        let got = run(&b.pruner, &x, n, d, None, m, Budget::Count(k));
+        let want = run_on(&cpu, &x, n, d, None, m, Budget::Count(k)).unwrap();
+        let got = run_on(&b.pruner, &x, n, d, None, m, Budget::Count(k)).unwrap();
         let what = format!("{} {n}x{d} K {k}", b.name);
         // K above the numerical rank (9 x 3, K = 8): exactly K unique tokens and the same
         // note, but for the gain it stopped at (rounding noise around 0, e.g. -2e-18).
@@ -476,8 +463,8 @@ fn cdpruner_openvino_matches_the_cpu_engine_at_edge_sizes(b: &TestBackend) {
         let x = random_matrix(n, d, seed);
         let t = random_matrix(1, d, seed + 100);
         let m = openvino(&t, w, false, split);
-        let want = run(&cpu, &x, n, d, None, m, Budget::Count(k));
-        let got = run(&b.pruner, &x, n, d, None, m, Budget::Count(k));
+        let want = run_on(&cpu, &x, n, d, None, m, Budget::Count(k)).unwrap();
+        let got = run_on(&b.pruner, &x, n, d, None, m, Budget::Count(k)).unwrap();
         let what = format!("{} {n}x{d} K {k}", b.name);
         assert_eq!(got.notes, want.notes, "{what}");
         let halves = split == Split::Halves;
@@ -517,8 +504,8 @@ fn video_methods_match_the_cpu_engine_at_edge_sizes(b: &TestBackend) {
             ),
         ] {
             let what = format!("{} {} {t}x{h}x{w}x{d}", b.name, m.name());
-            let want = run(&cpu, &x, n, d, grid, m, budget);
-            let got = run(&b.pruner, &x, n, d, grid, m, budget);
+            let want = run_on(&cpu, &x, n, d, grid, m, budget).unwrap();
+            let got = run_on(&b.pruner, &x, n, d, grid, m, budget).unwrap();
             assert_eq!(got.kept, want.kept, "{what}");
             assert_eq!(got.notes, want.notes, "{what}");
             for (a, c) in got.scores.iter().zip(&want.scores) {
@@ -537,8 +524,8 @@ fn video_methods_match_the_cpu_engine_at_edge_sizes(b: &TestBackend) {
 fn cdpruner_exact_rank_stop_and_relevance_fill(b: &TestBackend) {
     let x = [1.0f32, 0.0, 0.0, 1.0, 1.0, 0.0, 1.0, 0.0, 0.0, 1.0];
     let m = cdpruner(Relevance::Raw(&[0.0; 5]), 1);
-    let want = run(&Pruner::cpu(), &x, 5, 2, None, m, Budget::Count(4));
-    let sel = run(&b.pruner, &x, 5, 2, None, m, Budget::Count(4));
+    let want = run_on(&Pruner::cpu(), &x, 5, 2, None, m, Budget::Count(4)).unwrap();
+    let sel = run_on(&b.pruner, &x, 5, 2, None, m, Budget::Count(4)).unwrap();
     assert_eq!(sel.order, vec![0, 1, 2, 3]);
     assert_eq!(sel.scores, vec![1.0, 1.0, 0.0, 0.0]);
     assert_eq!(sel.notes, want.notes);
@@ -549,7 +536,7 @@ fn cdpruner_exact_rank_stop_and_relevance_fill(b: &TestBackend) {
     );
     let x = [1.0f32, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0];
     let a = [0.0f32, 0.3, 0.9, 0.5];
-    let sel = run(
+    let sel = run_on(
         &b.pruner,
         &x,
         4,
@@ -557,7 +544,8 @@ fn cdpruner_exact_rank_stop_and_relevance_fill(b: &TestBackend) {
         None,
         cdpruner(Relevance::Raw(&a), 1),
         Budget::Count(3),
-    );
+    )
+    .unwrap();
     assert_eq!(sel.order, vec![0, 2, 3]);
     assert!(
         sel.notes.iter().any(|n| n.contains("3 all-zero row")),
@@ -573,14 +561,14 @@ fn cdpruner_openvino_degenerate_gains_and_constant_relevance(b: &TestBackend) {
     let cpu = Pruner::cpu();
     let x = [1.0f32, 0.0].repeat(5);
     let m = openvino(&[1.0, 0.0], 0.5, false, Split::None);
-    let want = run(&cpu, &x, 5, 2, None, m, Budget::Count(4));
-    let sel = run(&b.pruner, &x, 5, 2, None, m, Budget::Count(4));
+    let want = run_on(&cpu, &x, 5, 2, None, m, Budget::Count(4)).unwrap();
+    let sel = run_on(&b.pruner, &x, 5, 2, None, m, Budget::Count(4)).unwrap();
     assert_eq!(sel.order, want.order);
     assert_eq!(sel.notes, want.notes);
     let y = random_matrix(40, 6, 14);
     let zero = openvino(&[0.0; 6], 0.5, false, Split::None);
-    let want = run(&cpu, &y, 40, 6, None, zero, Budget::Count(10));
-    let sel = run(&b.pruner, &y, 40, 6, None, zero, Budget::Count(10));
+    let want = run_on(&cpu, &y, 40, 6, None, zero, Budget::Count(10)).unwrap();
+    let sel = run_on(&b.pruner, &y, 40, 6, None, zero, Budget::Count(10)).unwrap();
     assert_eq!(sel.notes, want.notes);
     assert!(
         sel.notes.iter().any(|n| n.contains("relevance is equal")),
@@ -605,7 +593,7 @@ fn evs_exact_ties_at_the_boundary_and_zero_rows() {
     let mut x = one_hot(&[0, 1, 2, 3]);
     x.extend(one_hot(&[1, 2, 3, 0]));
     x.extend(one_hot(&[1, 2, 3, 0]));
-    let sel = run(
+    let sel = run_on(
         &p,
         &x,
         12,
@@ -613,12 +601,13 @@ fn evs_exact_ties_at_the_boundary_and_zero_rows() {
         Some(Grid::new(3, 2, 2)),
         Method::Evs,
         Budget::Count(6),
-    );
+    )
+    .unwrap();
     assert_eq!(sel.kept, vec![0, 1, 2, 3, 4, 5]);
     assert_eq!(sel.scores, vec![255.0, 255.0, 255.0, 255.0, 1.0, 1.0]);
     // A zero row has cosine 0 with its predecessor: score 1, noted.
     let x = [1.0f32, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0];
-    let sel = run(
+    let sel = run_on(
         &p,
         &x,
         4,
@@ -626,7 +615,8 @@ fn evs_exact_ties_at_the_boundary_and_zero_rows() {
         Some(Grid::new(2, 1, 2)),
         Method::Evs,
         Budget::Count(3),
-    );
+    )
+    .unwrap();
     assert_eq!(sel.kept, vec![0, 1, 2]);
     assert_eq!(sel.scores[2], 1.0);
     assert!(sel.notes[0].contains("1 all-zero row"), "{:?}", sel.notes);
@@ -634,7 +624,7 @@ fn evs_exact_ties_at_the_boundary_and_zero_rows() {
     let (shape, exact) = load_f32("f_exact_576x1024.npy");
     let x = exact[..144 * shape[1]].repeat(3);
     let grid = Some(Grid::new(3, 12, 12));
-    let sel = run(
+    let sel = run_on(
         &p,
         &x,
         432,
@@ -642,7 +632,8 @@ fn evs_exact_ties_at_the_boundary_and_zero_rows() {
         grid,
         Method::Evs,
         Budget::PruneRatio(0.5),
-    );
+    )
+    .unwrap();
     assert_eq!(sel.kept, (0..216).collect::<Vec<u32>>());
 }
 
@@ -667,8 +658,8 @@ fn vidcom2_zero_rows_constant_and_huge_channels() {
     for count in [CountMode::Exact, CountMode::Official] {
         let m = Method::VidCom2 { count };
         let grid = Some(Grid::new(t, h, w));
-        let want = run(&Pruner::cpu(), &x, n, d, grid, m, Budget::KeepRatio(0.4));
-        let sel = run(&p, &x, n, d, grid, m, Budget::KeepRatio(0.4));
+        let want = run_on(&Pruner::cpu(), &x, n, d, grid, m, Budget::KeepRatio(0.4)).unwrap();
+        let sel = run_on(&p, &x, n, d, grid, m, Budget::KeepRatio(0.4)).unwrap();
         assert_eq!(sel.kept, want.kept);
         assert_eq!(sel.notes, want.notes);
         assert!(
@@ -775,7 +766,7 @@ fn new_methods_on_features_already_on_the_gpu() {
             Budget::KeepRatio(0.3),
         ),
     ] {
-        let host = run(&pruner, &x, n, d, Some(grid), m, budget);
+        let host = run_on(&pruner, &x, n, d, Some(grid), m, budget).unwrap();
         let on = DeviceTokens::new(&buf, 1028, n, d)
             .unwrap()
             .with_grid(grid)
@@ -931,7 +922,7 @@ fn non_finite_features_in_a_gpu_buffer_are_rejected_like_host_input() {
         let sel = pruner
             .prune_blocking(&Request::new(on, m, budget).unwrap())
             .unwrap();
-        let host = run(&pruner, &x, n, d, Some(grid), m, budget);
+        let host = run_on(&pruner, &x, n, d, Some(grid), m, budget).unwrap();
         assert_eq!(sel.order, host.order, "{}", m.name());
     }
 }

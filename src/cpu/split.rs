@@ -35,7 +35,7 @@ use crate::Request;
 /// for itself: about 1 ms of a split call runs in one thread and 0.65 ms more is the split's own
 /// cost (BENCHMARKS.md, "Threaded wasm CPU engine"). Measured in Node.js on 2 cores, 2 threads
 /// against one, median pair ratios of four runs of 40 pairs: DivPrune 576 x 256 (42 M) 1.05-1.20x
-/// (not worth the risk: 0.91x in Chromium), 576 x 512 (85 M) 1.00-1.68x, 576 x 768 (127 M)
+/// (within this machine's noise: not split), 576 x 512 (85 M) 1.00-1.68x, 576 x 768 (127 M)
 /// 0.95-1.64x, 576 x 1024 (170 M) 1.39-1.77x, the low ends on a busy machine.
 pub(crate) const MIN_SPLIT_MADDS: u64 = 1 << 26;
 
