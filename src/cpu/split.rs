@@ -40,12 +40,11 @@ use crate::Request;
 pub(crate) const MIN_SPLIT_MADDS: u64 = 1 << 26;
 
 /// How many tile multiply-adds one multiply-add of an IDPruner pass costs in the wasm build
-/// (a pass is one row against all tokens, bound by memory). Measured in Chromium, one thread,
-/// same run, on a loaded machine: IDPruner 576 x 1024 K = 58 (57 passes) in 23.8 ms against
-/// DivPrune's tiles of the same pool in 77.6 ms (0.71 against 0.45 ns per multiply-add); in
-/// the quiet pairs of BENCHMARKS.md 32.7 against 33.6 ms (a factor near 5). The lower figure is
-/// kept: it splits IDPruner only where the Gram surely wins.
-const WASM_PASS_COST: f64 = 1.6;
+/// (a pass is one row against all tokens), fitted to where the Gram split starts to pay:
+/// IDPruner 576 x 1024 in Node.js, one thread against the Gram on 2 threads (forced), same run,
+/// median pair ratios of two runs: 0.84-0.90x at 139 passes, 1.07-1.09x at 179, 1.37-1.38x at
+/// 239 (break-even near 165 passes: `576 / 2 / 2 = 144 < 165 x 0.87`).
+const WASM_PASS_COST: f64 = 0.9;
 
 /// How a request's similarity stage is shared out.
 #[derive(Debug, Clone, PartialEq)]
@@ -612,7 +611,7 @@ mod tests {
         assert_eq!(plan(&k58, 2, limit, false), None);
         assert!(
             plan(&k58, 8, limit, false).is_some(),
-            "8 threads: 36 < 57 x 1.6"
+            "8 threads: 36 < 57 x 0.9"
         );
         let one = Request::new(
             t,
