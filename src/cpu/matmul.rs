@@ -48,30 +48,33 @@ pub(crate) fn dot_rows(a: &[f32], b: &[f32], d: usize, out: &mut [f32], ldo: usi
         );
     }
     #[cfg(target_arch = "wasm32")]
-    dot_rows_portable(a, b, d, out, ldo);
-}
-
-/// The portable kernel: 4 x 4 output blocks ([`blocks_4x4`]); each dot product runs in the 4
-/// lanes of a `Vec4` along k (as the WGSL kernels' vec4), the lanes summed at the end. Fewer
-/// than 4 rows of `a` (a GEMV: one row, every streaming greedy step, IDPruner's and CDPruner's
-/// passes) run blocks of their own height ([`few_rows`]) instead of repeating the last row
-/// into all 4 (3 of 4 products thrown away): the same sums in the same order, bit for bit.
-#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
-pub(crate) fn dot_rows_portable(a: &[f32], b: &[f32], d: usize, out: &mut [f32], ldo: usize) {
-    match a.len() / d {
-        1 => few_rows::<1>(a, b, d, out, ldo),
-        2 => few_rows::<2>(a, b, d, out, ldo),
-        3 => few_rows::<3>(a, b, d, out, ldo),
-        _ => blocks_4x4(a, b, d, out, ldo),
+    {
+        if (1..4).contains(&ra) {
+            return few_rows_dyn(a, b, d, out, ldo);
+        }
+        dot_rows_portable(a, b, d, out, ldo);
     }
 }
 
-/// 4 x 4 output blocks, rows past the end of `a` or `b` repeating the last one (their sums are
-/// discarded). A function of its own, not inlined: with the smaller blocks compiled beside it
-/// the similarity tiles ran 2-4 % slower (DivPrune 576 x 1024 and 2304 x 1024, Node.js, same
-/// run).
-#[inline(never)]
-fn blocks_4x4(a: &[f32], b: &[f32], d: usize, out: &mut [f32], ldo: usize) {
+/// [`few_rows`] for the 1-3 rows of `a`, called through `black_box`, an indirect call:
+/// wasm-opt inlines a function with one caller, and merged with the 4 x 4 loop into one
+/// function of 10,000 lines these made the first call in a fresh module 40 % slower (DivPrune
+/// 576 x 1024 in Node.js, medians of 8 processes: 64 against 46 ms).
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+fn few_rows_dyn(a: &[f32], b: &[f32], d: usize, out: &mut [f32], ldo: usize) {
+    type Kernel = fn(&[f32], &[f32], usize, &mut [f32], usize);
+    let kernel: [Kernel; 3] = [few_rows::<1>, few_rows::<2>, few_rows::<3>];
+    std::hint::black_box(kernel[a.len() / d - 1])(a, b, d, out, ldo)
+}
+
+/// The portable kernel: 4 x 4 output blocks; each dot product runs in the 4 lanes of a
+/// `Vec4` along k (as the WGSL kernels' vec4), the lanes summed at the end; rows past the end
+/// of `a` or `b` repeat the last one (their sums are discarded). [`dot_rows`] gives fewer than
+/// 4 rows of `a` (a GEMV: one row, every streaming greedy step, IDPruner's and CDPruner's
+/// passes) to [`few_rows`] instead, which throws no product away: the same sums in the same
+/// order, bit for bit.
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+pub(crate) fn dot_rows_portable(a: &[f32], b: &[f32], d: usize, out: &mut [f32], ldo: usize) {
     const L: usize = 4;
     let (ra, rb) = (a.len() / d, b.len() / d);
     let body = d - d % L;
@@ -266,7 +269,10 @@ mod tests {
                     let (a, b) = (data(ra * d, 5), data(rb * d, 6));
                     let ldo = rb + 2;
                     let mut out = vec![f32::NAN; ra * ldo];
-                    dot_rows_portable(&a, &b, d, &mut out, ldo);
+                    match ra {
+                        1..4 => few_rows_dyn(&a, &b, d, &mut out, ldo),
+                        _ => dot_rows_portable(&a, &b, d, &mut out, ldo),
+                    }
                     for i in 0..ra {
                         for j in 0..rb {
                             let want = reference(&a[i * d..(i + 1) * d], &b[j * d..(j + 1) * d]);
