@@ -43,7 +43,7 @@ pub(crate) const MIN_SPLIT_MADDS: u64 = 1 << 26;
 /// (a pass is one row against all tokens), fitted to where the Gram split starts to pay:
 /// IDPruner 576 x 1024 in Node.js, one thread against the Gram on 2 threads (forced), same run,
 /// median pair ratios of two runs: 0.84-0.90x at 139 passes, 1.07-1.09x at 179, 1.37-1.38x at
-/// 239 (break-even near 165 passes: `576 / 2 / 2 = 144 < 165 x 0.87`).
+/// 239: break-even near 165 passes (`576 / 2 / 2 = 144 = 165 x 0.87`); 0.9 splits from 161.
 const WASM_PASS_COST: f64 = 0.9;
 
 /// How a request's similarity stage is shared out.
