@@ -48,11 +48,19 @@ pub(crate) fn dot_rows(a: &[f32], b: &[f32], d: usize, out: &mut [f32], ldo: usi
         );
     }
     #[cfg(target_arch = "wasm32")]
-    {
-        if (1..4).contains(&ra) {
-            return few_rows_dyn(a, b, d, out, ldo);
-        }
-        dot_rows_portable(a, b, d, out, ldo);
+    dot_rows_portable(a, b, d, out, ldo);
+}
+
+/// The portable kernel (wasm32, and the readable reference): 4 x 4 output blocks
+/// ([`blocks_4x4`]); fewer than 4 rows of `a` (a GEMV: one row, every streaming greedy step,
+/// IDPruner's and CDPruner's passes) run blocks of their own height ([`few_rows`]), which
+/// throw no product away. Every output is the same bits either way: one dot product summed in
+/// one order.
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+pub(crate) fn dot_rows_portable(a: &[f32], b: &[f32], d: usize, out: &mut [f32], ldo: usize) {
+    match a.len() / d {
+        1..4 => few_rows_dyn(a, b, d, out, ldo),
+        _ => blocks_4x4(a, b, d, out, ldo),
     }
 }
 
@@ -67,14 +75,10 @@ fn few_rows_dyn(a: &[f32], b: &[f32], d: usize, out: &mut [f32], ldo: usize) {
     std::hint::black_box(kernel[a.len() / d - 1])(a, b, d, out, ldo)
 }
 
-/// The portable kernel: 4 x 4 output blocks; each dot product runs in the 4 lanes of a
-/// `Vec4` along k (as the WGSL kernels' vec4), the lanes summed at the end; rows past the end
-/// of `a` or `b` repeat the last one (their sums are discarded). [`dot_rows`] gives fewer than
-/// 4 rows of `a` (a GEMV: one row, every streaming greedy step, IDPruner's and CDPruner's
-/// passes) to [`few_rows`] instead, which throws no product away: the same sums in the same
-/// order, bit for bit.
-#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
-pub(crate) fn dot_rows_portable(a: &[f32], b: &[f32], d: usize, out: &mut [f32], ldo: usize) {
+/// 4 x 4 output blocks; each dot product runs in the 4 lanes of a `Vec4` along k (as the WGSL
+/// kernels' vec4), the lanes summed at the end; rows past the end of `a` or `b` repeat the last
+/// one (their sums are discarded).
+fn blocks_4x4(a: &[f32], b: &[f32], d: usize, out: &mut [f32], ldo: usize) {
     const L: usize = 4;
     let (ra, rb) = (a.len() / d, b.len() / d);
     let body = d - d % L;
@@ -131,7 +135,7 @@ fn few_rows<const RI: usize>(a: &[f32], b: &[f32], d: usize, out: &mut [f32], ld
     }
 }
 
-/// One `RI x RJ` output block: `a` holds `RI` rows, `b` `RJ` rows. [`dot_rows_portable`]'s
+/// One `RI x RJ` output block: `a` holds `RI` rows, `b` `RJ` rows. [`blocks_4x4`]'s
 /// own 4 x 4 loop is the same arithmetic written out rather than this at `RI = RJ = 4`: every
 /// layout that routed the tiles through here ran them 2-16 % slower in Node.js (same runs).
 #[inline(always)]
@@ -271,10 +275,7 @@ mod tests {
                     let (a, b) = (data(ra * d, 5), data(rb * d, 6));
                     let ldo = rb + 2;
                     let mut out = vec![f32::NAN; ra * ldo];
-                    match ra {
-                        1..4 => few_rows_dyn(&a, &b, d, &mut out, ldo),
-                        _ => dot_rows_portable(&a, &b, d, &mut out, ldo),
-                    }
+                    dot_rows_portable(&a, &b, d, &mut out, ldo);
                     for i in 0..ra {
                         for j in 0..rb {
                             let want = reference(&a[i * d..(i + 1) * d], &b[j * d..(j + 1) * d]);
