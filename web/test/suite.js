@@ -399,7 +399,6 @@ export async function runAdapterChecks(kind) {
 // ---------------------------------------------------------------------------------------------
 // The CPU engine's threads (issue 14.4), on a cross-origin isolated page.
 
-/** Pools for the threads: sizes around the tile and thread counts, zero rows, duplicates. */
 /** `x` (values in (-1, 1)) rounded to f16 by hand: `{ bits }` (Uint16Array) and `{ f32 }` of the same values. */
 function toF16(x) {
   const f32 = new Float32Array(x.length);
@@ -419,6 +418,7 @@ function toF16(x) {
   return { f32, bits };
 }
 
+/** Pools for the threads: sizes around the tile and thread counts, zero rows, duplicates. */
 function threadPools() {
   const pool = (n, d, seed) => Float32Array.from({ length: n * d }, (_, i) => Math.sin((i + seed) * 12.9898) * 43758.5453 % 1);
   const out = [];
